@@ -1,0 +1,846 @@
+//! The agent: one cycle (SPEC §4) and the two ways to run it — the service loop and
+//! the `--once` check. Single-threaded and synchronous: the loop sleeps in `poll` on
+//! the signal pipe until the next cycle is due, so signals act at once and a slow
+//! cycle skips missed slots instead of bursting to catch up.
+//!
+//! ```text
+//! sample → judge (levels, hysteresis → alert/recovered) → log sample
+//!        → top processes (when cpu or mem ≥ warn) → [actions: later issues]
+//!        → metrics file → state
+//! ```
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::log::{Level, Logger, Target};
+use crate::passwd::{Users, parse_passwd};
+use crate::policy::{self, Kind, Metric, Status};
+use crate::procfs::pid::{cmdline_display, parse_pid_status};
+use crate::procfs::stat::CpuTimes;
+use crate::report;
+use crate::sample::{HostSample, Sampler};
+use crate::scan::Scanner;
+use crate::signals::Signals;
+use crate::state::{self, AtomicFile, Lock, LockOutcome};
+use crate::sys;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Command-line settings that outlive reloads.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: PathBuf,
+    /// `-c` given: the file must exist.
+    pub explicit: bool,
+    pub dry_run: bool,
+    pub log_level: Option<Level>,
+}
+
+impl Options {
+    pub fn load(&self) -> Result<Config, Vec<crate::config::ConfigError>> {
+        let mut cfg = Config::load(&self.config, self.explicit)?;
+        if self.dry_run {
+            cfg.agent.dry_run = true;
+        }
+        if let Some(l) = self.log_level {
+            cfg.agent.log_level = l;
+        }
+        Ok(cfg)
+    }
+}
+
+/// How long the second of two back-to-back samples waits (CPU% needs a window); also
+/// the shortest window saved counters may give, since 100 Hz ticks make a shorter
+/// one meaningless.
+const SHORT_WINDOW_MS: u64 = 250;
+
+/// How much of a command line a `top` event shows.
+const CMDLINE_MAX: usize = 256;
+
+pub struct Agent {
+    opts: Options,
+    cfg: Config,
+    log: Logger,
+    sampler: Sampler,
+    scanner: Scanner,
+    metrics: Vec<Metric>,
+    host: HostSample,
+    users: Users,
+    /// The previous /proc/stat counters and the cycle's CPU% from them.
+    prev_cpu: Option<CpuTimes>,
+    cpu_percent: Option<f64>,
+    btime: Option<u64>,
+    ncpu: u32,
+    ticks_per_sec: u64,
+    page_size: u64,
+    /// Holding the state_dir lock: allowed to act and to write state.
+    lock: Option<Lock>,
+    actions_off: Option<String>,
+    state_file: Option<AtomicFile>,
+    metrics_file: Option<AtomicFile>,
+    /// The hysteresis lines last written, so the service writes state only on change.
+    written: String,
+    scratch: String,
+    /// Last error text per sample source, so a failing source is logged once.
+    source_errors: Vec<Option<String>>,
+    top_idx: Vec<usize>,
+    buf: Vec<u8>,
+    path_buf: Vec<u8>,
+    cycles: u64,
+    last_cycle_seconds: f64,
+    once: bool,
+}
+
+impl Agent {
+    /// Builds the agent from a valid config. Opening sinks and files never fails
+    /// here: what does not work is reported in the start event.
+    pub fn new(opts: Options, cfg: Config, once: bool) -> Agent {
+        let log = Logger::new(&Target::from_config(&cfg, None));
+        let mut agent = Agent {
+            sampler: Sampler::new(&cfg.paths.proc, &cfg.disk.mounts),
+            scanner: Scanner::new(&cfg.paths.proc),
+            metrics: policy::metrics_for(&cfg),
+            host: HostSample::empty(),
+            users: Users::default(),
+            prev_cpu: None,
+            cpu_percent: None,
+            btime: None,
+            ncpu: 1,
+            ticks_per_sec: sys::clock_ticks(),
+            page_size: sys::page_size(),
+            lock: None,
+            actions_off: None,
+            state_file: None,
+            metrics_file: None,
+            written: String::new(),
+            scratch: String::with_capacity(4096),
+            source_errors: Vec::new(),
+            top_idx: Vec::new(),
+            buf: Vec::with_capacity(4096),
+            path_buf: Vec::with_capacity(64),
+            cycles: 0,
+            last_cycle_seconds: 0.0,
+            once,
+            opts,
+            cfg,
+            log,
+        };
+        agent.load_users();
+        agent.open_files();
+        agent
+    }
+
+    fn load_users(&mut self) {
+        match std::fs::read(&self.cfg.paths.passwd) {
+            Ok(bytes) => self.users = Users::new(parse_passwd(&bytes)),
+            Err(e) => {
+                self.users = Users::default();
+                let err = Error::io("read", &self.cfg.paths.passwd, e);
+                self.log
+                    .event(Level::Warn, "error")
+                    .str("what", "passwd")
+                    .display("error", err)
+                    .str("effect", "user names shown as uids")
+                    .emit();
+            }
+        }
+    }
+
+    fn open_files(&mut self) {
+        self.state_file = AtomicFile::new(&self.cfg.agent.state_dir.join("state"), 0o600).ok();
+        self.metrics_file = self
+            .cfg
+            .agent
+            .metrics_file
+            .as_deref()
+            .and_then(|p| AtomicFile::new(p, 0o644).ok());
+    }
+
+    /// Takes the state_dir lock. `Err` is a reason the service cannot start; for
+    /// `--once` every problem only turns actions off.
+    pub fn take_lock(&mut self) -> Result<(), String> {
+        let dir = self.cfg.agent.state_dir.clone();
+        match state::lock(&dir) {
+            Ok((LockOutcome::Acquired(lock), warning)) => {
+                self.lock = Some(lock);
+                if let Some(w) = warning {
+                    self.log
+                        .event(Level::Warn, "error")
+                        .str("what", "state_dir")
+                        .str("error", &w)
+                        .emit();
+                }
+                Ok(())
+            }
+            Ok((LockOutcome::Busy, _)) => {
+                let why = format!("another instance holds {}", dir.join("lock").display());
+                self.actions_off = Some(why.clone());
+                Err(why)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                self.actions_off = Some(why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    fn actor(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    pub fn log_start(&mut self, level: Level) {
+        let caps = self.capabilities();
+        let cfg_name = match &self.cfg.file {
+            Some(p) => p.display().to_string(),
+            None => "built-in defaults".to_string(),
+        };
+        let syslog = self.log.syslog_status();
+        let pressure = self.sampler.pressure_available();
+        let actions = if self.actor() { "on" } else { "off" };
+        let interval = crate::config::value::fmt_duration(self.cfg.agent.interval);
+        let dry_run = if self.cfg.agent.dry_run { "yes" } else { "no" };
+        let users = self.users.len() as u64;
+        let e = self
+            .log
+            .event(level, "start")
+            .str("version", env!("CARGO_PKG_VERSION"))
+            .str("config", &cfg_name)
+            .str("mode", if self.once { "once" } else { "service" })
+            .i64("pid", sys::getpid() as i64)
+            .u64("uid", sys::getuid() as u64)
+            .str("interval", &interval)
+            .str("dry_run", dry_run)
+            .str("syslog", &syslog)
+            .str("pressure", &pressure)
+            .str("caps", &caps)
+            .u64("users", users)
+            .str("actions", actions);
+        match &self.actions_off {
+            Some(why) => e.str("actions_off", why).emit(),
+            None => e.emit(),
+        }
+    }
+
+    /// Effective capabilities of this process, by name, from /proc/self/status.
+    fn capabilities(&mut self) -> String {
+        const NAMES: [(u32, &str); 9] = [
+            (0, "cap_chown"),
+            (1, "cap_dac_override"),
+            (2, "cap_dac_read_search"),
+            (3, "cap_fowner"),
+            (5, "cap_kill"),
+            (6, "cap_setgid"),
+            (7, "cap_setuid"),
+            (19, "cap_sys_ptrace"),
+            (23, "cap_sys_nice"),
+        ];
+        let path = self.cfg.paths.proc.join("self/status");
+        let status = std::fs::read(&path)
+            .ok()
+            .and_then(|b| parse_pid_status(&b).ok());
+        match status {
+            None => format!("unknown (cannot read {})", path.display()),
+            Some(s) => {
+                let names: Vec<&str> = NAMES
+                    .iter()
+                    .filter(|(bit, _)| s.cap_eff >> bit & 1 == 1)
+                    .map(|(_, n)| *n)
+                    .collect();
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(",")
+                }
+            }
+        }
+    }
+
+    /// Restores hysteresis and, when recent, the CPU counters from state_dir.
+    fn restore_state(&mut self) {
+        let Some(file) = &self.state_file else { return };
+        let path = file.path.clone();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.log
+                    .event(Level::Warn, "error")
+                    .str("what", "state")
+                    .display("error", Error::io("read", &path, e))
+                    .emit();
+                return;
+            }
+        };
+        match state::parse_state(&bytes) {
+            Ok(saved) => {
+                saved.restore(&mut self.metrics);
+                self.written.clear();
+                state::format_metrics(&mut self.written, &self.metrics);
+                let now = sys::realtime_ns();
+                let long_enough = now.saturating_sub(saved.saved_ns) >= SHORT_WINDOW_MS * 1_000_000;
+                if let Ok(st) = self.sampler.read_stat()
+                    && long_enough
+                {
+                    self.prev_cpu = saved.recent_cpu(now, st.btime);
+                }
+            }
+            Err(why) => {
+                self.log
+                    .event(Level::Warn, "error")
+                    .str("what", "state")
+                    .path("path", &path)
+                    .str("error", why)
+                    .str("effect", "starting fresh; the file will be replaced")
+                    .emit();
+            }
+        }
+    }
+
+    /// Makes sure there is a previous CPU reading: from state, or a short window now.
+    fn prime_cpu(&mut self, signals: Option<&Signals>) {
+        if self.prev_cpu.is_some() {
+            return;
+        }
+        if let Ok(st) = self.sampler.read_stat() {
+            self.prev_cpu = Some(st.cpu);
+            pause(signals, SHORT_WINDOW_MS);
+        }
+    }
+
+    /// One cycle, SPEC §4 steps 1–3 and 9 (actions slot in between).
+    pub fn cycle(&mut self, signals: Option<&Signals>) {
+        let started = sys::monotonic_ns();
+        self.sampler.sample(&mut self.host);
+        self.judge();
+        if self.actor() {
+            self.transitions();
+        }
+        self.log_sample();
+        self.log_source_errors();
+        if self.actor() && self.needs_scan() {
+            self.top(signals);
+        }
+        self.cycles += 1;
+        if self.actor() {
+            self.write_metrics();
+            if !self.once {
+                self.save_state(false);
+            }
+        }
+        self.last_cycle_seconds = sys::monotonic_ns().saturating_sub(started) as f64 / 1e9;
+    }
+
+    /// Readings → metric values and raw levels.
+    fn judge(&mut self) {
+        let h = &self.host;
+        self.cpu_percent = None;
+        if let Ok(st) = &h.stat {
+            self.cpu_percent = self.prev_cpu.and_then(|p| st.cpu.used_percent_since(&p));
+            self.prev_cpu = Some(st.cpu);
+            self.btime = st.btime;
+            self.ncpu = st.ncpu.max(1);
+        }
+        for m in &mut self.metrics {
+            match m.kind {
+                Kind::Cpu => match (&h.stat, self.cpu_percent) {
+                    (Ok(_), Some(p)) => m.set(Ok(p)),
+                    (Err(e), _) => m.set(Err(e)),
+                    (Ok(_), None) => m.set(Err(&"no earlier CPU sample to compare with")),
+                },
+                Kind::Mem => match &h.mem {
+                    Ok(mem) => match mem.used_percent() {
+                        Some(p) => m.set(Ok(p)),
+                        None => m.set(Err(&"MemTotal is 0")),
+                    },
+                    Err(e) => m.set(Err(e)),
+                },
+                Kind::Swap => match &h.mem {
+                    Ok(mem) => m.set(Ok(mem.swap_used_percent())),
+                    Err(e) => m.set(Err(e)),
+                },
+                Kind::Load => match &h.load {
+                    Ok(l) => m.set(Ok(l.one / self.ncpu as f64)),
+                    Err(e) => m.set(Err(e)),
+                },
+                Kind::Disk | Kind::Inode => {
+                    let i = self
+                        .cfg
+                        .disk
+                        .mounts
+                        .iter()
+                        .position(|p| Some(p) == m.mount.as_ref());
+                    match i.and_then(|i| h.disks.get(i)) {
+                        Some(Ok(d)) if m.kind == Kind::Disk => m.set(Ok(d.used_percent as f64)),
+                        Some(Ok(d)) => match d.inode_percent {
+                            Some(p) => m.set(Ok(p as f64)),
+                            None => m.set(Ok(0.0)),
+                        },
+                        Some(Err(e)) => m.set(Err(e)),
+                        None => m.set(Err(&"not sampled")),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hysteresis → `alert` and `recovered` events.
+    fn transitions(&mut self) {
+        let n = self.cfg.thresholds.for_cycles;
+        for i in 0..self.metrics.len() {
+            let raw = self.metrics[i].raw;
+            let Some((from, to)) = self.metrics[i].hyst.observe(raw, n) else {
+                continue;
+            };
+            let m = &self.metrics[i];
+            let decimals = m.kind.decimals();
+            let value = m.value.unwrap_or(0.0);
+            let e = if to == Status::Ok {
+                self.log
+                    .event(Level::Info, "recovered")
+                    .str("metric", m.kind.name())
+            } else {
+                self.log
+                    .event(Level::Warn, "alert")
+                    .str("metric", m.kind.name())
+                    .str("state", to.name())
+            };
+            let e = match m.mount_text() {
+                Some(mt) => e.str("mount", mt),
+                None => e,
+            };
+            let e = e.num("value", value, decimals);
+            let e = match m.threshold(to) {
+                Some(t) => e.display("threshold", crate::config::value::fmt_number(t)),
+                None => e,
+            };
+            e.str("previous", from.name()).emit();
+        }
+    }
+
+    fn log_sample(&mut self) {
+        let h = &self.host;
+        let mut e = self.log.event(Level::Info, "sample");
+        if let Some(c) = self.cpu_percent {
+            e = e.num("cpu", c, 1);
+        }
+        if let Ok(m) = &h.mem {
+            if let Some(p) = m.used_percent() {
+                e = e.num("mem", p, 1);
+            }
+            e = e.num("swap", m.swap_used_percent(), 1);
+        }
+        if let Ok(l) = &h.load {
+            e = e
+                .num("load1", l.one, 2)
+                .num("load5", l.five, 2)
+                .num("load15", l.fifteen, 2);
+        }
+        for m in &self.metrics {
+            if matches!(m.kind, Kind::Disk | Kind::Inode)
+                && let Some(v) = m.value
+            {
+                e = e.u64(&m.label, v as u64);
+            }
+        }
+        for (kind, p) in ["psi_cpu", "psi_memory", "psi_io"].iter().zip(&h.pressure) {
+            if let Some(p) = p {
+                e = e.num(kind, p.some.avg10, 2);
+            }
+        }
+        e.emit();
+    }
+
+    /// A sample source that fails is logged when it starts failing or its error
+    /// changes, not every cycle.
+    fn log_source_errors(&mut self) {
+        let n = 3 + self.host.disks.len();
+        self.source_errors.resize(n, None);
+        for i in 0..n {
+            let err = match i {
+                0 => self.host.stat.as_ref().err(),
+                1 => self.host.mem.as_ref().err(),
+                2 => self.host.load.as_ref().err(),
+                _ => self.host.disks[i - 3].as_ref().err(),
+            };
+            match err {
+                None => self.source_errors[i] = None,
+                Some(e) => {
+                    let text = e.to_string();
+                    if self.source_errors[i].as_deref() != Some(text.as_str()) {
+                        self.log
+                            .event(Level::Error, "error")
+                            .str("what", "sample")
+                            .str("error", &text)
+                            .emit();
+                        self.source_errors[i] = Some(text);
+                    }
+                }
+            }
+        }
+    }
+
+    fn needs_scan(&self) -> bool {
+        self.cfg.agent.top > 0
+            && self.metrics.iter().any(|m| {
+                matches!(m.kind, Kind::Cpu | Kind::Mem)
+                    && matches!(m.raw, Status::Warning | Status::Critical)
+            })
+    }
+
+    /// Scans processes and logs the top N by CPU% over the window and by RSS.
+    fn top(&mut self, signals: Option<&Signals>) {
+        let clock = if self.once {
+            sys::realtime_ns
+        } else {
+            sys::monotonic_ns
+        };
+        if self.scanner.prev_at_ns.is_none() {
+            if self.once {
+                self.load_procs();
+            }
+            if self.scanner.prev_at_ns.is_none() {
+                if let Err(e) = self.scanner.scan(clock()) {
+                    self.log
+                        .event(Level::Error, "error")
+                        .str("what", "scan")
+                        .display("error", e)
+                        .emit();
+                    return;
+                }
+                pause(signals, SHORT_WINDOW_MS);
+            }
+        }
+        if let Err(e) = self.scanner.scan(clock()) {
+            self.log
+                .event(Level::Error, "error")
+                .str("what", "scan")
+                .display("error", e)
+                .emit();
+            return;
+        }
+        let n = self.cfg.agent.top as usize;
+        let window = self.scanner.window_ns().unwrap_or(0) as f64 / 1e9;
+        let mut idx = std::mem::take(&mut self.top_idx);
+        self.scanner
+            .top_by(n, |s, p| s.ticks_since_prev(p), &mut idx);
+        for (rank, &i) in idx.iter().enumerate() {
+            self.log_top("cpu", rank + 1, i, window);
+        }
+        self.scanner.top_by(n, |_, p| p.rss_pages, &mut idx);
+        for (rank, &i) in idx.iter().enumerate() {
+            self.log_top("rss", rank + 1, i, window);
+        }
+        self.top_idx = idx;
+        if self.once {
+            self.save_procs();
+        }
+    }
+
+    fn log_top(&mut self, by: &str, rank: usize, i: usize, window: f64) {
+        let p = *self.scanner.get(i);
+        let pid = p.pid.to_string();
+        let root = self.cfg.paths.proc.as_os_str().as_bytes();
+        // The owner and command line; a process that exited meanwhile is skipped.
+        let uid = match sys::cpath(
+            &mut self.path_buf,
+            &[root, b"/", pid.as_bytes(), b"/status"],
+        ) {
+            Ok(c) => match read_file(c, &mut self.buf) {
+                Ok(()) => match parse_pid_status(&self.buf) {
+                    Ok(s) => s.uid[0],
+                    Err(_) => return,
+                },
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        let mut cmd = Vec::new();
+        if let Ok(c) = sys::cpath(
+            &mut self.path_buf,
+            &[root, b"/", pid.as_bytes(), b"/cmdline"],
+        ) && read_file(c, &mut self.buf).is_ok()
+        {
+            cmdline_display(&self.buf[..self.buf.len().min(CMDLINE_MAX)], &mut cmd);
+        }
+        let cpu = self
+            .scanner
+            .cpu_percent(&p, self.ticks_per_sec)
+            .unwrap_or(0.0);
+        let name = self.scanner.name(&p).to_vec();
+        let user = self.users.name(uid).map(str::to_owned);
+        let mut e = self
+            .log
+            .event(Level::Info, "top")
+            .str("by", by)
+            .u64("rank", rank as u64)
+            .i64("pid", p.pid as i64)
+            .u64("uid", uid as u64);
+        if let Some(u) = &user {
+            e = e.str("user", u);
+        }
+        e.bytes("name", &name)
+            .num("cpu", cpu, 1)
+            .u64("rss", p.rss_pages.saturating_mul(self.page_size))
+            .num("window", window, 1)
+            .bytes("cmd", &cmd)
+            .emit();
+    }
+
+    fn procs_path(&self) -> PathBuf {
+        self.cfg.agent.state_dir.join("procs")
+    }
+
+    /// Per-process ticks from the previous `--once`, when recent and from this boot.
+    fn load_procs(&mut self) {
+        let path = self.procs_path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        match state::parse_procs(&bytes) {
+            Ok((saved, btime, procs)) => {
+                let window = SHORT_WINDOW_MS * 1_000_000..=state::RECENT_NS;
+                let fresh = sys::realtime_ns()
+                    .checked_sub(saved)
+                    .is_some_and(|a| window.contains(&a));
+                if fresh && Some(btime) == self.btime {
+                    self.scanner.set_prev(procs, saved);
+                }
+            }
+            Err(why) => {
+                self.log
+                    .event(Level::Warn, "error")
+                    .str("what", "state")
+                    .path("path", &path)
+                    .str("error", why)
+                    .emit();
+            }
+        }
+    }
+
+    fn save_procs(&mut self) {
+        let (Some(btime), Ok(file)) = (self.btime, AtomicFile::new(&self.procs_path(), 0o600))
+        else {
+            return;
+        };
+        let ticks: Vec<_> = self
+            .scanner
+            .procs()
+            .iter()
+            .map(|p| crate::scan::PrevTicks {
+                pid: p.pid,
+                start: p.start,
+                ticks: p.ticks,
+            })
+            .collect();
+        state::format_procs(&mut self.scratch, self.scanner.at_ns, btime, &ticks);
+        if let Err(e) = file.write(self.scratch.as_bytes(), true) {
+            self.log
+                .event(Level::Error, "error")
+                .str("what", "state")
+                .display("error", e)
+                .emit();
+        }
+    }
+
+    fn write_metrics(&mut self) {
+        let Some(file) = &self.metrics_file else {
+            return;
+        };
+        let extra = report::Extra {
+            cpu_percent: self.cpu_percent,
+            ncpu: self.ncpu,
+            cycles: self.cycles,
+            wall_ns: sys::realtime_ns(),
+            cycle_seconds: self.last_cycle_seconds,
+        };
+        report::prometheus(&mut self.scratch, &self.metrics, &self.host, &extra);
+        if let Err(e) = file.write(self.scratch.as_bytes(), false) {
+            self.log
+                .event(Level::Error, "error")
+                .str("what", "metrics_file")
+                .display("error", e)
+                .emit();
+        }
+    }
+
+    /// Writes state_dir/state: always when `force` (stop, `--once`), otherwise only
+    /// when the hysteresis counters changed, so a steady service does no disk I/O.
+    fn save_state(&mut self, force: bool) {
+        if !self.actor() {
+            return;
+        }
+        self.scratch.clear();
+        state::format_metrics(&mut self.scratch, &self.metrics);
+        if !force && self.scratch == self.written {
+            return;
+        }
+        std::mem::swap(&mut self.written, &mut self.scratch);
+        let Some(file) = &self.state_file else { return };
+        state::format_state(
+            &mut self.scratch,
+            sys::realtime_ns(),
+            self.btime.unwrap_or(0),
+            self.prev_cpu.as_ref(),
+            &self.metrics,
+        );
+        if let Err(e) = file.write(self.scratch.as_bytes(), true) {
+            self.written.clear();
+            self.log
+                .event(Level::Error, "error")
+                .str("what", "state")
+                .display("error", e)
+                .emit();
+        }
+    }
+
+    /// SIGHUP: a valid file replaces the config and says what changed; an invalid one
+    /// is reported and the agent goes on with the old one. Log files are reopened in
+    /// both cases (logrotate relies on it).
+    fn reload(&mut self) {
+        match self.opts.load() {
+            Ok(new) => {
+                let changed = new.changed_keys(&self.cfg);
+                if new.agent.state_dir != self.cfg.agent.state_dir
+                    && let Err(why) = self.relock(&new.agent.state_dir)
+                {
+                    self.log.reopen(&Target::from_config(&self.cfg, None));
+                    self.log
+                        .event(Level::Error, "config_error")
+                        .str("key", "agent.state_dir")
+                        .str("error", &why)
+                        .str("effect", "kept the old configuration")
+                        .emit();
+                    return;
+                }
+                let old = std::mem::replace(&mut self.cfg, new);
+                self.log.reopen(&Target::from_config(&self.cfg, None));
+                if old.paths.proc != self.cfg.paths.proc || old.disk.mounts != self.cfg.disk.mounts
+                {
+                    self.sampler = Sampler::new(&self.cfg.paths.proc, &self.cfg.disk.mounts);
+                }
+                if old.paths.proc != self.cfg.paths.proc {
+                    self.scanner = Scanner::new(&self.cfg.paths.proc);
+                }
+                let mut metrics = policy::metrics_for(&self.cfg);
+                policy::carry_over(&self.metrics, &mut metrics);
+                self.metrics = metrics;
+                self.load_users();
+                self.open_files();
+                let changed = if changed.is_empty() {
+                    "none".to_string()
+                } else {
+                    changed.join(" ")
+                };
+                let name = self.config_name();
+                self.log
+                    .event(Level::Info, "reload")
+                    .str("config", &name)
+                    .str("changed", &changed)
+                    .emit();
+            }
+            Err(errors) => {
+                self.log.reopen(&Target::from_config(&self.cfg, None));
+                for e in &errors {
+                    self.log
+                        .event(Level::Error, "config_error")
+                        .path("file", &e.file)
+                        .u64("line", e.line as u64)
+                        .str("key", &e.key)
+                        .str("error", &e.message)
+                        .str("effect", "kept the old configuration")
+                        .emit();
+                }
+            }
+        }
+    }
+
+    fn relock(&mut self, dir: &Path) -> Result<(), String> {
+        match state::lock(dir) {
+            Ok((LockOutcome::Acquired(lock), _)) => {
+                self.lock = Some(lock);
+                self.written.clear();
+                Ok(())
+            }
+            Ok((LockOutcome::Busy, _)) => Err(format!(
+                "another instance holds {}",
+                dir.join("lock").display()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn config_name(&self) -> String {
+        self.opts.config.display().to_string()
+    }
+
+    /// The service: cycles until SIGTERM/SIGINT; exit status 0.
+    pub fn run_service(&mut self, signals: &Signals) {
+        self.restore_state();
+        self.prime_cpu(Some(signals));
+        let mut next = sys::monotonic_ns();
+        let reason = loop {
+            if let Some(sig) = signals.stop_requested() {
+                break sig;
+            }
+            if signals.take_hup() {
+                self.reload();
+            }
+            let now = sys::monotonic_ns();
+            if now >= next {
+                self.cycle(Some(signals));
+                let interval = self.cfg.agent.interval.as_nanos().max(1) as u64;
+                next = now + interval;
+                let after = sys::monotonic_ns();
+                if after >= next {
+                    // A slow cycle: skip the slots it overran instead of bursting.
+                    next += (after - next) / interval * interval + interval;
+                }
+                continue;
+            }
+            signals.wait((next - now).div_ceil(1_000_000));
+        };
+        self.save_state(true);
+        self.log
+            .event(Level::Info, "stop")
+            .str("reason", reason)
+            .u64("cycles", self.cycles)
+            .emit();
+    }
+
+    /// `--once`: one cycle; prints the status line and returns the Nagios status.
+    pub fn run_once(&mut self) -> Status {
+        self.restore_state();
+        self.prime_cpu(None);
+        self.cycle(None);
+        if self.actor() {
+            self.save_state(true);
+        }
+        let load1 = self.host.load.as_ref().ok().map(|l| l.one);
+        let mut line = String::new();
+        let status = report::status_line(&mut line, &self.metrics, load1, self.ncpu);
+        println!("{line}");
+        status
+    }
+}
+
+/// Waits `ms`, waking early for a signal when running as a service.
+fn pause(signals: Option<&Signals>, ms: u64) {
+    match signals {
+        Some(s) => {
+            let until = sys::monotonic_ns() + ms * 1_000_000;
+            loop {
+                let now = sys::monotonic_ns();
+                if now >= until || s.stop_requested().is_some() {
+                    break;
+                }
+                s.wait((until - now).div_ceil(1_000_000));
+            }
+        }
+        None => std::thread::sleep(std::time::Duration::from_millis(ms)),
+    }
+}
+
+fn read_file(path: &std::ffi::CStr, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let fd = sys::open(path, libc::O_RDONLY, 0)?;
+    sys::read_all(std::os::fd::AsRawFd::as_raw_fd(&fd), buf).map(drop)
+}

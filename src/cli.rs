@@ -1,0 +1,226 @@
+//! The command line (SPEC §2) and the one exit point: argv → run → exit code.
+//!
+//! Exit codes. Service: 0 after SIGTERM/SIGINT, 78 (EX_CONFIG) for an invalid config,
+//! 1 for any other start-up failure. `--once`: 0 OK, 1 WARNING, 2 CRITICAL,
+//! 3 UNKNOWN (including an invalid config). `--check-config`: 0 valid, 78 invalid.
+
+use crate::agent::{Agent, Options};
+use crate::config::{Config, DEFAULT_PATH};
+use crate::log::Level;
+use crate::signals::Signals;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub const EX_CONFIG: u8 = 78;
+
+const USAGE: &str = "\
+usage: system-agent [-c PATH | --config PATH] [--once] [--dry-run] [--check-config] [--log-level LEVEL]
+       system-agent --version | --help
+
+  -c, --config PATH    configuration file (default /etc/aion/system_agent.ini;
+                       when that file is missing, built-in defaults are used)
+  --once               run one cycle, print a Nagios status line, exit
+                       0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+  --dry-run            decide and log every action, perform none
+  --check-config       validate, print the effective configuration, exit 0 (or 78)
+  --log-level LEVEL    debug, info, warn or error (overrides [agent] log_level)
+  --version            print the version
+  --help               print this help
+
+Runs in the foreground. SIGHUP reloads the configuration and reopens log files;
+SIGTERM or SIGINT stop it (exit 0).
+";
+
+#[derive(Debug, Default)]
+struct Args {
+    config: Option<PathBuf>,
+    once: bool,
+    dry_run: bool,
+    check_config: bool,
+    log_level: Option<Level>,
+    version: bool,
+    help: bool,
+}
+
+fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let arg = arg
+            .into_string()
+            .map_err(|a| format!("argument is not valid UTF-8: {a:?}"))?;
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it
+                    .next()
+                    .and_then(|v| v.into_string().ok())
+                    .ok_or(format!("{name} needs {what}")),
+            }
+        };
+        match name.as_str() {
+            "-c" | "--config" => a.config = Some(PathBuf::from(value("a path")?)),
+            "--log-level" => a.log_level = Some(Level::parse(&value("a level")?)?),
+            "--once" => a.once = true,
+            "--dry-run" => a.dry_run = true,
+            "--check-config" => a.check_config = true,
+            "--version" | "-V" => a.version = true,
+            "--help" | "-h" => a.help = true,
+            _ => return Err(format!("unknown argument \"{arg}\"")),
+        }
+        if inline.is_some() && !matches!(name.as_str(), "--config" | "--log-level") {
+            return Err(format!("{name} takes no value"));
+        }
+    }
+    Ok(a)
+}
+
+pub fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let once = args.iter().any(|a| a == "--once");
+    let a = match parse_args(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("system-agent: {e}\n\n{USAGE}");
+            if once {
+                println!("SYSTEM-AGENT UNKNOWN - bad command line: {e}");
+                return ExitCode::from(3);
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if a.help {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if a.version {
+        println!("system-agent {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let opts = Options {
+        explicit: a.config.is_some(),
+        config: a.config.unwrap_or_else(|| PathBuf::from(DEFAULT_PATH)),
+        dry_run: a.dry_run,
+        log_level: a.log_level,
+    };
+    if a.check_config {
+        return check_config(&opts);
+    }
+    let cfg = match opts.load() {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if a.once {
+                println!(
+                    "SYSTEM-AGENT UNKNOWN - invalid configuration: {}",
+                    one_line(&errors[0].to_string())
+                );
+                return ExitCode::from(3);
+            }
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    if a.once {
+        run_once(opts, cfg)
+    } else {
+        run_service(opts, cfg)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() || c == '|' { '?' } else { c })
+        .collect()
+}
+
+fn check_config(opts: &Options) -> ExitCode {
+    match opts.load() {
+        Ok(cfg) => {
+            let source = match &cfg.file {
+                Some(p) => p.display().to_string(),
+                None => format!("built-in defaults ({} not found)", opts.config.display()),
+            };
+            print!("; effective configuration from {source}\n{}", cfg.to_ini());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            ExitCode::from(EX_CONFIG)
+        }
+    }
+}
+
+fn run_once(opts: Options, cfg: Config) -> ExitCode {
+    let mut agent = Agent::new(opts, cfg, true);
+    let locked = agent.take_lock();
+    // A one-shot logs its start only when something is off (cron runs it every
+    // minute; the log should carry samples, not start banners).
+    agent.log_start(if locked.is_ok() {
+        Level::Debug
+    } else {
+        Level::Info
+    });
+    ExitCode::from(agent.run_once() as u8)
+}
+
+fn run_service(opts: Options, cfg: Config) -> ExitCode {
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("system-agent: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut agent = Agent::new(opts, cfg, false);
+    if let Err(why) = agent.take_lock() {
+        eprintln!("system-agent: cannot start: {why}");
+        return ExitCode::from(1);
+    }
+    agent.log_start(Level::Info);
+    agent.run_service(&signals);
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Args, String> {
+        parse_args(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn arguments() {
+        let a = p(&[
+            "-c",
+            "/x.ini",
+            "--once",
+            "--dry-run",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("/x.ini")));
+        assert!(a.once && a.dry_run);
+        assert_eq!(a.log_level, Some(Level::Debug));
+        assert_eq!(
+            p(&["--config=/y.ini"]).unwrap().config,
+            Some(PathBuf::from("/y.ini"))
+        );
+        assert_eq!(p(&["--bogus"]).unwrap_err(), "unknown argument \"--bogus\"");
+        assert_eq!(p(&["-c"]).unwrap_err(), "-c needs a path");
+        assert_eq!(p(&["--once=yes"]).unwrap_err(), "--once takes no value");
+        assert_eq!(
+            p(&["--log-level", "loud"]).unwrap_err(),
+            "invalid log level \"loud\" (expected debug, info, warn or error)"
+        );
+    }
+}

@@ -1,0 +1,557 @@
+//! The configuration: INI text → typed, validated values with defaults filled in
+//! (SPEC §3). Every error names file, line, `section.key` and the bad value, and all
+//! of them are reported at once. The effective configuration can be printed back as
+//! INI (`--check-config`), which is also how a reload says what changed.
+
+mod source;
+pub mod value;
+
+use crate::log::Level;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use source::{RawEntry, RawSection};
+
+/// Where the config is read from when `-c` is not given. A missing default file means
+/// built-in defaults; a missing `-c` file is an error.
+pub const DEFAULT_PATH: &str = "/etc/aion/system_agent.ini";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from; `None` for built-in defaults.
+    pub file: Option<PathBuf>,
+    pub agent: Agent,
+    pub paths: Paths,
+    pub thresholds: Thresholds,
+    pub disk: Disk,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub interval: Duration,
+    /// `None`: log to stderr.
+    pub log_file: Option<PathBuf>,
+    pub log_level: Level,
+    pub syslog: bool,
+    pub syslog_socket: PathBuf,
+    pub syslog_facility: Facility,
+    pub state_dir: PathBuf,
+    pub metrics_file: Option<PathBuf>,
+    pub dry_run: bool,
+    pub top: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paths {
+    pub proc: PathBuf,
+    pub passwd: PathBuf,
+}
+
+/// A warn and a crit limit; `None` is off.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    pub warn: Option<f64>,
+    pub crit: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    pub cpu: Limits,
+    pub mem: Limits,
+    pub swap: Limits,
+    /// Per CPU: load1 / number of CPUs is compared with these.
+    pub load: Limits,
+    pub disk: Limits,
+    pub inode: Limits,
+    pub for_cycles: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disk {
+    pub mounts: Vec<PathBuf>,
+}
+
+/// A syslog facility by its name and its code (already shifted, as in `<PRI>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facility {
+    pub name: &'static str,
+    pub code: u8,
+}
+
+const FACILITIES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "audit",
+    "alert",
+    "clock_daemon",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+
+impl Facility {
+    /// Accepts what the syslog crate accepts (`daemon`, `LOG_DAEMON`, any case).
+    pub fn parse(v: &str) -> Result<Facility, String> {
+        let f: syslog::Facility = v.parse().map_err(|()| {
+            format!("invalid syslog facility \"{v}\" (expected e.g. daemon, authpriv, local0)")
+        })?;
+        let code = f as u8;
+        let name = FACILITIES[(code >> 3) as usize % FACILITIES.len()];
+        Ok(Facility { name, code })
+    }
+}
+
+/// One problem in a config file. `line` 0 means the file as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    /// `section.key`, `[section]`, or empty.
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn at(file: &Path, line: usize, key: &str, message: &str) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let pct = |w, c| Limits {
+            warn: Some(w),
+            crit: Some(c),
+        };
+        Config {
+            file: None,
+            agent: Agent {
+                interval: Duration::from_secs(10),
+                log_file: Some(PathBuf::from("/var/log/aion/system_agent.log")),
+                log_level: Level::Info,
+                syslog: true,
+                syslog_socket: PathBuf::from("/dev/log"),
+                syslog_facility: Facility {
+                    name: "daemon",
+                    code: 3 << 3,
+                },
+                state_dir: PathBuf::from("/var/lib/aion/system_agent"),
+                metrics_file: None,
+                dry_run: false,
+                top: 5,
+            },
+            paths: Paths {
+                proc: PathBuf::from("/proc"),
+                passwd: PathBuf::from("/etc/passwd"),
+            },
+            thresholds: Thresholds {
+                cpu: pct(80.0, 90.0),
+                mem: pct(85.0, 95.0),
+                swap: Limits::default(),
+                load: Limits::default(),
+                disk: pct(85.0, 95.0),
+                inode: pct(90.0, 97.0),
+                for_cycles: 3,
+            },
+            disk: Disk {
+                mounts: vec![PathBuf::from("/")],
+            },
+        }
+    }
+}
+
+/// Every section and key this version knows, for "unknown key" hints and printing.
+pub const SECTIONS: &[(&str, &[&str])] = &[
+    (
+        "agent",
+        &[
+            "interval",
+            "log_file",
+            "log_level",
+            "syslog",
+            "syslog_socket",
+            "syslog_facility",
+            "state_dir",
+            "metrics_file",
+            "dry_run",
+            "top",
+        ],
+    ),
+    ("paths", &["proc", "passwd"]),
+    (
+        "thresholds",
+        &[
+            "cpu_warn",
+            "cpu_crit",
+            "mem_warn",
+            "mem_crit",
+            "swap_warn",
+            "swap_crit",
+            "load_warn",
+            "load_crit",
+            "disk_warn",
+            "disk_crit",
+            "inode_warn",
+            "inode_crit",
+            "for_cycles",
+        ],
+    ),
+    ("disk", &["mounts"]),
+];
+
+impl Config {
+    /// Reads and validates `path`. With `must_exist` false, a missing file gives the
+    /// built-in defaults (the default path on a host that has no config yet).
+    pub fn load(path: &Path, must_exist: bool) -> Result<Config, Vec<ConfigError>> {
+        match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Config::parse(path, &text),
+                Err(e) => {
+                    let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                        .iter()
+                        .filter(|&&c| c == b'\n')
+                        .count();
+                    Err(vec![ConfigError::at(path, line, "", "not valid UTF-8")])
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                Ok(Config::default())
+            }
+            Err(e) => Err(vec![ConfigError::at(
+                path,
+                0,
+                "",
+                &format!("cannot read: {}", crate::error::errno_text(&e)),
+            )]),
+        }
+    }
+
+    /// Validates INI text; `file` is used in messages.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+        let sections = source::parse(file, text)?;
+        let mut cfg = Config {
+            file: Some(file.to_path_buf()),
+            ..Config::default()
+        };
+        let mut b = Builder {
+            file,
+            errors: Vec::new(),
+        };
+        b.check_duplicates(&sections);
+        for s in &sections {
+            match s.name.as_str() {
+                "agent" => b.each(s, |b, e| b.agent(&mut cfg.agent, e)),
+                "paths" => b.each(s, |b, e| b.paths(&mut cfg.paths, e)),
+                "thresholds" => b.each(s, |b, e| b.thresholds(&mut cfg.thresholds, e)),
+                "disk" => b.each(s, |b, e| b.disk(&mut cfg.disk, e)),
+                other => {
+                    let hint = value::nearest(other, SECTIONS.iter().map(|(n, _)| *n))
+                        .map(|n| format!(" (did you mean [{n}]?)"))
+                        .unwrap_or_default();
+                    b.error(
+                        s.line,
+                        &format!("[{other}]"),
+                        &format!("unknown section{hint}"),
+                    );
+                }
+            }
+        }
+        b.check_limits(&sections, &cfg.thresholds);
+        if b.errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(b.errors)
+        }
+    }
+
+    /// The effective configuration as (section, key, value), every key included.
+    pub fn entries(&self) -> Vec<(&'static str, &'static str, String)> {
+        use value::{fmt_bool, fmt_duration, fmt_path};
+        let a = &self.agent;
+        let opt_path = |p: &Option<PathBuf>| p.as_deref().map(fmt_path).unwrap_or_default();
+        let num = |v: Option<f64>| v.map(value::fmt_number).unwrap_or_default();
+        let t = &self.thresholds;
+        let mounts: Vec<String> = self.disk.mounts.iter().map(|p| fmt_path(p)).collect();
+        vec![
+            ("agent", "interval", fmt_duration(a.interval)),
+            ("agent", "log_file", opt_path(&a.log_file)),
+            ("agent", "log_level", a.log_level.name().to_string()),
+            ("agent", "syslog", fmt_bool(a.syslog)),
+            ("agent", "syslog_socket", fmt_path(&a.syslog_socket)),
+            (
+                "agent",
+                "syslog_facility",
+                a.syslog_facility.name.to_string(),
+            ),
+            ("agent", "state_dir", fmt_path(&a.state_dir)),
+            ("agent", "metrics_file", opt_path(&a.metrics_file)),
+            ("agent", "dry_run", fmt_bool(a.dry_run)),
+            ("agent", "top", a.top.to_string()),
+            ("paths", "proc", fmt_path(&self.paths.proc)),
+            ("paths", "passwd", fmt_path(&self.paths.passwd)),
+            ("thresholds", "cpu_warn", num(t.cpu.warn)),
+            ("thresholds", "cpu_crit", num(t.cpu.crit)),
+            ("thresholds", "mem_warn", num(t.mem.warn)),
+            ("thresholds", "mem_crit", num(t.mem.crit)),
+            ("thresholds", "swap_warn", num(t.swap.warn)),
+            ("thresholds", "swap_crit", num(t.swap.crit)),
+            ("thresholds", "load_warn", num(t.load.warn)),
+            ("thresholds", "load_crit", num(t.load.crit)),
+            ("thresholds", "disk_warn", num(t.disk.warn)),
+            ("thresholds", "disk_crit", num(t.disk.crit)),
+            ("thresholds", "inode_warn", num(t.inode.warn)),
+            ("thresholds", "inode_crit", num(t.inode.crit)),
+            ("thresholds", "for_cycles", t.for_cycles.to_string()),
+            ("disk", "mounts", mounts.join(" ")),
+        ]
+    }
+
+    /// The effective configuration as INI text that `Config::parse` accepts.
+    pub fn to_ini(&self) -> String {
+        let mut out = String::new();
+        let mut current = "";
+        for (section, key, value) in self.entries() {
+            if section != current {
+                if !current.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(&format!("[{section}]\n"));
+                current = section;
+            }
+            if value.is_empty() {
+                out.push_str(&format!("{key} =\n"));
+            } else {
+                out.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        out
+    }
+
+    /// `section.key` of every setting that differs from `other`, in file order.
+    pub fn changed_keys(&self, other: &Config) -> Vec<String> {
+        self.entries()
+            .into_iter()
+            .zip(other.entries())
+            .filter(|(a, b)| a.2 != b.2)
+            .map(|(a, _)| format!("{}.{}", a.0, a.1))
+            .collect()
+    }
+}
+
+/// Collects errors while typed values are filled in.
+struct Builder<'a> {
+    file: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Builder<'_> {
+    fn error(&mut self, line: usize, key: &str, message: &str) {
+        self.errors
+            .push(ConfigError::at(self.file, line, key, message));
+    }
+
+    fn each(
+        &mut self,
+        s: &RawSection,
+        mut f: impl FnMut(&mut Self, &RawEntry) -> Result<(), String>,
+    ) {
+        for e in &s.entries {
+            if let Err(msg) = f(self, e) {
+                self.error(e.line, &format!("{}.{}", s.name, e.key), &msg);
+            }
+        }
+    }
+
+    /// A repeated section or key is an error: which one would win is a guess.
+    fn check_duplicates(&mut self, sections: &[RawSection]) {
+        let mut seen_sections: Vec<(&str, usize)> = Vec::new();
+        let mut seen_keys: Vec<(&str, &str, usize)> = Vec::new();
+        for s in sections {
+            if let Some(&(_, first)) = seen_sections.iter().find(|(n, _)| *n == s.name) {
+                self.error(
+                    s.line,
+                    &format!("[{}]", s.name),
+                    &format!("section repeated (first on line {first})"),
+                );
+            } else {
+                seen_sections.push((&s.name, s.line));
+            }
+            for e in &s.entries {
+                if let Some(&(_, _, first)) = seen_keys
+                    .iter()
+                    .find(|(sn, k, _)| *sn == s.name && *k == e.key)
+                {
+                    self.error(
+                        e.line,
+                        &format!("{}.{}", s.name, e.key),
+                        &format!("key repeated (first on line {first})"),
+                    );
+                } else {
+                    seen_keys.push((&s.name, &e.key, e.line));
+                }
+            }
+        }
+    }
+
+    fn agent(&mut self, a: &mut Agent, e: &RawEntry) -> Result<(), String> {
+        let v = e.value.as_str();
+        match e.key.as_str() {
+            "interval" => {
+                let d = value::duration(v)?;
+                if d < Duration::from_millis(10) || d > Duration::from_secs(86_400) {
+                    return Err(format!(
+                        "interval \"{v}\" out of range (expected 10ms to 24h)"
+                    ));
+                }
+                a.interval = d;
+            }
+            "log_file" => a.log_file = value::optional_path(v)?,
+            "log_level" => a.log_level = Level::parse(v)?,
+            "syslog" => a.syslog = value::boolean(v)?,
+            "syslog_socket" => a.syslog_socket = value::path(v)?,
+            "syslog_facility" => a.syslog_facility = Facility::parse(v)?,
+            "state_dir" => a.state_dir = value::path(v)?,
+            "metrics_file" => a.metrics_file = value::optional_path(v)?,
+            "dry_run" => a.dry_run = value::boolean(v)?,
+            "top" => a.top = value::integer(v, 0, 100)? as u32,
+            other => return Err(unknown_key("agent", other)),
+        }
+        Ok(())
+    }
+
+    fn paths(&mut self, p: &mut Paths, e: &RawEntry) -> Result<(), String> {
+        match e.key.as_str() {
+            "proc" => p.proc = value::path(&e.value)?,
+            "passwd" => p.passwd = value::path(&e.value)?,
+            other => return Err(unknown_key("paths", other)),
+        }
+        Ok(())
+    }
+
+    fn thresholds(&mut self, t: &mut Thresholds, e: &RawEntry) -> Result<(), String> {
+        let v = e.value.as_str();
+        let pct = || value::percent(v).map(Some);
+        // swap and load may be left empty to turn them off.
+        let optional = |f: fn(&str) -> Result<f64, String>| {
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                f(v).map(Some)
+            }
+        };
+        match e.key.as_str() {
+            "cpu_warn" => t.cpu.warn = pct()?,
+            "cpu_crit" => t.cpu.crit = pct()?,
+            "mem_warn" => t.mem.warn = pct()?,
+            "mem_crit" => t.mem.crit = pct()?,
+            "swap_warn" => t.swap.warn = optional(value::percent)?,
+            "swap_crit" => t.swap.crit = optional(value::percent)?,
+            "load_warn" => t.load.warn = optional(value::load)?,
+            "load_crit" => t.load.crit = optional(value::load)?,
+            "disk_warn" => t.disk.warn = pct()?,
+            "disk_crit" => t.disk.crit = pct()?,
+            "inode_warn" => t.inode.warn = pct()?,
+            "inode_crit" => t.inode.crit = pct()?,
+            "for_cycles" => t.for_cycles = value::integer(v, 1, 1000)? as u32,
+            other => return Err(unknown_key("thresholds", other)),
+        }
+        Ok(())
+    }
+
+    fn disk(&mut self, d: &mut Disk, e: &RawEntry) -> Result<(), String> {
+        match e.key.as_str() {
+            "mounts" => {
+                let mut mounts = Vec::new();
+                for m in value::list(&e.value) {
+                    mounts.push(value::path(&m)?);
+                }
+                d.mounts = mounts;
+            }
+            other => return Err(unknown_key("disk", other)),
+        }
+        Ok(())
+    }
+
+    /// A warn limit above its crit limit is an error reported on the crit line (or
+    /// the warn line when crit is the default).
+    fn check_limits(&mut self, sections: &[RawSection], t: &Thresholds) {
+        let line_of = |key: &str| {
+            sections
+                .iter()
+                .filter(|s| s.name == "thresholds")
+                .flat_map(|s| &s.entries)
+                .find(|e| e.key == key)
+                .map(|e| e.line)
+        };
+        for (name, l) in [
+            ("cpu", t.cpu),
+            ("mem", t.mem),
+            ("swap", t.swap),
+            ("load", t.load),
+            ("disk", t.disk),
+            ("inode", t.inode),
+        ] {
+            if let (Some(w), Some(c)) = (l.warn, l.crit)
+                && w > c
+            {
+                let (warn, crit) = (format!("{name}_warn"), format!("{name}_crit"));
+                let (line, key, msg) = match line_of(&crit) {
+                    Some(line) => (line, crit, format!("{c} is below thresholds.{warn} ({w})")),
+                    None => (
+                        line_of(&warn).unwrap_or(0),
+                        warn,
+                        format!("{w} is above thresholds.{crit} ({c})"),
+                    ),
+                };
+                self.error(line, &format!("thresholds.{key}"), &msg);
+            }
+        }
+    }
+}
+
+fn unknown_key(section: &str, key: &str) -> String {
+    let known = SECTIONS
+        .iter()
+        .find(|(s, _)| *s == section)
+        .map(|(_, k)| *k)
+        .unwrap_or(&[]);
+    match value::nearest(key, known.iter().copied()) {
+        Some(k) => format!("unknown key \"{key}\" (did you mean \"{k}\"?)"),
+        None => format!("unknown key \"{key}\""),
+    }
+}

@@ -1,0 +1,92 @@
+//! Runtime errors that name their place: the operation, the path, the errno text.
+//! Config errors have their own type (`config::ConfigError`) with file and line.
+
+use crate::procfs::ParseError;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A system call on a path failed: `cannot read /proc/stat: Permission denied`.
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        err: io::Error,
+    },
+    /// A file was read but is not what we expected: `bad /proc/stat: no "cpuN" lines`.
+    Parse { path: PathBuf, err: ParseError },
+}
+
+impl Error {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, err: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            err,
+        }
+    }
+
+    pub fn parse(path: impl Into<PathBuf>, err: ParseError) -> Error {
+        Error::Parse {
+            path: path.into(),
+            err,
+        }
+    }
+
+    /// True when a file vanished: for /proc/PID files that is a process that exited.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Error::Io { err, .. } if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, err } => {
+                write!(f, "cannot {op} {}: {}", path.display(), errno_text(err))
+            }
+            Error::Parse { path, err } => write!(f, "bad {}: {err}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `No such file or directory`, without Rust's ` (os error 2)` suffix.
+pub fn errno_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// The errno symbol for log fields (`errno=ENOENT`), or the number.
+pub fn errno_name(e: &io::Error) -> String {
+    let n = e.raw_os_error().unwrap_or(0);
+    let name = match n {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EEXIST => "EEXIST",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::EMFILE => "EMFILE",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::EPIPE => "EPIPE",
+        libc::ELOOP => "ELOOP",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::EDQUOT => "EDQUOT",
+        _ => return n.to_string(),
+    };
+    name.to_string()
+}

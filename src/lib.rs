@@ -1,0 +1,32 @@
+//! system-agent: a small host agent that samples /proc, judges thresholds with
+//! hysteresis, logs in logfmt to a file and syslog, and (in later steps) heals.
+//!
+//! Layers, kept apart:
+//! - **parsing** (pure, on bytes): `procfs`, `passwd`, `config`, `state` formats;
+//! - **policy** (pure, on plain values): `policy`, `report`;
+//! - **effects** (thin, each logged): `sys`, `sample`, `scan`, `log`, `state` files,
+//!   driven by `agent`, which runs one cycle:
+//!
+//! ```text
+//! wake (poll on the signal pipe, timeout = time to the next cycle)
+//!  → sample /proc and statvfs → judge (levels, for_cycles hysteresis)
+//!  → alert / recovered events → sample event → top processes if cpu/mem ≥ warn
+//!  → [reaper, cleanup, audit, tasks, alert delivery: their own issues]
+//!  → metrics file → state_dir
+//! ```
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod passwd;
+pub mod policy;
+pub mod procfs;
+pub mod report;
+pub mod sample;
+pub mod scan;
+pub mod signals;
+pub mod state;
+pub mod sys;
+pub mod timefmt;

@@ -1,0 +1,632 @@
+//! Event lines in logfmt, to the log file (or stderr) and to syslog (SPEC §5).
+//!
+//! `ts=2026-11-26T10:05:00.123Z level=warn event=alert metric=cpu state=critical value=93.1 threshold=90`
+//!
+//! All escaping happens here, so no input (a process name, a path, a command line)
+//! can forge a line. A line is built in one reused buffer and written with one
+//! `write(2)`; the steady-state cycle logs without allocating. A failing sink never
+//! stops the agent: it is reported once (on the other sinks), retried, and its
+//! recovery is reported with how much was lost.
+
+use crate::config::Config;
+use crate::error::{errno_name, errno_text};
+use crate::sys;
+use std::ffi::CString;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn parse(v: &str) -> Result<Level, String> {
+        match v.to_ascii_lowercase().as_str() {
+            "debug" => Ok(Level::Debug),
+            "info" => Ok(Level::Info),
+            "warn" | "warning" => Ok(Level::Warn),
+            "error" => Ok(Level::Error),
+            _ => Err(format!(
+                "invalid log level \"{v}\" (expected debug, info, warn or error)"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+
+    /// syslog severity: LOG_DEBUG 7, LOG_INFO 6, LOG_WARNING 4, LOG_ERR 3.
+    fn severity(self) -> u8 {
+        match self {
+            Level::Debug => 7,
+            Level::Info => 6,
+            Level::Warn => 4,
+            Level::Error => 3,
+        }
+    }
+}
+
+/// Where lines go and how to reach syslog; built from `[agent]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub level: Level,
+    pub file: Option<PathBuf>,
+    pub syslog: Option<(PathBuf, u8)>,
+}
+
+impl Target {
+    pub fn from_config(cfg: &Config, level_override: Option<Level>) -> Target {
+        let a = &cfg.agent;
+        Target {
+            level: level_override.unwrap_or(a.log_level),
+            file: a.log_file.clone(),
+            syslog: a
+                .syslog
+                .then(|| (a.syslog_socket.clone(), a.syslog_facility.code)),
+        }
+    }
+}
+
+pub struct Logger {
+    min: Level,
+    line: String,
+    /// Where `level=` starts in `line`: syslog gets the line without our timestamp.
+    body_at: usize,
+    file: Option<LogFile>,
+    syslog: Option<Syslog>,
+    /// The clock, replaceable in tests.
+    pub now_ns: fn() -> u64,
+}
+
+impl Logger {
+    /// Opens the sinks. Failures are not fatal: they are reported in the first lines
+    /// written and retried (`status()` tells the start event what works).
+    pub fn new(target: &Target) -> Logger {
+        let mut log = Logger {
+            min: target.level,
+            line: String::with_capacity(512),
+            body_at: 0,
+            file: target.file.as_deref().map(LogFile::new),
+            syslog: target.syslog.as_ref().map(|(p, f)| Syslog::new(p, *f)),
+            now_ns: sys::realtime_ns,
+        };
+        log.report_sink_problems();
+        log
+    }
+
+    /// Applies a new target (a reload) and reopens the file and syslog in any case,
+    /// which is what logrotate's `postrotate` SIGHUP relies on.
+    pub fn reopen(&mut self, target: &Target) {
+        self.min = target.level;
+        match (&mut self.file, &target.file) {
+            (Some(f), Some(p)) if f.path == *p => f.reopen(),
+            (_, p) => self.file = p.as_deref().map(LogFile::new),
+        }
+        match (&mut self.syslog, &target.syslog) {
+            (Some(s), Some((p, fac))) if s.path == *p => {
+                s.facility = *fac;
+                s.reconnect();
+            }
+            (_, t) => self.syslog = t.as_ref().map(|(p, f)| Syslog::new(p, *f)),
+        }
+        self.report_sink_problems();
+    }
+
+    /// "ok", "off" or "unavailable: <reason>" for the start event.
+    pub fn syslog_status(&self) -> String {
+        match &self.syslog {
+            None => "off".to_string(),
+            Some(s) => match &s.last_error {
+                None => "ok".to_string(),
+                Some(e) => format!("unavailable: {e}"),
+            },
+        }
+    }
+
+    pub fn enabled(&self, level: Level) -> bool {
+        level >= self.min
+    }
+
+    /// Starts a line; add fields and call `emit`. Below the minimum level it is a no-op.
+    pub fn event(&mut self, level: Level, name: &str) -> Event<'_> {
+        let on = self.enabled(level);
+        if on {
+            self.line.clear();
+            self.line.push_str("ts=");
+            crate::timefmt::rfc3339_millis((self.now_ns)(), &mut self.line);
+            self.line.push(' ');
+            self.body_at = self.line.len();
+            self.line.push_str("level=");
+            self.line.push_str(level.name());
+            self.line.push_str(" event=");
+            self.line.push_str(name);
+        }
+        Event {
+            log: self,
+            level,
+            on,
+        }
+    }
+
+    fn write_line(&mut self, level: Level) {
+        self.line.push('\n');
+        let file_problem = match &mut self.file {
+            Some(f) => f.write(self.line.as_bytes()),
+            None => {
+                let _ = sys::write_all(2, self.line.as_bytes());
+                None
+            }
+        };
+        let body = &self.line[self.body_at..self.line.len() - 1];
+        let syslog_problem = self
+            .syslog
+            .as_mut()
+            .and_then(|s| s.send(level.severity(), body));
+        if let Some(p) = file_problem {
+            self.report("log_file", &p);
+        }
+        if let Some(p) = syslog_problem {
+            self.report("syslog", &p);
+        }
+    }
+
+    fn report_sink_problems(&mut self) {
+        if let Some(p) = self.file.as_mut().and_then(|f| f.take_problem()) {
+            self.report("log_file", &p);
+        }
+        if let Some(p) = self.syslog.as_mut().and_then(|s| s.take_problem()) {
+            self.report("syslog", &p);
+        }
+    }
+
+    /// A sink failed or recovered: say so on the other sinks (never on the failing
+    /// one, so there is no loop), once per episode.
+    fn report(&mut self, what: &str, p: &Problem) {
+        let mut line = String::with_capacity(200);
+        line.push_str("ts=");
+        crate::timefmt::rfc3339_millis((self.now_ns)(), &mut line);
+        let at = line.len() + 1;
+        match p {
+            Problem::Failed { target, err } => {
+                line.push_str(" level=error event=error what=");
+                line.push_str(what);
+                push_kv(&mut line, "path", target.as_os_str().as_bytes());
+                push_kv(&mut line, "errno", errno_name(err).as_bytes());
+                push_kv(&mut line, "error", errno_text(err).as_bytes());
+                push_kv(&mut line, "note", b"retrying");
+            }
+            Problem::Recovered { target, lost } => {
+                line.push_str(" level=warn event=error what=");
+                line.push_str(what);
+                line.push_str(" status=recovered");
+                push_kv(&mut line, "path", target.as_os_str().as_bytes());
+                let _ = write!(line, " lost={lost}");
+            }
+        }
+        line.push('\n');
+        let to_file = what != "log_file";
+        match &mut self.file {
+            Some(f) if to_file => {
+                let _ = f.write(line.as_bytes());
+            }
+            _ => {
+                let _ = sys::write_all(2, line.as_bytes());
+            }
+        }
+        if what != "syslog"
+            && let Some(s) = &mut self.syslog
+        {
+            let sev = if matches!(p, Problem::Failed { .. }) {
+                3
+            } else {
+                4
+            };
+            let _ = s.send(sev, &line[at..line.len() - 1]);
+        }
+    }
+}
+
+/// One line being built. Field methods escape values; `emit` writes the line.
+#[must_use = "call .emit() to write the line"]
+pub struct Event<'a> {
+    log: &'a mut Logger,
+    level: Level,
+    on: bool,
+}
+
+impl Event<'_> {
+    pub fn str(self, key: &str, value: &str) -> Self {
+        self.bytes(key, value.as_bytes())
+    }
+
+    pub fn bytes(self, key: &str, value: &[u8]) -> Self {
+        if self.on {
+            push_kv(&mut self.log.line, key, value);
+        }
+        self
+    }
+
+    pub fn path(self, key: &str, value: &Path) -> Self {
+        self.bytes(key, value.as_os_str().as_bytes())
+    }
+
+    pub fn u64(self, key: &str, value: u64) -> Self {
+        if self.on {
+            let _ = write!(self.log.line, " {key}={value}");
+        }
+        self
+    }
+
+    pub fn i64(self, key: &str, value: i64) -> Self {
+        if self.on {
+            let _ = write!(self.log.line, " {key}={value}");
+        }
+        self
+    }
+
+    /// A number with a fixed count of decimals: `value=93.1`.
+    pub fn num(self, key: &str, value: f64, decimals: usize) -> Self {
+        if self.on {
+            let _ = write!(self.log.line, " {key}={value:.decimals$}");
+        }
+        self
+    }
+
+    /// Anything `Display` (durations, errors). Escaped like any value; may allocate,
+    /// so keep it off the per-cycle path.
+    pub fn display(self, key: &str, value: impl std::fmt::Display) -> Self {
+        if self.on {
+            let s = value.to_string();
+            push_kv(&mut self.log.line, key, s.as_bytes());
+        }
+        self
+    }
+
+    pub fn emit(self) {
+        if self.on {
+            self.log.write_line(self.level);
+        }
+    }
+}
+
+/// ` key=value`, quoting and escaping the value when needed.
+pub fn push_kv(out: &mut String, key: &str, value: &[u8]) {
+    out.push(' ');
+    out.push_str(key);
+    out.push('=');
+    push_value(out, value);
+}
+
+/// A value is written bare when it is non-empty printable ASCII without `"`, `=` or
+/// `\`; otherwise it is quoted, with `"` `\` and line breaks backslash-escaped, other
+/// control bytes and invalid UTF-8 as `\xHH`, and Unicode line separators and C1
+/// controls as `\u{...}`. So one event is always exactly one line.
+pub fn push_value(out: &mut String, value: &[u8]) {
+    let bare = !value.is_empty()
+        && value
+            .iter()
+            .all(|&c| (0x21..0x7f).contains(&c) && !matches!(c, b'"' | b'=' | b'\\'));
+    if bare {
+        // SAFETY-free: printable ASCII is valid UTF-8.
+        out.push_str(std::str::from_utf8(value).unwrap_or_default());
+        return;
+    }
+    out.push('"');
+    for chunk in value.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if (0x80..0xa0).contains(&(c as u32)) || c == '\u{2028}' || c == '\u{2029}' => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out.push('"');
+}
+
+/// A sink's change of health, reported once per episode.
+enum Problem {
+    Failed {
+        target: PathBuf,
+        err: std::io::Error,
+    },
+    Recovered {
+        target: PathBuf,
+        lost: u64,
+    },
+}
+
+/// The log file: opened append-only (so logrotate's copytruncate also works),
+/// reopened on SIGHUP, retried at most every 5 s while it cannot be opened.
+struct LogFile {
+    path: PathBuf,
+    cpath: Option<CString>,
+    fd: Option<OwnedFd>,
+    failing: bool,
+    lost: u64,
+    next_open_ns: u64,
+    pending: Option<Problem>,
+}
+
+const RETRY_NS: u64 = 5_000_000_000;
+
+impl LogFile {
+    fn new(path: &Path) -> LogFile {
+        let mut f = LogFile {
+            path: path.to_path_buf(),
+            cpath: CString::new(path.as_os_str().as_bytes()).ok(),
+            fd: None,
+            failing: false,
+            lost: 0,
+            next_open_ns: 0,
+            pending: None,
+        };
+        f.open();
+        f
+    }
+
+    fn open(&mut self) {
+        self.next_open_ns = sys::monotonic_ns() + RETRY_NS;
+        let Some(c) = &self.cpath else { return };
+        match sys::open(
+            c,
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY,
+            0o640,
+        ) {
+            Ok(fd) => self.fd = Some(fd),
+            Err(err) => self.fail(err),
+        }
+    }
+
+    fn reopen(&mut self) {
+        self.fd = None;
+        self.open();
+    }
+
+    fn fail(&mut self, err: std::io::Error) {
+        if !self.failing {
+            self.failing = true;
+            self.pending = Some(Problem::Failed {
+                target: self.path.clone(),
+                err,
+            });
+        }
+    }
+
+    fn take_problem(&mut self) -> Option<Problem> {
+        self.pending.take()
+    }
+
+    fn write(&mut self, line: &[u8]) -> Option<Problem> {
+        if self.fd.is_none() && sys::monotonic_ns() >= self.next_open_ns {
+            self.open();
+        }
+        let result = match &self.fd {
+            Some(fd) => sys::write_all(fd.as_raw_fd(), line),
+            None => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
+        };
+        match result {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                let lost = std::mem::take(&mut self.lost);
+                Some(Problem::Recovered {
+                    target: self.path.clone(),
+                    lost,
+                })
+            }
+            Ok(()) => None,
+            Err(err) => {
+                self.lost += 1;
+                if self.fd.is_some() && err.raw_os_error() == Some(libc::EBADF) {
+                    self.fd = None;
+                }
+                self.fail(err);
+                self.take_problem()
+            }
+        }
+    }
+}
+
+/// A syslog connection through the `syslog` crate (which connects, falling back to a
+/// stream socket), sending frames we format ourselves into a reused buffer. The crate
+/// never reconnects and blocks when the reader stalls, so: the datagram socket is
+/// non-blocking (a full queue drops the line and counts it), and a send error
+/// rebuilds the connection once, then waits 60 s (or a reload) before trying again.
+struct Syslog {
+    path: PathBuf,
+    facility: u8,
+    conn: Option<syslog::Logger<syslog::LoggerBackend, ()>>,
+    frame: Vec<u8>,
+    pid: u32,
+    next_try_ns: u64,
+    last_error: Option<String>,
+    failing: bool,
+    lost: u64,
+    pending: Option<Problem>,
+}
+
+const SYSLOG_RETRY_NS: u64 = 60_000_000_000;
+
+impl Syslog {
+    fn new(path: &Path, facility: u8) -> Syslog {
+        let mut s = Syslog {
+            path: path.to_path_buf(),
+            facility,
+            conn: None,
+            frame: Vec::with_capacity(512),
+            pid: std::process::id(),
+            next_try_ns: 0,
+            last_error: None,
+            failing: false,
+            lost: 0,
+            pending: None,
+        };
+        s.reconnect();
+        s
+    }
+
+    fn reconnect(&mut self) {
+        self.conn = None;
+        self.next_try_ns = sys::monotonic_ns() + SYSLOG_RETRY_NS;
+        match syslog::unix_custom((), &self.path) {
+            Ok(conn) => {
+                match &conn.backend {
+                    syslog::LoggerBackend::Unix(s) => {
+                        let _ = s.set_nonblocking(true);
+                    }
+                    syslog::LoggerBackend::UnixStream(s) => {
+                        let _ = s.get_ref().set_nonblocking(true);
+                    }
+                    _ => {}
+                }
+                self.conn = Some(conn);
+                self.last_error = None;
+            }
+            Err(e) => {
+                let err = syslog_io_error(e);
+                self.fail(err);
+            }
+        }
+    }
+
+    fn fail(&mut self, err: std::io::Error) {
+        self.last_error = Some(errno_text(&err));
+        if !self.failing {
+            self.failing = true;
+            self.pending = Some(Problem::Failed {
+                target: self.path.clone(),
+                err,
+            });
+        }
+    }
+
+    fn take_problem(&mut self) -> Option<Problem> {
+        self.pending.take()
+    }
+
+    /// `<PRI>Mmm dd hh:mm:ss system-agent[PID]: MESSAGE`, the RFC 3164 form the
+    /// syslog crate writes, with a space-padded day and UTC time.
+    fn format(&mut self, severity: u8, msg: &str) {
+        self.frame.clear();
+        let _ = write!(self.frame, "<{}>", self.facility | severity);
+        crate::timefmt::syslog_stamp(sys::realtime_ns(), &mut self.frame);
+        let _ = write!(self.frame, " system-agent[{}]: ", self.pid);
+        self.frame.extend_from_slice(msg.as_bytes());
+    }
+
+    fn send(&mut self, severity: u8, msg: &str) -> Option<Problem> {
+        if self.conn.is_none() {
+            if sys::monotonic_ns() < self.next_try_ns {
+                self.lost += 1;
+                return None;
+            }
+            self.reconnect();
+        }
+        self.format(severity, msg);
+        let mut result = self.write_frame();
+        if matches!(&result, Err(e) if e.kind() != std::io::ErrorKind::WouldBlock) {
+            // The daemon restarted or the socket went away: rebuild once, resend.
+            self.reconnect();
+            result = self.write_frame();
+        }
+        match result {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                let lost = std::mem::take(&mut self.lost);
+                Some(Problem::Recovered {
+                    target: self.path.clone(),
+                    lost,
+                })
+            }
+            Ok(()) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // A stalled reader: drop this line rather than stall the loop.
+                self.lost += 1;
+                self.fail(e);
+                self.take_problem()
+            }
+            Err(e) => {
+                self.lost += 1;
+                self.conn = None;
+                self.fail(e);
+                self.take_problem()
+            }
+        }
+    }
+
+    fn write_frame(&mut self) -> std::io::Result<()> {
+        match &mut self.conn {
+            Some(c) => c.backend.write(&self.frame).map(drop),
+            None => Err(std::io::Error::from_raw_os_error(libc::ENOTCONN)),
+        }
+    }
+}
+
+/// The errno behind a syslog crate error (it boxes an `Io` inside `Initialization`).
+fn syslog_io_error(e: syslog::Error) -> std::io::Error {
+    match e {
+        syslog::Error::Io(io) | syslog::Error::Write(io) => io,
+        syslog::Error::Initialization(inner) => match inner.downcast::<syslog::Error>() {
+            Ok(e) => syslog_io_error(*e),
+            Err(inner) => match inner.downcast::<std::io::Error>() {
+                Ok(io) => *io,
+                Err(other) => std::io::Error::other(other.to_string()),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(b: &[u8]) -> String {
+        let mut s = String::new();
+        push_value(&mut s, b);
+        s
+    }
+
+    #[test]
+    fn values_are_quoted_and_escaped_so_no_line_can_be_forged() {
+        assert_eq!(v(b"cpu"), "cpu");
+        assert_eq!(v(b"/var/log"), "/var/log");
+        assert_eq!(v(b""), "\"\"");
+        assert_eq!(v(b"a b"), "\"a b\"");
+        assert_eq!(v(b"a=b"), "\"a=b\"");
+        assert_eq!(v(b"say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(v(b"C:\\x"), "\"C:\\\\x\"");
+        assert_eq!(
+            v(b"x\nts=1 level=error event=forged"),
+            "\"x\\nts=1 level=error event=forged\""
+        );
+        assert_eq!(v(b"a\rb\tc\x1b[31m\x7f"), "\"a\\rb\\tc\\x1b[31m\\x7f\"");
+        assert_eq!(v(b"\xff\xfe ok"), "\"\\xff\\xfe ok\"");
+        assert_eq!(v("caf\u{e9}".as_bytes()), "\"caf\u{e9}\"");
+        assert_eq!(v("a\u{2028}b\u{85}".as_bytes()), "\"a\\u{2028}b\\u{85}\"");
+    }
+}

@@ -1,0 +1,78 @@
+//! `/etc/passwd` parsed by hand (`[paths] passwd`), never through NSS: a static binary
+//! in a chroot has no NSS modules, and tests point it at a fixture file.
+//!
+//! ```text
+//! root:x:0:0:root:/root:/bin/bash
+//! man:x:6:12:man:/var/cache/man:/usr/sbin/nologin
+//! ```
+
+use crate::procfs::{lines, parse_u64};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+/// All well-formed entries, in file order. Malformed lines, comments and NIS `+`/`-`
+/// lines are skipped: one bad line must not hide every other user.
+pub fn parse_passwd(buf: &[u8]) -> Vec<User> {
+    lines(buf).filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &[u8]) -> Option<User> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() || matches!(line[0], b'#' | b'+' | b'-') {
+        return None;
+    }
+    let mut f = line.split(|&c| c == b':');
+    let name = f.next()?;
+    let _password = f.next()?;
+    let uid = u32::try_from(parse_u64(f.next()?)?).ok()?;
+    let gid = u32::try_from(parse_u64(f.next()?)?).ok()?;
+    let _gecos = f.next()?;
+    let home = f.next()?;
+    let shell = f.next()?;
+    if f.next().is_some() || name.is_empty() {
+        return None;
+    }
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+    Some(User {
+        name: text(name)?,
+        uid,
+        gid,
+        home: text(home)?,
+        shell: text(shell)?,
+    })
+}
+
+/// uid → name lookups for log lines; sorted once per load.
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    by_uid: Vec<User>,
+}
+
+impl Users {
+    pub fn new(mut users: Vec<User>) -> Users {
+        // The first entry for a uid wins, as getpwuid does.
+        users.sort_by_key(|u| u.uid);
+        users.dedup_by_key(|u| u.uid);
+        Users { by_uid: users }
+    }
+
+    pub fn name(&self, uid: u32) -> Option<&str> {
+        let i = self.by_uid.binary_search_by_key(&uid, |u| u.uid).ok()?;
+        Some(&self.by_uid[i].name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_uid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_uid.is_empty()
+    }
+}

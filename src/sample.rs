@@ -1,0 +1,239 @@
+//! One cycle's host reading: CPU counters, memory, load, pressure and the watched
+//! mounts. The /proc files are opened once and re-read with `pread` each cycle into
+//! one reused buffer, so a cycle without a process scan makes a handful of syscalls
+//! and allocates nothing. Every path comes from `[paths] proc` and `[disk] mounts`.
+
+use crate::error::Error;
+use crate::procfs::ParseError;
+use crate::procfs::loadavg::{LoadAvg, parse_loadavg};
+use crate::procfs::meminfo::{Meminfo, parse_meminfo};
+use crate::procfs::pressure::{Pressure, parse_pressure};
+use crate::procfs::stat::{Stat, parse_stat};
+use crate::sys;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// A kept-open /proc file, reopened after any error (for instance a remounted /proc).
+pub struct ProcFile {
+    pub path: PathBuf,
+    cpath: CString,
+    fd: Option<OwnedFd>,
+}
+
+impl ProcFile {
+    pub fn new(path: PathBuf) -> ProcFile {
+        let cpath = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
+        ProcFile {
+            path,
+            cpath,
+            fd: None,
+        }
+    }
+
+    /// Reads the whole file into `buf`.
+    pub fn read<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b [u8], Error> {
+        if self.fd.is_none() {
+            let fd = sys::open(&self.cpath, libc::O_RDONLY, 0)
+                .map_err(|e| Error::io("open", &self.path, e))?;
+            self.fd = Some(fd);
+        }
+        let fd = self.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+        match sys::pread_all(fd, buf) {
+            Ok(_) => Ok(buf),
+            Err(e) => {
+                self.fd = None;
+                Err(Error::io("read", &self.path, e))
+            }
+        }
+    }
+
+    pub fn parse<T>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        parse: fn(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<T, Error> {
+        let bytes = self.read(buf)?;
+        parse(bytes).map_err(|e| Error::parse(&self.path, e))
+    }
+}
+
+/// `df`'s view of one mount: used% rounded up, as `df` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskUsage {
+    pub used_percent: u32,
+    /// `None` on filesystems without an inode count (some report 0 inodes).
+    pub inode_percent: Option<u32>,
+    pub avail_bytes: u64,
+    pub size_bytes: u64,
+}
+
+impl DiskUsage {
+    /// `df`: used = blocks − bfree; percent = ⌈used × 100 ÷ (used + bavail)⌉, because
+    /// the space reserved for root is neither used nor available to users.
+    pub fn from_stats(s: &sys::FsStats) -> DiskUsage {
+        let used = s.blocks.saturating_sub(s.bfree);
+        let used_percent = ceil_percent(used, used.saturating_add(s.bavail));
+        let inode_percent =
+            (s.files > 0).then(|| ceil_percent(s.files.saturating_sub(s.ffree), s.files));
+        DiskUsage {
+            used_percent,
+            inode_percent,
+            avail_bytes: s.bavail.saturating_mul(s.frsize),
+            size_bytes: s.blocks.saturating_mul(s.frsize),
+        }
+    }
+}
+
+fn ceil_percent(part: u64, whole: u64) -> u32 {
+    if whole == 0 {
+        return 0;
+    }
+    let p = (part as u128 * 100).div_ceil(whole as u128);
+    p.min(100) as u32
+}
+
+pub const PRESSURE_KINDS: [&str; 3] = ["cpu", "memory", "io"];
+
+/// What one cycle read. Each part fails on its own; a failure is kept with its reason.
+pub struct HostSample {
+    pub stat: Result<Stat, Error>,
+    pub mem: Result<Meminfo, Error>,
+    pub load: Result<LoadAvg, Error>,
+    /// `None` where the pressure file is absent (reported once at start).
+    pub pressure: [Option<Pressure>; 3],
+    /// One per configured mount, in config order.
+    pub disks: Vec<Result<DiskUsage, Error>>,
+    /// Monotonic time of the /proc/stat read, for CPU percentages.
+    pub at_ns: u64,
+}
+
+pub struct Sampler {
+    stat: ProcFile,
+    meminfo: ProcFile,
+    loadavg: ProcFile,
+    pressure: [Option<ProcFile>; 3],
+    mounts: Vec<(PathBuf, CString)>,
+    buf: Vec<u8>,
+}
+
+impl Sampler {
+    pub fn new(proc_root: &Path, mounts: &[PathBuf]) -> Sampler {
+        let pressure = PRESSURE_KINDS.map(|k| {
+            let p = proc_root.join("pressure").join(k);
+            p.exists().then(|| ProcFile::new(p))
+        });
+        Sampler {
+            stat: ProcFile::new(proc_root.join("stat")),
+            meminfo: ProcFile::new(proc_root.join("meminfo")),
+            loadavg: ProcFile::new(proc_root.join("loadavg")),
+            pressure,
+            mounts: mounts
+                .iter()
+                .map(|m| {
+                    (
+                        m.clone(),
+                        CString::new(m.as_os_str().as_bytes()).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            buf: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    /// Which pressure files exist, for the start event: `cpu,memory,io` or `none`.
+    pub fn pressure_available(&self) -> String {
+        let names: Vec<&str> = PRESSURE_KINDS
+            .iter()
+            .zip(&self.pressure)
+            .filter(|(_, p)| p.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(",")
+        }
+    }
+
+    /// Just the CPU counters (for a second sample a moment after the first).
+    pub fn read_stat(&mut self) -> Result<Stat, Error> {
+        self.stat.parse(&mut self.buf, parse_stat)
+    }
+
+    /// Reads everything into `out`, reusing its storage.
+    pub fn sample(&mut self, out: &mut HostSample) {
+        out.at_ns = sys::monotonic_ns();
+        out.stat = self.stat.parse(&mut self.buf, parse_stat);
+        out.mem = self.meminfo.parse(&mut self.buf, parse_meminfo);
+        out.load = self.loadavg.parse(&mut self.buf, parse_loadavg);
+        for (slot, file) in out.pressure.iter_mut().zip(&mut self.pressure) {
+            // A pressure file that fails to parse is treated as absent this cycle.
+            *slot = file
+                .as_mut()
+                .and_then(|f| f.parse(&mut self.buf, parse_pressure).ok());
+        }
+        out.disks.truncate(self.mounts.len());
+        for (i, (path, c)) in self.mounts.iter().enumerate() {
+            let r = sys::statvfs(c)
+                .map(|s| DiskUsage::from_stats(&s))
+                .map_err(|e| Error::io("statvfs", path, e));
+            if i < out.disks.len() {
+                out.disks[i] = r;
+            } else {
+                out.disks.push(r);
+            }
+        }
+    }
+}
+
+impl HostSample {
+    pub fn empty() -> HostSample {
+        let none = || Error::io("read", "", std::io::Error::from_raw_os_error(libc::ENODATA));
+        HostSample {
+            stat: Err(none()),
+            mem: Err(none()),
+            load: Err(none()),
+            pressure: [None; 3],
+            disks: Vec::new(),
+            at_ns: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_percent_matches_df() {
+        // df: 1K-blocks 10255636, Used 8502532 (blocks-bfree), Available 1212396, Use% 88%
+        let s = sys::FsStats {
+            blocks: 10_255_636,
+            bfree: 1_753_104,
+            bavail: 1_212_396,
+            files: 655_360,
+            ffree: 400_000,
+            frsize: 1024,
+        };
+        let d = DiskUsage::from_stats(&s);
+        assert_eq!(d.used_percent, 88);
+        assert_eq!(d.inode_percent, Some(39));
+        assert_eq!(
+            DiskUsage::from_stats(&sys::FsStats::default()),
+            DiskUsage::default()
+        );
+        // One block used of 1000: df shows 1%, never 0%.
+        let tiny = sys::FsStats {
+            blocks: 1000,
+            bfree: 999,
+            bavail: 999,
+            files: 0,
+            ffree: 0,
+            frsize: 4096,
+        };
+        assert_eq!(DiskUsage::from_stats(&tiny).used_percent, 1);
+        assert_eq!(DiskUsage::from_stats(&tiny).inode_percent, None);
+    }
+}

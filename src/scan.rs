@@ -1,0 +1,211 @@
+//! The process scan: one pass over /proc, then `openat`/`read`/`close` of each
+//! `PID/stat` relative to a kept-open /proc directory — the same syscalls as the C
+//! floor in `scripts/bench`, and nothing more. Records go into reused vectors (names
+//! into one byte arena), so a scan allocates nothing once they have grown. A process
+//! that exits mid-scan is skipped, not reported. CPU% needs the previous scan, which
+//! is kept (swapped, not copied) between scans.
+
+use crate::error::Error;
+use crate::procfs::parse_u64;
+use crate::procfs::pid::parse_pid_stat;
+use crate::sys;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    /// Clock ticks after boot; with the pid it names one process for its lifetime.
+    pub start: u64,
+    /// utime + stime in clock ticks.
+    pub ticks: u64,
+    pub rss_pages: u64,
+    pub state: u8,
+    pub kthread: bool,
+    name_at: u32,
+    name_len: u16,
+}
+
+/// The previous scan's counters, enough to compute CPU% (also loaded from state_dir
+/// so that consecutive `--once` runs need only one scan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrevTicks {
+    pub pid: i32,
+    pub start: u64,
+    pub ticks: u64,
+}
+
+pub struct Scanner {
+    root: PathBuf,
+    croot: CString,
+    dir: Option<sys::Dir>,
+    procs: Vec<Proc>,
+    names: Vec<u8>,
+    prev: Vec<PrevTicks>,
+    /// When `procs` / `prev` were read (monotonic ns, or wall ns for loaded state).
+    pub at_ns: u64,
+    pub prev_at_ns: Option<u64>,
+    buf: Vec<u8>,
+    path: Vec<u8>,
+    order: Vec<(u64, u32)>,
+}
+
+impl Scanner {
+    pub fn new(proc_root: &Path) -> Scanner {
+        Scanner {
+            root: proc_root.to_path_buf(),
+            croot: CString::new(proc_root.as_os_str().as_bytes()).unwrap_or_default(),
+            dir: None,
+            procs: Vec::new(),
+            names: Vec::new(),
+            prev: Vec::new(),
+            at_ns: 0,
+            prev_at_ns: None,
+            buf: Vec::with_capacity(1024),
+            path: Vec::with_capacity(32),
+            order: Vec::new(),
+        }
+    }
+
+    pub fn procs(&self) -> &[Proc] {
+        &self.procs
+    }
+
+    pub fn name(&self, p: &Proc) -> &[u8] {
+        &self.names[p.name_at as usize..p.name_at as usize + p.name_len as usize]
+    }
+
+    pub fn prev(&self) -> &[PrevTicks] {
+        &self.prev
+    }
+
+    /// Installs counters from an earlier run (sorted by pid), taken at `at_ns`.
+    pub fn set_prev(&mut self, prev: Vec<PrevTicks>, at_ns: u64) {
+        self.prev = prev;
+        self.prev.sort_unstable_by_key(|p| p.pid);
+        self.prev_at_ns = Some(at_ns);
+    }
+
+    /// Scans all processes; `now_ns` is the clock the CPU% window is measured on.
+    /// The current records become the previous ones first.
+    pub fn scan(&mut self, now_ns: u64) -> Result<(), Error> {
+        if !self.procs.is_empty() {
+            self.prev.clear();
+            self.prev.extend(self.procs.iter().map(|p| PrevTicks {
+                pid: p.pid,
+                start: p.start,
+                ticks: p.ticks,
+            }));
+            self.prev_at_ns = Some(self.at_ns);
+        }
+        self.procs.clear();
+        self.names.clear();
+        self.at_ns = now_ns;
+        if self.dir.is_none() {
+            self.dir =
+                Some(sys::Dir::open(&self.croot).map_err(|e| Error::io("open", &self.root, e))?);
+        }
+        let Some(dir) = self.dir.as_mut() else {
+            return Ok(());
+        };
+        dir.rewind();
+        let dirfd = dir.fd();
+        let (procs, names, buf, path) = (
+            &mut self.procs,
+            &mut self.names,
+            &mut self.buf,
+            &mut self.path,
+        );
+        let result = dir.for_each(|entry| {
+            let Some(pid) = parse_u64(entry) else { return };
+            let Ok(cpath) = sys::cpath(path, &[entry, b"/stat"]) else {
+                return;
+            };
+            // ENOENT/ESRCH: the process exited since the listing. Normal; skip it.
+            let Ok(fd) = sys::openat(dirfd, cpath, libc::O_RDONLY) else {
+                return;
+            };
+            if sys::read_all(std::os::fd::AsRawFd::as_raw_fd(&fd), buf).is_err() {
+                return;
+            }
+            drop(fd);
+            let Ok(st) = parse_pid_stat(buf) else { return };
+            if st.pid as u64 != pid {
+                return;
+            }
+            let name = &st.name[..st.name.len().min(64)];
+            procs.push(Proc {
+                pid: st.pid,
+                ppid: st.ppid,
+                start: st.starttime,
+                ticks: st.cpu_ticks(),
+                rss_pages: st.rss_pages,
+                state: st.state,
+                kthread: st.is_kernel_thread(),
+                name_at: names.len() as u32,
+                name_len: name.len() as u16,
+            });
+            names.extend_from_slice(name);
+        });
+        if let Err(e) = result {
+            self.dir = None;
+            return Err(Error::io("list", &self.root, e));
+        }
+        // /proc lists pids in ascending order; make sure, for the binary searches.
+        if !self.procs.is_sorted_by_key(|p| p.pid) {
+            self.procs.sort_unstable_by_key(|p| p.pid);
+        }
+        Ok(())
+    }
+
+    /// The CPU window: time between the previous scan and this one.
+    pub fn window_ns(&self) -> Option<u64> {
+        self.at_ns.checked_sub(self.prev_at_ns?).filter(|&w| w > 0)
+    }
+
+    /// Clock ticks `p` used since the previous scan. A process absent from it (new,
+    /// or its pid reused, told apart by the start time) counts from its start.
+    pub fn ticks_since_prev(&self, p: &Proc) -> u64 {
+        let before = match self.prev.binary_search_by_key(&p.pid, |q| q.pid) {
+            Ok(i) if self.prev[i].start == p.start => self.prev[i].ticks,
+            _ => 0,
+        };
+        p.ticks.saturating_sub(before)
+    }
+
+    /// CPU% of one CPU used by `p` over the window (as `top` shows it), or `None`
+    /// without a previous scan.
+    pub fn cpu_percent(&self, p: &Proc, ticks_per_sec: u64) -> Option<f64> {
+        let window_ns = self.window_ns()?;
+        let ticks = self.ticks_since_prev(p);
+        Some(ticks as f64 * 100.0 * 1e9 / (window_ns as f64 * ticks_per_sec.max(1) as f64))
+    }
+
+    /// Fills `out` with the indices of the top `n` user processes (kernel threads
+    /// excluded) by `key`, largest first; ties go to the lower pid.
+    pub fn top_by(&mut self, n: usize, key: impl Fn(&Scanner, &Proc) -> u64, out: &mut Vec<usize>) {
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        for (i, p) in self.procs.iter().enumerate() {
+            if !p.kthread {
+                order.push((key(self, p), i as u32));
+            }
+        }
+        let n = n.min(order.len());
+        let rank = |a: &(u64, u32), b: &(u64, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+        if n > 0 && n < order.len() {
+            order.select_nth_unstable_by(n - 1, rank);
+        }
+        order.truncate(n);
+        order.sort_unstable_by(rank);
+        out.clear();
+        out.extend(order.iter().map(|&(_, i)| i as usize));
+        self.order = order;
+    }
+
+    pub fn get(&self, i: usize) -> &Proc {
+        &self.procs[i]
+    }
+}

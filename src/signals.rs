@@ -1,0 +1,53 @@
+//! Signals wake the loop at once: each handler (installed by signal-hook) only sets a
+//! flag and writes a byte to a non-blocking pipe that the loop polls with the time
+//! to the next cycle as timeout. The loop decides what to do.
+
+use crate::sys;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+pub struct Signals {
+    /// The number of the first SIGTERM or SIGINT, 0 until then.
+    stop: Arc<AtomicUsize>,
+    hup: Arc<AtomicBool>,
+    read: OwnedFd,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Signals> {
+        let (read, write) = sys::pipe()?;
+        let stop = Arc::new(AtomicUsize::new(0));
+        let hup = Arc::new(AtomicBool::new(false));
+        for sig in [SIGTERM, SIGINT] {
+            signal_hook::flag::register_usize(sig, Arc::clone(&stop), sig as usize)?;
+            signal_hook::low_level::pipe::register_raw(sig, write.try_clone()?)?;
+        }
+        signal_hook::flag::register(SIGHUP, Arc::clone(&hup))?;
+        signal_hook::low_level::pipe::register_raw(SIGHUP, write)?;
+        Ok(Signals { stop, hup, read })
+    }
+
+    /// The stop signal's name once SIGTERM or SIGINT arrived.
+    pub fn stop_requested(&self) -> Option<&'static str> {
+        match self.stop.load(Ordering::SeqCst) as i32 {
+            0 => None,
+            SIGINT => Some("SIGINT"),
+            _ => Some("SIGTERM"),
+        }
+    }
+
+    /// True once per SIGHUP (several before the loop looks count as one).
+    pub fn take_hup(&self) -> bool {
+        self.hup.swap(false, Ordering::SeqCst)
+    }
+
+    /// Sleeps up to `ms` or until a signal arrives.
+    pub fn wait(&self, ms: u64) {
+        let ms = ms.min(i32::MAX as u64) as i32;
+        if let Ok(true) = sys::poll_readable(&self.read, ms) {
+            sys::drain(self.read.as_raw_fd());
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! `state_dir`: the lock that makes one instance the actor, and the files that let a
+//! restart or the next cron `--once` continue where the last one stopped (CPU
+//! counters, hysteresis counters, per-process CPU ticks). Files are versioned text,
+//! written atomically (temp file, fsync, rename); a corrupt or truncated file is
+//! reported and replaced, never fatal.
+
+use crate::error::Error;
+use crate::policy::{Hysteresis, Metric};
+use crate::procfs::stat::CpuTimes;
+use crate::procfs::{fields, lines, parse_u64};
+use crate::scan::PrevTicks;
+use crate::sys;
+use std::ffi::CString;
+use std::fmt::Write as _;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+const STATE_MAGIC: &str = "system-agent-state 1";
+const PROCS_MAGIC: &str = "system-agent-procs 1";
+
+/// Saved counters are "recent" (usable for a CPU% window) up to this age.
+pub const RECENT_NS: u64 = 15 * 60 * 1_000_000_000;
+
+/// The exclusive lock on `state_dir/lock`, held for the life of the process.
+pub struct Lock {
+    _fd: OwnedFd,
+}
+
+pub enum LockOutcome {
+    Acquired(Lock),
+    /// Another instance (the service) holds it: observe, do not act.
+    Busy,
+}
+
+/// Creates `state_dir` (mode 0700) if needed and takes the lock. Also returns a
+/// warning when the directory is writable by others (SPEC §6 wants it private).
+pub fn lock(dir: &Path) -> Result<(LockOutcome, Option<String>), Error> {
+    std::fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))
+        .map_err(|e| Error::io("create", dir, e))?;
+    let cdir = cstring(dir)?;
+    match sys::mkdir(&cdir, 0o700) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        Err(e) => return Err(Error::io("create", dir, e)),
+    }
+    let st = sys::lstat(&cdir).map_err(|e| Error::io("stat", dir, e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(Error::io(
+            "use",
+            dir,
+            std::io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
+    let warning = (st.st_mode & 0o022 != 0).then(|| {
+        format!(
+            "{} is writable by group or others (mode {:o}); it should be 0700",
+            dir.display(),
+            st.st_mode & 0o7777
+        )
+    });
+    let path = dir.join("lock");
+    let fd = sys::open(
+        &cstring(&path)?,
+        libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW,
+        0o600,
+    )
+    .map_err(|e| Error::io("open", &path, e))?;
+    match sys::try_lock_exclusive(fd.as_raw_fd()) {
+        Ok(true) => Ok((LockOutcome::Acquired(Lock { _fd: fd }), warning)),
+        Ok(false) => Ok((LockOutcome::Busy, warning)),
+        Err(e) => Err(Error::io("lock", &path, e)),
+    }
+}
+
+fn cstring(p: &Path) -> Result<CString, Error> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::io("use", p, std::io::Error::from_raw_os_error(libc::EINVAL)))
+}
+
+/// A file replaced atomically on each write: `path.tmp` (created with `mode`, without
+/// following a symlink), optionally fsync'd, renamed over `path`. The C paths are
+/// built once, so a write in the cycle does not allocate.
+pub struct AtomicFile {
+    pub path: PathBuf,
+    tmp: PathBuf,
+    cpath: CString,
+    ctmp: CString,
+    mode: libc::mode_t,
+}
+
+impl AtomicFile {
+    pub fn new(path: &Path, mode: libc::mode_t) -> Result<AtomicFile, Error> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        Ok(AtomicFile {
+            cpath: cstring(path)?,
+            ctmp: cstring(&tmp)?,
+            path: path.to_path_buf(),
+            tmp,
+            mode,
+        })
+    }
+
+    pub fn write(&self, data: &[u8], sync: bool) -> Result<(), Error> {
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW;
+        let fd = sys::open(&self.ctmp, flags, self.mode)
+            .map_err(|e| Error::io("create", &self.tmp, e))?;
+        let result = sys::write_all(fd.as_raw_fd(), data)
+            .and_then(|()| {
+                if sync {
+                    sys::fsync(fd.as_raw_fd())
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| Error::io("write", &self.tmp, e));
+        drop(fd);
+        let result = result.and_then(|()| {
+            sys::rename(&self.ctmp, &self.cpath).map_err(|e| Error::io("rename", &self.path, e))
+        });
+        if result.is_err() {
+            let _ = sys::unlink(&self.ctmp);
+        }
+        result
+    }
+}
+
+/// What `state_dir/state` holds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Saved {
+    /// Wall clock of the save, ns since the epoch.
+    pub saved_ns: u64,
+    /// Boot time the counters belong to (`btime` of /proc/stat).
+    pub btime: u64,
+    pub cpu: Option<CpuTimes>,
+    /// Hysteresis per metric key.
+    pub metrics: Vec<(String, Hysteresis)>,
+}
+
+impl Saved {
+    /// CPU counters usable as the previous sample now: same boot and recent.
+    pub fn recent_cpu(&self, now_ns: u64, btime: Option<u64>) -> Option<CpuTimes> {
+        let fresh = now_ns
+            .checked_sub(self.saved_ns)
+            .is_some_and(|age| age <= RECENT_NS);
+        (fresh && btime == Some(self.btime)).then_some(self.cpu?)
+    }
+
+    pub fn restore(&self, metrics: &mut [Metric]) {
+        for m in metrics {
+            if let Some((_, h)) = self.metrics.iter().find(|(k, _)| *k == m.key) {
+                m.hyst = *h;
+            }
+        }
+    }
+}
+
+/// Serialises the state. `cpu` is the latest counter reading.
+pub fn format_state(
+    out: &mut String,
+    saved_ns: u64,
+    btime: u64,
+    cpu: Option<&CpuTimes>,
+    metrics: &[Metric],
+) {
+    out.clear();
+    let _ = writeln!(out, "{STATE_MAGIC}\nsaved {saved_ns}\nbtime {btime}");
+    if let Some(c) = cpu {
+        out.push_str("cpu");
+        for v in c.as_array() {
+            let _ = write!(out, " {v}");
+        }
+        out.push('\n');
+    }
+    format_metrics(out, metrics);
+}
+
+/// The hysteresis lines alone: what the service compares to decide whether its state
+/// changed and needs writing.
+pub fn format_metrics(out: &mut String, metrics: &[Metric]) {
+    for m in metrics {
+        let h = &m.hyst;
+        let _ = writeln!(
+            out,
+            "metric {} {} {} {} {} {}",
+            h.reported, h.up[0], h.up[1], h.down[0], h.down[1], m.key
+        );
+    }
+}
+
+/// Parses `state_dir/state`; `Err` says what is wrong with it.
+pub fn parse_state(text: &[u8]) -> Result<Saved, &'static str> {
+    let mut it = lines(text);
+    if it.next() != Some(STATE_MAGIC.as_bytes()) {
+        return Err("not a version 1 state file");
+    }
+    let mut s = Saved::default();
+    let (mut saw_saved, mut saw_btime) = (false, false);
+    for line in it {
+        if line.is_empty() {
+            continue;
+        }
+        let (word, rest) = split_word(line);
+        match word {
+            b"saved" => {
+                s.saved_ns = parse_u64(rest).ok_or("bad saved line")?;
+                saw_saved = true;
+            }
+            b"btime" => {
+                s.btime = parse_u64(rest).ok_or("bad btime line")?;
+                saw_btime = true;
+            }
+            b"cpu" => {
+                let mut a = [0u64; 8];
+                let mut n = 0;
+                for f in fields(rest) {
+                    *a.get_mut(n).ok_or("bad cpu line")? = parse_u64(f).ok_or("bad cpu line")?;
+                    n += 1;
+                }
+                if n != 8 {
+                    return Err("bad cpu line");
+                }
+                s.cpu = Some(CpuTimes::from_array(a));
+            }
+            b"metric" => {
+                let mut nums = [0u32; 5];
+                let mut rest = rest;
+                for n in &mut nums {
+                    let (w, r) = split_word(rest);
+                    *n = parse_u64(w)
+                        .and_then(|v| u32::try_from(v).ok())
+                        .ok_or("bad metric line")?;
+                    rest = r;
+                }
+                let key = std::str::from_utf8(rest).map_err(|_| "bad metric key")?;
+                if nums[0] > 2 || key.is_empty() {
+                    return Err("bad metric line");
+                }
+                let h = Hysteresis {
+                    reported: nums[0] as u8,
+                    up: [nums[1], nums[2]],
+                    down: [nums[3], nums[4]],
+                };
+                s.metrics.push((key.to_string(), h));
+            }
+            _ => return Err("unknown line"),
+        }
+    }
+    if !(saw_saved && saw_btime) {
+        return Err("truncated");
+    }
+    Ok(s)
+}
+
+fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
+    match line.iter().position(|&c| c == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &b""[..]),
+    }
+}
+
+/// Per-process CPU ticks for the next `--once`: `pid start ticks` per line.
+pub fn format_procs(out: &mut String, saved_ns: u64, btime: u64, procs: &[PrevTicks]) {
+    out.clear();
+    let _ = writeln!(out, "{PROCS_MAGIC}\nsaved {saved_ns}\nbtime {btime}");
+    for p in procs {
+        let _ = writeln!(out, "{} {} {}", p.pid, p.start, p.ticks);
+    }
+}
+
+/// `(saved_ns, btime, ticks)` from a procs file.
+pub fn parse_procs(text: &[u8]) -> Result<(u64, u64, Vec<PrevTicks>), &'static str> {
+    let mut it = lines(text);
+    if it.next() != Some(PROCS_MAGIC.as_bytes()) {
+        return Err("not a version 1 procs file");
+    }
+    let mut num = |word: &[u8]| -> Result<u64, &'static str> {
+        let line = it.next().ok_or("truncated")?;
+        let rest = line.strip_prefix(word).ok_or("bad header")?;
+        parse_u64(rest).ok_or("bad header")
+    };
+    let saved = num(b"saved ")?;
+    let btime = num(b"btime ")?;
+    let mut procs = Vec::new();
+    for line in it {
+        if line.is_empty() {
+            continue;
+        }
+        let mut f = fields(line);
+        let mut next = || f.next().and_then(parse_u64).ok_or("bad process line");
+        let pid = i32::try_from(next()?).map_err(|_| "bad pid")?;
+        procs.push(PrevTicks {
+            pid,
+            start: next()?,
+            ticks: next()?,
+        });
+    }
+    Ok((saved, btime, procs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn state_round_trips() {
+        let mut metrics = crate::policy::metrics_for(&Config::default());
+        metrics[0].hyst = Hysteresis {
+            reported: 2,
+            up: [3, 3],
+            down: [0, 0],
+        };
+        let cpu = CpuTimes::from_array([1, 2, 3, 4, 5, 6, 7, 8]);
+        let mut s = String::new();
+        format_state(&mut s, 123, 456, Some(&cpu), &metrics);
+        let back = parse_state(s.as_bytes()).unwrap();
+        assert_eq!((back.saved_ns, back.btime, back.cpu), (123, 456, Some(cpu)));
+        assert_eq!(back.metrics[0], ("cpu".to_string(), metrics[0].hyst));
+        assert_eq!(back.metrics.len(), metrics.len());
+        assert_eq!(back.recent_cpu(123 + RECENT_NS, Some(456)), Some(cpu));
+        assert_eq!(back.recent_cpu(124 + RECENT_NS, Some(456)), None);
+        assert_eq!(back.recent_cpu(200, Some(457)), None);
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_a_panic() {
+        for bad in [
+            &b""[..],
+            b"garbage",
+            b"system-agent-state 1\nsaved 1\n",
+            b"system-agent-state 1\nsaved x\nbtime 1\n",
+            b"system-agent-state 1\nsaved 1\nbtime 1\ncpu 1 2\n",
+            b"system-agent-state 1\nsaved 1\nbtime 1\nmetric 9 0 0 0 0 cpu\n",
+            b"system-agent-state 1\nsaved 1\nbtime 1\nmetric 1 0 0\n",
+        ] {
+            assert!(
+                parse_state(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn procs_round_trip() {
+        let p = vec![
+            PrevTicks {
+                pid: 1,
+                start: 2,
+                ticks: 3,
+            },
+            PrevTicks {
+                pid: 40000,
+                start: 5,
+                ticks: 6,
+            },
+        ];
+        let mut s = String::new();
+        format_procs(&mut s, 9, 8, &p);
+        assert_eq!(parse_procs(s.as_bytes()).unwrap(), (9, 8, p));
+        assert!(parse_procs(b"system-agent-procs 1\nsaved 9\n").is_err());
+        assert!(parse_procs(b"system-agent-procs 1\nsaved 9\nbtime 8\n1 2\n").is_err());
+    }
+}

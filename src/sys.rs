@@ -1,0 +1,353 @@
+//! Every `unsafe` libc call the agent makes, wrapped so the rest of the code sees
+//! `io::Result` and owned descriptors. Nothing here decides anything; it only asks the
+//! kernel and reports errno faithfully.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `open(2)` with `O_CLOEXEC` always added.
+pub fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: path is NUL-terminated; the result is checked before being owned.
+        let fd =
+            unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+        match cvt(fd) {
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `openat(2)` relative to `dir`, with `O_CLOEXEC` always added.
+pub fn openat(dir: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: as for `open`.
+        let fd = unsafe { libc::openat(dir, path.as_ptr(), flags | libc::O_CLOEXEC) };
+        match cvt(fd) {
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads the whole file from offset 0 into `buf` (cleared first), growing it only when
+/// the file is larger than any earlier read. `pread` at 0 makes the kernel regenerate
+/// a /proc file, so one descriptor can be kept open and re-read every cycle.
+pub fn pread_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.clear();
+    if buf.capacity() < 4096 {
+        buf.reserve(4096);
+    }
+    loop {
+        let len = buf.len();
+        if len == buf.capacity() {
+            buf.reserve(len);
+        }
+        let spare = buf.capacity() - len;
+        // SAFETY: writes at most `spare` bytes into the vector's spare capacity.
+        let r = unsafe {
+            libc::pread(
+                fd,
+                buf.as_mut_ptr().add(len).cast(),
+                spare,
+                len as libc::off_t,
+            )
+        };
+        match cvt_size(r) {
+            Ok(0) => return Ok(buf.len()),
+            // SAFETY: the kernel initialised `n` more bytes.
+            Ok(n) => unsafe { buf.set_len(len + n) },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads an fd from its current position to EOF into `buf` (cleared first); for files
+/// that do not support `pread`, such as a freshly opened /proc/PID/stat.
+pub fn read_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.clear();
+    if buf.capacity() < 1024 {
+        buf.reserve(1024);
+    }
+    loop {
+        let len = buf.len();
+        if len == buf.capacity() {
+            buf.reserve(len);
+        }
+        let spare = buf.capacity() - len;
+        // SAFETY: as in `pread_all`.
+        let r = unsafe { libc::read(fd, buf.as_mut_ptr().add(len).cast(), spare) };
+        match cvt_size(r) {
+            Ok(0) => return Ok(buf.len()),
+            Ok(n) => unsafe { buf.set_len(len + n) },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes all of `data`, retrying short writes and EINTR.
+pub fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: reads `data.len()` bytes from a valid slice.
+        let r = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        match cvt_size(r) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+pub fn fsync(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor we own.
+    cvt(unsafe { libc::fsync(fd) }).map(drop)
+}
+
+pub fn rename(from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: both NUL-terminated.
+    cvt(unsafe { libc::rename(from.as_ptr(), to.as_ptr()) }).map(drop)
+}
+
+pub fn unlink(path: &CStr) -> io::Result<()> {
+    // SAFETY: NUL-terminated.
+    cvt(unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+}
+
+/// What `statvfs(3)` says about one filesystem, widened to u64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FsStats {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub frsize: u64,
+}
+
+pub fn statvfs(path: &CStr) -> io::Result<FsStats> {
+    // SAFETY: zeroed statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::statvfs(path.as_ptr(), &mut st) })?;
+    Ok(FsStats {
+        blocks: st.f_blocks as u64,
+        bfree: st.f_bfree as u64,
+        bavail: st.f_bavail as u64,
+        files: st.f_files as u64,
+        ffree: st.f_ffree as u64,
+        frsize: st.f_frsize as u64,
+    })
+}
+
+/// `fstat(2)`: (mode, uid, nlink).
+pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+/// `lstat(2)`: never follows a final symlink.
+pub fn lstat(path: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: as for fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::lstat(path.as_ptr(), &mut st) })?;
+    Ok(st)
+}
+
+pub fn mkdir(path: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: NUL-terminated.
+    cvt(unsafe { libc::mkdir(path.as_ptr(), mode) }).map(drop)
+}
+
+/// Non-blocking exclusive `flock`; `Ok(false)` when another process holds it.
+pub fn try_lock_exclusive(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: plain syscall.
+    match cvt(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A close-on-exec, non-blocking pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for two descriptors.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes; `Ok(true)` when readable.
+/// EINTR counts as "woken" so the caller re-checks its signal flags.
+pub fn poll_readable(fd: &impl AsRawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    match cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) }) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads and discards whatever is in a non-blocking fd (the signal pipe).
+pub fn drain(fd: RawFd) {
+    let mut buf = [0u8; 64];
+    // SAFETY: reads into a stack buffer; stops on EAGAIN or EOF.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// Monotonic clock in nanoseconds (vDSO, no syscall, no allocation).
+pub fn monotonic_ns() -> u64 {
+    clock(libc::CLOCK_MONOTONIC)
+}
+
+/// Wall clock in nanoseconds since the epoch.
+pub fn realtime_ns() -> u64 {
+    clock(libc::CLOCK_REALTIME)
+}
+
+fn clock(id: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-parameter; these clocks cannot fail on Linux.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+pub fn getpid() -> i32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::getpid() }
+}
+
+pub fn getuid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::getuid() }
+}
+
+/// Clock ticks per second for /proc times (`_SC_CLK_TCK`, 100 on Linux).
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if v > 0 { v as u64 } else { 100 }
+}
+
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 { v as u64 } else { 4096 }
+}
+
+/// The host name from `uname(2)` (not from NSS, which a static binary cannot use).
+pub fn hostname() -> String {
+    // SAFETY: zeroed utsname is a valid out-parameter.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "localhost".to_string();
+    }
+    let bytes: Vec<u8> = u
+        .nodename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A directory stream over a kept-open directory fd, rewound for each pass, so a
+/// process scan opens /proc once per agent lifetime rather than once per cycle.
+pub struct Dir {
+    dir: std::ptr::NonNull<libc::DIR>,
+}
+
+impl Dir {
+    pub fn open(path: &CStr) -> io::Result<Dir> {
+        let fd = open(path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        // SAFETY: fdopendir takes ownership of the fd on success.
+        let d = unsafe { libc::fdopendir(fd.as_raw_fd()) };
+        match std::ptr::NonNull::new(d) {
+            Some(dir) => {
+                std::mem::forget(fd);
+                Ok(Dir { dir })
+            }
+            None => Err(io::Error::last_os_error()),
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        // SAFETY: the DIR is valid for our lifetime.
+        unsafe { libc::dirfd(self.dir.as_ptr()) }
+    }
+
+    pub fn rewind(&mut self) {
+        // SAFETY: valid DIR.
+        unsafe { libc::rewinddir(self.dir.as_ptr()) }
+    }
+
+    /// Calls `f` with each entry name (without `.`/`..` filtering); stops at the end
+    /// of the directory or at the first error.
+    pub fn for_each(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        loop {
+            // SAFETY: errno is reset so end-of-directory and error can be told apart.
+            unsafe { *libc::__errno_location() = 0 };
+            let ent = unsafe { libc::readdir64(self.dir.as_ptr()) };
+            if ent.is_null() {
+                let err = io::Error::last_os_error();
+                return match err.raw_os_error() {
+                    Some(0) | None => Ok(()),
+                    _ => Err(err),
+                };
+            }
+            // SAFETY: d_name is NUL-terminated within the dirent.
+            let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
+            f(name.to_bytes());
+        }
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: we own the DIR.
+        unsafe { libc::closedir(self.dir.as_ptr()) };
+    }
+}
+
+/// Builds a NUL-terminated path in a caller-owned buffer (no allocation once grown).
+pub fn cpath<'a>(buf: &'a mut Vec<u8>, parts: &[&[u8]]) -> io::Result<&'a CStr> {
+    buf.clear();
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    buf.push(0);
+    CStr::from_bytes_with_nul(buf).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
