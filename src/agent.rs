@@ -49,9 +49,12 @@ impl Options {
 }
 
 /// How long the second of two back-to-back samples waits (CPU% needs a window); also
-/// the shortest window saved counters may give, since 100 Hz ticks make a shorter
-/// one meaningless.
+/// the shortest window saved per-process counters may give.
 const SHORT_WINDOW_MS: u64 = 250;
+
+/// The fewest clock ticks (summed over CPUs) that saved /proc/stat counters must be
+/// behind the current ones to give a meaningful CPU% (1 tick = 10 ms of one CPU).
+const MIN_WINDOW_TICKS: u64 = 50;
 
 /// How much of a command line a `top` event shows.
 const CMDLINE_MAX: usize = 256;
@@ -276,12 +279,8 @@ impl Agent {
                 saved.restore(&mut self.metrics);
                 self.written.clear();
                 state::format_metrics(&mut self.written, &self.metrics);
-                let now = sys::realtime_ns();
-                let long_enough = now.saturating_sub(saved.saved_ns) >= SHORT_WINDOW_MS * 1_000_000;
-                if let Ok(st) = self.sampler.read_stat()
-                    && long_enough
-                {
-                    self.prev_cpu = saved.recent_cpu(now, st.btime);
+                if let Ok(st) = self.sampler.read_stat() {
+                    self.prev_cpu = saved.recent_cpu(sys::realtime_ns(), st.btime);
                 }
             }
             Err(why) => {
@@ -296,15 +295,20 @@ impl Agent {
         }
     }
 
-    /// Makes sure there is a previous CPU reading: from state, or a short window now.
+    /// Makes sure the first cycle has a previous CPU reading to compare with: the one
+    /// saved in state_dir when enough CPU time has passed since (a cron run a minute
+    /// later), otherwise a reading now and a short pause.
     fn prime_cpu(&mut self, signals: Option<&Signals>) {
-        if self.prev_cpu.is_some() {
+        let Ok(st) = self.sampler.read_stat() else {
+            return;
+        };
+        let enough =
+            |prev: &CpuTimes| st.cpu.total().saturating_sub(prev.total()) >= MIN_WINDOW_TICKS;
+        if self.prev_cpu.as_ref().is_some_and(enough) {
             return;
         }
-        if let Ok(st) = self.sampler.read_stat() {
-            self.prev_cpu = Some(st.cpu);
-            pause(signals, SHORT_WINDOW_MS);
-        }
+        self.prev_cpu = Some(st.cpu);
+        pause(signals, SHORT_WINDOW_MS);
     }
 
     /// One cycle, SPEC §4 steps 1–3 and 9 (actions slot in between).

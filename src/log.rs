@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -393,11 +394,19 @@ impl LogFile {
     fn open(&mut self) {
         self.next_open_ns = sys::monotonic_ns() + RETRY_NS;
         let Some(c) = &self.cpath else { return };
-        match sys::open(
-            c,
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY,
-            0o640,
-        ) {
+        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY;
+        let mut result = sys::open(c, flags, 0o640);
+        if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            // The log directory is missing (a fresh host, a new chroot): make it.
+            if let Some(dir) = self.path.parent() {
+                let _ = std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o750)
+                    .create(dir);
+            }
+            result = sys::open(c, flags, 0o640);
+        }
+        match result {
             Ok(fd) => self.fd = Some(fd),
             Err(err) => self.fail(err),
         }
