@@ -223,10 +223,7 @@ fn once_unknown_when_proc_stat_is_unreadable() {
 fn once_disk_percent_is_what_df_prints() {
     let h = Host::new("disk");
     let mount = h.p("");
-    let cfg = h.config(
-        "",
-        "[thresholds]\ndisk_warn = 0\ninode_warn = 0\n",
-    );
+    let cfg = h.config("", "[thresholds]\ndisk_warn = 0\ninode_warn = 0\n");
     std::fs::write(
         &cfg,
         std::fs::read_to_string(&cfg)
