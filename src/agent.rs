@@ -22,6 +22,7 @@ use crate::scan::Scanner;
 use crate::signals::Signals;
 use crate::state::{self, AtomicFile, Lock, LockOutcome};
 use crate::sys;
+use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -83,9 +84,11 @@ pub struct Agent {
     /// The hysteresis lines last written, so the service writes state only on change.
     written: String,
     scratch: String,
-    /// Last error text per sample source, so a failing source is logged once.
-    source_errors: Vec<Option<String>>,
+    /// Last error text per sample source (empty: fine), so a failing source is
+    /// logged once, not every cycle.
+    source_errors: Vec<String>,
     top_idx: Vec<usize>,
+    cmd: Vec<u8>,
     buf: Vec<u8>,
     path_buf: Vec<u8>,
     cycles: u64,
@@ -118,6 +121,7 @@ impl Agent {
             scratch: String::with_capacity(4096),
             source_errors: Vec::new(),
             top_idx: Vec::new(),
+            cmd: Vec::with_capacity(CMDLINE_MAX),
             buf: Vec::with_capacity(4096),
             path_buf: Vec::with_capacity(64),
             cycles: 0,
@@ -458,7 +462,7 @@ impl Agent {
     /// changes, not every cycle.
     fn log_source_errors(&mut self) {
         let n = 3 + self.host.disks.len();
-        self.source_errors.resize(n, None);
+        self.source_errors.resize(n, String::new());
         for i in 0..n {
             let err = match i {
                 0 => self.host.stat.as_ref().err(),
@@ -466,19 +470,19 @@ impl Agent {
                 2 => self.host.load.as_ref().err(),
                 _ => self.host.disks[i - 3].as_ref().err(),
             };
-            match err {
-                None => self.source_errors[i] = None,
-                Some(e) => {
-                    let text = e.to_string();
-                    if self.source_errors[i].as_deref() != Some(text.as_str()) {
-                        self.log
-                            .event(Level::Error, "error")
-                            .str("what", "sample")
-                            .str("error", &text)
-                            .emit();
-                        self.source_errors[i] = Some(text);
-                    }
-                }
+            let Some(e) = err else {
+                self.source_errors[i].clear();
+                continue;
+            };
+            self.scratch.clear();
+            let _ = write!(self.scratch, "{e}");
+            if self.source_errors[i] != self.scratch {
+                self.log
+                    .event(Level::Error, "error")
+                    .str("what", "sample")
+                    .str("error", &self.scratch)
+                    .emit();
+                self.source_errors[i].clone_from(&self.scratch);
             }
         }
     }
@@ -542,36 +546,27 @@ impl Agent {
 
     fn log_top(&mut self, by: &str, rank: usize, i: usize, window: f64) {
         let p = *self.scanner.get(i);
-        let pid = p.pid.to_string();
+        let mut digits = [0u8; 20];
+        let pid = decimal(p.pid as u64, &mut digits);
         let root = self.cfg.paths.proc.as_os_str().as_bytes();
         // The owner and command line; a process that exited meanwhile is skipped.
-        let uid = match sys::cpath(
-            &mut self.path_buf,
-            &[root, b"/", pid.as_bytes(), b"/status"],
-        ) {
-            Ok(c) => match read_file(c, &mut self.buf) {
-                Ok(()) => match parse_pid_status(&self.buf) {
-                    Ok(s) => s.uid[0],
-                    Err(_) => return,
-                },
-                Err(_) => return,
-            },
-            Err(_) => return,
+        let Ok(path) = sys::cpath(&mut self.path_buf, &[root, b"/", pid, b"/status"]) else {
+            return;
         };
-        let mut cmd = Vec::new();
-        if let Ok(c) = sys::cpath(
-            &mut self.path_buf,
-            &[root, b"/", pid.as_bytes(), b"/cmdline"],
-        ) && read_file(c, &mut self.buf).is_ok()
+        let uid = match read_file(path, &mut self.buf).map(|()| parse_pid_status(&self.buf)) {
+            Ok(Ok(s)) => s.uid[0],
+            _ => return,
+        };
+        self.cmd.clear();
+        if let Ok(path) = sys::cpath(&mut self.path_buf, &[root, b"/", pid, b"/cmdline"])
+            && read_file(path, &mut self.buf).is_ok()
         {
-            cmdline_display(&self.buf[..self.buf.len().min(CMDLINE_MAX)], &mut cmd);
+            cmdline_display(&self.buf[..self.buf.len().min(CMDLINE_MAX)], &mut self.cmd);
         }
         let cpu = self
             .scanner
             .cpu_percent(&p, self.ticks_per_sec)
             .unwrap_or(0.0);
-        let name = self.scanner.name(&p).to_vec();
-        let user = self.users.name(uid).map(str::to_owned);
         let mut e = self
             .log
             .event(Level::Info, "top")
@@ -579,14 +574,14 @@ impl Agent {
             .u64("rank", rank as u64)
             .i64("pid", p.pid as i64)
             .u64("uid", uid as u64);
-        if let Some(u) = &user {
-            e = e.str("user", u);
+        if let Some(user) = self.users.name(uid) {
+            e = e.str("user", user);
         }
-        e.bytes("name", &name)
+        e.bytes("name", self.scanner.name(&p))
             .num("cpu", cpu, 1)
             .u64("rss", p.rss_pages.saturating_mul(self.page_size))
             .num("window", window, 1)
-            .bytes("cmd", &cmd)
+            .bytes("cmd", &self.cmd)
             .emit();
     }
 
@@ -841,6 +836,19 @@ fn pause(signals: Option<&Signals>, ms: u64) {
             }
         }
         None => std::thread::sleep(std::time::Duration::from_millis(ms)),
+    }
+}
+
+/// `n` in decimal, written into `buf` without allocating.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
     }
 }
 

@@ -465,7 +465,7 @@ impl LogFile {
 /// stream socket), sending frames we format ourselves into a reused buffer. The crate
 /// never reconnects and blocks when the reader stalls, so: the datagram socket is
 /// non-blocking (a full queue drops the line and counts it), and a send error
-/// rebuilds the connection once, then waits 60 s (or a reload) before trying again.
+/// rebuilds the connection once, then waits 5 s (or a reload) before trying again.
 struct Syslog {
     path: PathBuf,
     facility: u8,
@@ -479,7 +479,7 @@ struct Syslog {
     pending: Option<Problem>,
 }
 
-const SYSLOG_RETRY_NS: u64 = 60_000_000_000;
+const SYSLOG_RETRY_NS: u64 = 5_000_000_000;
 
 impl Syslog {
     fn new(path: &Path, facility: u8) -> Syslog {

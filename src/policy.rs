@@ -4,6 +4,7 @@
 //! counters in state_dir, so cron runs count as consecutive cycles.
 
 use crate::config::{Config, Limits};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -172,8 +173,8 @@ pub struct Metric {
     /// This cycle's value, rounded to what is shown (so shown and judged agree).
     pub value: Option<f64>,
     pub raw: Status,
-    /// Why `raw` is UNKNOWN.
-    pub error: Option<String>,
+    /// Why `raw` is UNKNOWN (empty otherwise); its storage is reused.
+    pub error: String,
     pub hyst: Hysteresis,
 }
 
@@ -194,7 +195,7 @@ impl Metric {
             limits,
             value: None,
             raw: Status::Unknown,
-            error: None,
+            error: String::new(),
             hyst: Hysteresis::default(),
         }
     }
@@ -207,12 +208,13 @@ impl Metric {
                 let v = (v * scale).round() / scale;
                 self.value = Some(v);
                 self.raw = level(v, self.limits);
-                self.error = None;
+                self.error.clear();
             }
             Err(e) => {
                 self.value = None;
                 self.raw = Status::Unknown;
-                self.error = Some(e.to_string());
+                self.error.clear();
+                let _ = write!(self.error, "{e}");
             }
         }
     }

@@ -64,7 +64,7 @@ fn describe(out: &mut String, m: &Metric) {
         out.push(' ');
         sanitize(out, &mount.to_string_lossy());
     }
-    match (m.value, &m.error) {
+    match (m.value, Some(&m.error).filter(|e| !e.is_empty())) {
         (Some(v), _) if m.kind == Kind::Load => {
             let _ = write!(out, " {v:.2} per cpu");
         }

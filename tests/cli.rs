@@ -497,7 +497,85 @@ fn missing_syslog_socket_is_reported_once_and_the_agent_goes_on() {
         events(&h.log(), "event=start")[0]
             .contains(" syslog=\"unavailable: No such file or directory\" ")
     );
+    // The syslog daemon comes up; a reload connects to it.
+    std::fs::create_dir_all(h.t.join("no")).unwrap();
+    let sock = UnixDatagram::bind(&missing).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    signal(&agent.0, libc::SIGHUP);
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("a datagram after the reload");
+    let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(got.contains("]: level=info event=reload "), "{got}");
     assert_eq!(agent.stop().0, 0);
+}
+
+/// Receives datagrams until one contains `needle` or 10 s pass (the agent retries a
+/// lost syslog socket every 5 s).
+fn recv_until(sock: &UnixDatagram, needle: &str) -> Option<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let s = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if s.contains(needle) {
+                return Some(s);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn a_restarted_syslog_daemon_is_reconnected_without_a_reload() {
+    let h = Host::new("syslog-restart");
+    let path = h.t.join("log.sock");
+    let first = UnixDatagram::bind(&path).unwrap();
+    let cfg = h.config(
+        &format!("syslog = yes\nsyslog_socket = {}", path.display()),
+        "",
+    );
+    let agent = h.spawn(&cfg);
+    assert!(recv_until(&first, "event=sample").is_some());
+    // The daemon restarts: a new socket takes the path (atomically, so the test
+    // has no window without a socket), then the old one closes.
+    let second = UnixDatagram::bind(h.t.join("log.sock.new")).unwrap();
+    std::fs::rename(h.t.join("log.sock.new"), &path).unwrap();
+    drop(first);
+    assert!(recv_until(&second, "event=sample").is_some(), "{}", h.log());
+    assert!(!h.log().contains("event=error"), "{}", h.log());
+    assert_eq!(agent.stop().0, 0);
+}
+
+#[test]
+fn a_hung_syslog_daemon_does_not_stall_the_loop() {
+    let h = Host::new("syslog-hung");
+    let path = h.t.join("log.sock");
+    // Bound but never read: its queue fills after a few datagrams.
+    let _hung = UnixDatagram::bind(&path).unwrap();
+    let cfg = h.config(
+        &format!(
+            "interval = 10ms\nsyslog = yes\nsyslog_socket = {}",
+            path.display()
+        ),
+        "",
+    );
+    let agent = h.spawn(&cfg);
+    assert!(
+        wait_for(Duration::from_secs(10), || events(&h.log(), "event=sample")
+            .len()
+            >= 100),
+        "{}",
+        h.log()
+    );
+    let (code, took) = agent.stop();
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(2));
+    // Reported once, not once per dropped line.
+    let errors = events(&h.log(), "what=syslog");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains(" errno=EAGAIN "), "{errors:?}");
 }
 
 #[test]

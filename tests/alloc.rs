@@ -1,0 +1,135 @@
+//! SPEC §7: "a cycle without a process scan reads a handful of files and allocates
+//! nothing in steady state". A counting global allocator measures the cycles of a
+//! real `Agent` on a fixture /proc tree (log file, metrics file and state on), after
+//! a few warm-up cycles have grown its buffers. The scan cycle is held to the same.
+
+mod common;
+
+use common::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use system_agent::agent::{Agent, Options};
+use system_agent::config::Config;
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::SeqCst);
+        }
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::SeqCst);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` on this thread.
+fn allocations(f: impl FnOnce()) -> u64 {
+    let before = ALLOCS.load(Ordering::SeqCst);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCS.load(Ordering::SeqCst) - before
+}
+
+fn agent(t: &TempDir, thresholds: &str) -> Agent {
+    t.write("proc/meminfo", proc_meminfo(50));
+    t.write("proc/loadavg", "0.52 0.58 0.59 1/467 12345\n");
+    t.write(
+        "proc/pressure/cpu",
+        "some avg10=1.00 avg60=0.50 avg300=0.10 total=12345\n",
+    );
+    t.write(
+        "proc/100/stat",
+        "100 (worker) R 1 100 100 0 -1 0 0 0 0 0 500 20 0 0 20 0 1 0 5000 1000000 300 0 0\n",
+    );
+    t.write(
+        "proc/100/status",
+        "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0\n",
+    );
+    t.write("proc/100/cmdline", "worker\0--busy\0");
+    t.write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    let p = |r: &str| t.join(r).display().to_string();
+    let text = format!(
+        "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n\
+         [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[thresholds]\n{thresholds}\n",
+        p("agent.log"),
+        p("state"),
+        p("metrics.prom"),
+        p("proc"),
+        p("etc/passwd"),
+        p(""),
+    );
+    let cfg = Config::parse(Path::new("alloc.ini"), &text).expect("valid config");
+    let opts = Options {
+        config: t.join("alloc.ini"),
+        explicit: true,
+        dry_run: false,
+        log_level: None,
+    };
+    let mut a = Agent::new(opts, cfg, false);
+    a.take_lock().expect("lock");
+    a
+}
+
+/// Runs cycles with the CPU counters moving on in between, as on a live host.
+fn cycles(t: &TempDir, a: &mut Agent, from: u64, n: u64) -> u64 {
+    let mut total = 0;
+    for i in from..from + n {
+        t.write("proc/stat", proc_stat(100 * i, 900 * i));
+        total += allocations(|| a.cycle(None));
+    }
+    total
+}
+
+#[test]
+fn a_cycle_without_a_scan_allocates_nothing() {
+    let t = TempDir::new("alloc");
+    let mut a = agent(
+        &t,
+        "disk_warn = 100\ndisk_crit = 100\ninode_warn = 100\ninode_crit = 100",
+    );
+    cycles(&t, &mut a, 1, 5);
+    assert_eq!(cycles(&t, &mut a, 6, 200), 0);
+    assert!(
+        t.read("agent.log")
+            .contains("event=sample cpu=10.0 mem=50.0")
+    );
+    assert!(!t.read("agent.log").contains("event=top"));
+}
+
+#[test]
+fn a_cycle_with_a_scan_allocates_nothing_either() {
+    let t = TempDir::new("alloc-scan");
+    let mut a = agent(
+        &t,
+        "cpu_warn = 0\ndisk_warn = 100\ndisk_crit = 100\ninode_warn = 100\ninode_crit = 100",
+    );
+    cycles(&t, &mut a, 1, 5);
+    assert_eq!(cycles(&t, &mut a, 6, 200), 0);
+    assert!(
+        t.read("agent.log")
+            .contains("event=top by=cpu rank=1 pid=100 uid=0 user=root name=worker")
+    );
+}
