@@ -292,6 +292,9 @@ impl Config {
             }
         }
         b.check_limits(&sections, &cfg.thresholds);
+        // The checks run in passes; report in file order (stable, so same-line
+        // errors keep their order).
+        b.errors.sort_by_key(|e| e.line);
         if b.errors.is_empty() {
             Ok(cfg)
         } else {
@@ -355,6 +358,8 @@ impl Config {
             }
             if value.is_empty() {
                 out.push_str(&format!("{key} =\n"));
+            } else if needs_quotes(&value) {
+                out.push_str(&format!("{key} = \"{value}\"\n"));
             } else {
                 out.push_str(&format!("{key} = {value}\n"));
             }
@@ -526,10 +531,20 @@ impl Builder<'_> {
             ("disk", t.disk),
             ("inode", t.inode),
         ] {
+            let (warn, crit) = (format!("{name}_warn"), format!("{name}_crit"));
+            // A limit that is itself invalid was reported already; comparing the
+            // default in its place would report a value that is not in the file.
+            let bad = |k: &str| {
+                self.errors
+                    .iter()
+                    .any(|e| e.key == format!("thresholds.{k}"))
+            };
+            if bad(&warn) || bad(&crit) {
+                continue;
+            }
             if let (Some(w), Some(c)) = (l.warn, l.crit)
                 && w > c
             {
-                let (warn, crit) = (format!("{name}_warn"), format!("{name}_crit"));
                 let (line, key, msg) = match line_of(&crit) {
                     Some(line) => (line, crit, format!("{c} is below thresholds.{warn} ({w})")),
                     None => (
@@ -544,14 +559,29 @@ impl Builder<'_> {
     }
 }
 
+/// Whether a value must be quoted to read back the same: an inline comment marker
+/// after whitespace, surrounding whitespace, a leading quote, a trailing backslash.
+fn needs_quotes(v: &str) -> bool {
+    source::has_inline_comment(v)
+        || v.trim() != v
+        || v.starts_with(['"', '\''])
+        || v.ends_with('\\')
+}
+
 fn unknown_key(section: &str, key: &str) -> String {
     let known = SECTIONS
         .iter()
         .find(|(s, _)| *s == section)
         .map(|(_, k)| *k)
         .unwrap_or(&[]);
-    match value::nearest(key, known.iter().copied()) {
-        Some(k) => format!("unknown key \"{key}\" (did you mean \"{k}\"?)"),
+    if let Some(k) = value::nearest(key, known.iter().copied()) {
+        return format!("unknown key \"{key}\" (did you mean \"{k}\"?)");
+    }
+    match SECTIONS
+        .iter()
+        .find(|(s, keys)| *s != section && keys.contains(&key))
+    {
+        Some((s, _)) => format!("unknown key \"{key}\" (it belongs in [{s}])"),
         None => format!("unknown key \"{key}\""),
     }
 }

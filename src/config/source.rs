@@ -109,12 +109,6 @@ fn classify(line: &str) -> Result<Option<Item>, (Option<String>, String)> {
     if key.is_empty() {
         return bad("missing key before '='".to_string());
     }
-    if line.ends_with('\\') {
-        return Err((
-            Some(key.to_string()),
-            "a line may not end with \\ (continuation lines are not supported)".to_string(),
-        ));
-    }
     let mut value = line[sep + 1..].trim_start();
     while let Some(q) = value.chars().next().filter(|&c| c == '"' || c == '\'') {
         match closing_quote(&value[1..], q) {
@@ -122,7 +116,23 @@ fn classify(line: &str) -> Result<Option<Item>, (Option<String>, String)> {
             None => return Err((Some(key.to_string()), format!("unterminated {q} quote"))),
         }
     }
+    // rust-ini joins the next line to one ending in `\`, unless the `\` is inside an
+    // inline comment (whitespace then `;` or `#`), which it skips first.
+    if line.ends_with('\\') && !has_inline_comment(value) {
+        return Err((
+            Some(key.to_string()),
+            "a line may not end with \\ (continuation lines are not supported)".to_string(),
+        ));
+    }
     Ok(Some(Item::Key(key.to_string())))
+}
+
+/// Whether rust-ini (feature `inline-comment`) would cut `v` at a comment: a `;` or
+/// `#` right after whitespace.
+pub fn has_inline_comment(v: &str) -> bool {
+    v.as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_whitespace() && matches!(w[1], b';' | b'#'))
 }
 
 /// The index of the quote that closes a quoted value, skipping `\x` pairs as

@@ -1,0 +1,1660 @@
+//! The configuration contract (SPEC §2 `--check-config`, SPEC §3): every key of
+//! `config::SECTIONS` with its valid forms and exact typed value, every error with its
+//! exact text and line, defaults, the printed effective config, and the binary's exit
+//! codes for valid, invalid and missing files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use system_agent::config::{self, Config, ConfigError, Facility, Limits};
+use system_agent::log::Level;
+
+const FILE: &str = "/etc/a.ini";
+
+fn parse(text: &str) -> Result<Config, Vec<String>> {
+    Config::parse(Path::new(FILE), text).map_err(|e| e.iter().map(ToString::to_string).collect())
+}
+
+fn ok(text: &str) -> Config {
+    parse(text).unwrap_or_else(|e| panic!("{text:?} should parse, got {e:#?}"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(c) => panic!("{text:?} should fail, got {c:#?}"),
+        Err(e) => e,
+    }
+}
+
+/// `[section]` on line 1 and `key = value` on line 2.
+fn set(section: &str, key: &str, value: &str) -> Result<Config, Vec<String>> {
+    parse(&format!("[{section}]\n{key} = {value}\n"))
+}
+
+fn val(section: &str, key: &str, value: &str) -> Config {
+    set(section, key, value).unwrap_or_else(|e| panic!("{key} = {value:?}: {e:#?}"))
+}
+
+/// The one error for `key = value` (on line 2).
+fn bad(section: &str, key: &str, value: &str) -> String {
+    match set(section, key, value) {
+        Ok(c) => panic!("{key} = {value:?} should fail, got {c:#?}"),
+        Err(e) => {
+            assert_eq!(e.len(), 1, "{key} = {value:?}: {e:#?}");
+            e.into_iter().next().unwrap()
+        }
+    }
+}
+
+fn p(s: &str) -> PathBuf {
+    PathBuf::from(s)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn limits(w: f64, c: f64) -> Limits {
+    Limits {
+        warn: Some(w),
+        crit: Some(c),
+    }
+}
+
+fn pair(c: &Config, name: &str) -> Limits {
+    let t = &c.thresholds;
+    match name {
+        "cpu" => t.cpu,
+        "mem" => t.mem,
+        "swap" => t.swap,
+        "load" => t.load,
+        "disk" => t.disk,
+        "inode" => t.inode,
+        _ => panic!("no pair {name}"),
+    }
+}
+
+/// `c` as if it had been built in (for comparing a parsed config with another).
+fn unfiled(c: Config) -> Config {
+    Config { file: None, ..c }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(name)
+}
+
+/// A private directory under the system temp dir, removed on drop.
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn new(tag: &str) -> Tmp {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("sa-config-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Tmp(dir)
+    }
+
+    fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, data).expect("write temp file");
+        path
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the built binary; kills it (by its own pid) if it is still running after 20 s.
+fn run(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_system-agent"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn system-agent");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > secs(20) {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!("system-agent {args:?} still running after 20 s: {out:?}");
+        }
+        std::thread::sleep(ms(10));
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).expect("utf-8 output")
+}
+
+const DEFAULT_INI: &str = "\
+[agent]
+interval = 10s
+log_file = /var/log/aion/system_agent.log
+log_level = info
+syslog = yes
+syslog_socket = /dev/log
+syslog_facility = daemon
+state_dir = /var/lib/aion/system_agent
+metrics_file =
+dry_run = no
+top = 5
+
+[paths]
+proc = /proc
+passwd = /etc/passwd
+
+[thresholds]
+cpu_warn = 80
+cpu_crit = 90
+mem_warn = 85
+mem_crit = 95
+swap_warn =
+swap_crit =
+load_warn =
+load_crit =
+disk_warn = 85
+disk_crit = 95
+inode_warn = 90
+inode_crit = 97
+for_cycles = 3
+
+[disk]
+mounts = /
+";
+
+/// `to_ini()` of tests/fixtures/config/full.ini.
+const FULL_INI: &str = "\
+[agent]
+interval = 1500ms
+log_file = /var/log/my agent/agent.log
+log_level = debug
+syslog = no
+syslog_socket = /run/systemd/journal/dev-log
+syslog_facility = local3
+state_dir = /srv/state#1
+metrics_file = /var/lib/node_exporter/system_agent.prom
+dry_run = yes
+top = 12
+
+[paths]
+proc = /host/proc
+passwd = /host/etc/passwd
+
+[thresholds]
+cpu_warn = 70.5
+cpu_crit = 99.9
+mem_warn = 0
+mem_crit = 100
+swap_warn = 50
+swap_crit = 75
+load_warn = 1.5
+load_crit = 4
+disk_warn = 90
+disk_crit = 90
+inode_warn = 33.25
+inode_crit = 97.5
+for_cycles = 1000
+
+[disk]
+mounts = / /home /var /srv
+";
+
+// ---------------------------------------------------------------- defaults
+
+#[test]
+fn default_config_has_every_spec_default() {
+    let c = Config::default();
+    assert_eq!(c.file, None);
+    let a = &c.agent;
+    assert_eq!(a.interval, secs(10));
+    assert_eq!(a.log_file, Some(p("/var/log/aion/system_agent.log")));
+    assert_eq!(a.log_level, Level::Info);
+    assert!(a.syslog);
+    assert_eq!(a.syslog_socket, p("/dev/log"));
+    assert_eq!(
+        a.syslog_facility,
+        Facility {
+            name: "daemon",
+            code: 3 << 3
+        }
+    );
+    assert_eq!(a.state_dir, p("/var/lib/aion/system_agent"));
+    assert_eq!(a.metrics_file, None);
+    assert!(!a.dry_run);
+    assert_eq!(a.top, 5);
+    assert_eq!(c.paths.proc, p("/proc"));
+    assert_eq!(c.paths.passwd, p("/etc/passwd"));
+    let t = &c.thresholds;
+    assert_eq!(t.cpu, limits(80.0, 90.0));
+    assert_eq!(t.mem, limits(85.0, 95.0));
+    assert_eq!(t.swap, Limits::default());
+    assert_eq!(t.swap.warn, None);
+    assert_eq!(t.swap.crit, None);
+    assert_eq!(t.load.warn, None);
+    assert_eq!(t.load.crit, None);
+    assert_eq!(t.disk, limits(85.0, 95.0));
+    assert_eq!(t.inode, limits(90.0, 97.0));
+    assert_eq!(t.for_cycles, 3);
+    assert_eq!(c.disk.mounts, vec![p("/")]);
+}
+
+#[test]
+fn empty_or_comment_only_file_gives_the_defaults() {
+    for text in [
+        "",
+        "\n\n",
+        "; nothing\n# here\n",
+        "[agent]\n[paths]\n[thresholds]\n[disk]\n",
+    ] {
+        let c = ok(text);
+        assert_eq!(c.file, Some(p(FILE)));
+        assert_eq!(unfiled(c), Config::default(), "{text:?}");
+    }
+}
+
+#[test]
+fn sections_list_every_key_in_file_order() {
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "agent",
+            &[
+                "interval",
+                "log_file",
+                "log_level",
+                "syslog",
+                "syslog_socket",
+                "syslog_facility",
+                "state_dir",
+                "metrics_file",
+                "dry_run",
+                "top",
+            ],
+        ),
+        ("paths", &["proc", "passwd"]),
+        (
+            "thresholds",
+            &[
+                "cpu_warn",
+                "cpu_crit",
+                "mem_warn",
+                "mem_crit",
+                "swap_warn",
+                "swap_crit",
+                "load_warn",
+                "load_crit",
+                "disk_warn",
+                "disk_crit",
+                "inode_warn",
+                "inode_crit",
+                "for_cycles",
+            ],
+        ),
+        ("disk", &["mounts"]),
+    ];
+    assert_eq!(config::SECTIONS, expected);
+    let from_sections: Vec<(&str, &str)> = config::SECTIONS
+        .iter()
+        .flat_map(|(s, keys)| keys.iter().map(move |k| (*s, *k)))
+        .collect();
+    let from_entries: Vec<(&str, &str)> = Config::default()
+        .entries()
+        .into_iter()
+        .map(|(s, k, _)| (s, k))
+        .collect();
+    assert_eq!(from_entries, from_sections);
+}
+
+#[test]
+fn defaults_print_as_fixed_ini() {
+    assert_eq!(Config::default().to_ini(), DEFAULT_INI);
+}
+
+#[test]
+fn printed_defaults_parse_back_to_the_defaults() {
+    assert_eq!(unfiled(ok(DEFAULT_INI)), Config::default());
+}
+
+// ---------------------------------------------------------------- [agent] interval
+
+#[test]
+fn interval_takes_every_unit_and_bare_seconds() {
+    for (v, d) in [
+        ("500ms", ms(500)),
+        ("10ms", ms(10)),
+        ("1500ms", ms(1500)),
+        ("30s", secs(30)),
+        ("5m", secs(300)),
+        ("2h", secs(7200)),
+        ("24h", secs(86_400)),
+        ("1d", secs(86_400)),
+        ("1440m", secs(86_400)),
+        ("86400", secs(86_400)),
+        ("15", secs(15)),
+        ("007s", secs(7)),
+    ] {
+        assert_eq!(val("agent", "interval", v).agent.interval, d, "{v}");
+    }
+}
+
+#[test]
+fn interval_rejects_malformed_durations() {
+    assert_eq!(
+        bad("agent", "interval", "10x"),
+        "/etc/a.ini:2: agent.interval: invalid duration \"10x\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
+    );
+    for v in [
+        "",
+        "1.5s",
+        "-5s",
+        "+5s",
+        "10 s",
+        "s",
+        "ms",
+        "10S",
+        "10MS",
+        "5sec",
+        "1e3",
+        "inf",
+        "nan",
+        "NaN",
+        "5m30s",
+        "0x10",
+        "99999999999999999999",
+        "9999999999999999d",
+    ] {
+        assert_eq!(
+            bad("agent", "interval", v),
+            format!(
+                "/etc/a.ini:2: agent.interval: invalid duration \"{v}\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
+            ),
+            "{v:?}"
+        );
+    }
+}
+
+#[test]
+fn interval_outside_10ms_to_24h_is_a_range_error() {
+    assert_eq!(
+        bad("agent", "interval", "9ms"),
+        "/etc/a.ini:2: agent.interval: interval \"9ms\" out of range (expected 10ms to 24h)"
+    );
+    for v in [
+        "0",
+        "0s",
+        "0ms",
+        "86401",
+        "86400001ms",
+        "25h",
+        "1441m",
+        "2d",
+        "7d",
+    ] {
+        assert_eq!(
+            bad("agent", "interval", v),
+            format!(
+                "/etc/a.ini:2: agent.interval: interval \"{v}\" out of range (expected 10ms to 24h)"
+            ),
+            "{v:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- [agent] other keys
+
+#[test]
+fn log_file_and_metrics_file_take_an_absolute_path_or_empty_for_off() {
+    for key in ["log_file", "metrics_file"] {
+        let get = |c: &Config| match key {
+            "log_file" => c.agent.log_file.clone(),
+            _ => c.agent.metrics_file.clone(),
+        };
+        assert_eq!(get(&val("agent", key, "")), None, "{key}");
+        assert_eq!(get(&val("agent", key, "\"\"")), None, "{key}");
+        assert_eq!(
+            get(&val("agent", key, "/var/tmp/x.log")),
+            Some(p("/var/tmp/x.log")),
+            "{key}"
+        );
+        assert_eq!(get(&val("agent", key, "/")), Some(p("/")), "{key}");
+    }
+}
+
+#[test]
+fn log_file_and_metrics_file_reject_relative_paths() {
+    assert_eq!(
+        bad("agent", "log_file", "agent.log"),
+        "/etc/a.ini:2: agent.log_file: not an absolute path: \"agent.log\""
+    );
+    for key in ["log_file", "metrics_file"] {
+        for v in ["x.log", "./x.log", "../x", "~/x.log", "var/log/x"] {
+            assert_eq!(
+                bad("agent", key, v),
+                format!("/etc/a.ini:2: agent.{key}: not an absolute path: \"{v}\""),
+            );
+        }
+    }
+}
+
+#[test]
+fn log_level_takes_the_four_levels_in_any_case() {
+    for (v, l) in [
+        ("debug", Level::Debug),
+        ("DEBUG", Level::Debug),
+        ("info", Level::Info),
+        ("Info", Level::Info),
+        ("warn", Level::Warn),
+        ("WARN", Level::Warn),
+        ("warning", Level::Warn),
+        ("error", Level::Error),
+        ("eRRoR", Level::Error),
+    ] {
+        assert_eq!(val("agent", "log_level", v).agent.log_level, l, "{v}");
+    }
+}
+
+#[test]
+fn log_level_rejects_other_words() {
+    assert_eq!(
+        bad("agent", "log_level", "loud"),
+        "/etc/a.ini:2: agent.log_level: invalid log level \"loud\" (expected debug, info, warn or error)"
+    );
+    for v in ["", "trace", "err", "critical", "3"] {
+        assert_eq!(
+            bad("agent", "log_level", v),
+            format!(
+                "/etc/a.ini:2: agent.log_level: invalid log level \"{v}\" (expected debug, info, warn or error)"
+            ),
+        );
+    }
+}
+
+#[test]
+fn booleans_take_yes_no_true_false_on_off_1_0_in_any_case() {
+    let cases = [
+        ("yes", true),
+        ("YES", true),
+        ("Yes", true),
+        ("true", true),
+        ("TRUE", true),
+        ("True", true),
+        ("on", true),
+        ("ON", true),
+        ("1", true),
+        ("no", false),
+        ("NO", false),
+        ("No", false),
+        ("false", false),
+        ("FALSE", false),
+        ("off", false),
+        ("Off", false),
+        ("0", false),
+    ];
+    for (v, b) in cases {
+        assert_eq!(val("agent", "syslog", v).agent.syslog, b, "syslog = {v}");
+        assert_eq!(val("agent", "dry_run", v).agent.dry_run, b, "dry_run = {v}");
+    }
+}
+
+#[test]
+fn booleans_reject_other_words() {
+    assert_eq!(
+        bad("agent", "dry_run", "maybe"),
+        "/etc/a.ini:2: agent.dry_run: invalid boolean \"maybe\" (expected yes/no/true/false/on/off/1/0)"
+    );
+    for key in ["syslog", "dry_run"] {
+        for v in ["", "y", "n", "2", "-1", "enabled", "yes please", "01"] {
+            assert_eq!(
+                bad("agent", key, v),
+                format!(
+                    "/etc/a.ini:2: agent.{key}: invalid boolean \"{v}\" (expected yes/no/true/false/on/off/1/0)"
+                ),
+            );
+        }
+    }
+}
+
+#[test]
+fn required_paths_take_absolute_paths() {
+    for (section, key) in [
+        ("agent", "syslog_socket"),
+        ("agent", "state_dir"),
+        ("paths", "proc"),
+        ("paths", "passwd"),
+    ] {
+        let c = val(section, key, "/chroot/some dir/x");
+        let got = match key {
+            "syslog_socket" => c.agent.syslog_socket,
+            "state_dir" => c.agent.state_dir,
+            "proc" => c.paths.proc,
+            _ => c.paths.passwd,
+        };
+        assert_eq!(got, p("/chroot/some dir/x"), "{key}");
+    }
+}
+
+#[test]
+fn required_paths_reject_empty_and_relative_values() {
+    assert_eq!(
+        bad("agent", "state_dir", ""),
+        "/etc/a.ini:2: agent.state_dir: a path is required"
+    );
+    assert_eq!(
+        bad("paths", "proc", "proc"),
+        "/etc/a.ini:2: paths.proc: not an absolute path: \"proc\""
+    );
+    for (section, key) in [
+        ("agent", "syslog_socket"),
+        ("agent", "state_dir"),
+        ("paths", "proc"),
+        ("paths", "passwd"),
+    ] {
+        assert_eq!(
+            bad(section, key, ""),
+            format!("/etc/a.ini:2: {section}.{key}: a path is required"),
+        );
+        assert_eq!(
+            bad(section, key, "\"\""),
+            format!("/etc/a.ini:2: {section}.{key}: a path is required"),
+        );
+        for v in ["dev/log", "./x", "~/x", "C:\\x"] {
+            assert_eq!(
+                bad(section, key, v),
+                format!("/etc/a.ini:2: {section}.{key}: not an absolute path: \"{v}\""),
+            );
+        }
+    }
+}
+
+#[test]
+fn syslog_facility_takes_names_with_or_without_log_prefix_in_any_case() {
+    for (v, name, code) in [
+        ("daemon", "daemon", 3 << 3),
+        ("kern", "kern", 0),
+        ("user", "user", 1 << 3),
+        ("auth", "auth", 4 << 3),
+        ("authpriv", "authpriv", 10 << 3),
+        ("AuthPriv", "authpriv", 10 << 3),
+        ("cron", "cron", 9 << 3),
+        ("local0", "local0", 16 << 3),
+        ("LOG_LOCAL0", "local0", 16 << 3),
+        ("log_daemon", "daemon", 3 << 3),
+        ("local7", "local7", 23 << 3),
+    ] {
+        assert_eq!(
+            val("agent", "syslog_facility", v).agent.syslog_facility,
+            Facility { name, code },
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn syslog_facility_rejects_unknown_names() {
+    assert_eq!(
+        bad("agent", "syslog_facility", "local8"),
+        "/etc/a.ini:2: agent.syslog_facility: invalid syslog facility \"local8\" (expected e.g. daemon, authpriv, local0)"
+    );
+    for v in ["", "daemons", "LOG_", "3", "local 0"] {
+        assert_eq!(
+            bad("agent", "syslog_facility", v),
+            format!(
+                "/etc/a.ini:2: agent.syslog_facility: invalid syslog facility \"{v}\" (expected e.g. daemon, authpriv, local0)"
+            ),
+        );
+    }
+}
+
+#[test]
+fn top_takes_a_whole_number_from_0_to_100() {
+    for (v, n) in [("0", 0), ("1", 1), ("5", 5), ("100", 100), ("007", 7)] {
+        assert_eq!(val("agent", "top", v).agent.top, n, "{v}");
+    }
+}
+
+#[test]
+fn top_rejects_out_of_range_and_non_integers() {
+    assert_eq!(
+        bad("agent", "top", "101"),
+        "/etc/a.ini:2: agent.top: invalid number \"101\" (expected a whole number from 0 to 100)"
+    );
+    for v in [
+        "",
+        "-1",
+        "+5",
+        "5.0",
+        "1e3",
+        "inf",
+        "nan",
+        "five",
+        "5%",
+        "0x10",
+        "99999999999999999999",
+    ] {
+        assert_eq!(
+            bad("agent", "top", v),
+            format!(
+                "/etc/a.ini:2: agent.top: invalid number \"{v}\" (expected a whole number from 0 to 100)"
+            ),
+            "{v:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- [thresholds]
+
+const PERCENT_PAIRS: [&str; 5] = ["cpu", "mem", "swap", "disk", "inode"];
+
+#[test]
+fn percentages_take_0_to_100_with_or_without_percent_sign_and_decimals() {
+    for name in PERCENT_PAIRS {
+        for (v, n) in [
+            ("0", 0.0),
+            ("0%", 0.0),
+            ("100", 100.0),
+            ("100%", 100.0),
+            ("100.0", 100.0),
+            ("42", 42.0),
+            ("42%", 42.0),
+            ("42.5", 42.5),
+            ("42.5%", 42.5),
+            ("99.99", 99.99),
+            (".5", 0.5),
+            ("7.", 7.0),
+            ("007", 7.0),
+        ] {
+            let c = ok(&format!(
+                "[thresholds]\n{name}_warn = {v}\n{name}_crit = {v}\n"
+            ));
+            assert_eq!(pair(&c, name), limits(n, n), "{name} = {v}");
+        }
+    }
+}
+
+#[test]
+fn percentages_reject_out_of_range_signs_and_non_plain_numbers() {
+    assert_eq!(
+        bad("thresholds", "cpu_warn", "101"),
+        "/etc/a.ini:2: thresholds.cpu_warn: invalid percentage \"101\" (expected 0-100, optionally with %)"
+    );
+    for name in PERCENT_PAIRS {
+        for level in ["warn", "crit"] {
+            let key = format!("{name}_{level}");
+            for v in [
+                "101", "100.1", "101%", "-1", "-0", "+5", "inf", "nan", "NaN", "infinity", "1e3",
+                "1e1", "%", "50%%", "50 %", "%50", "fifty", "1,5", "1.2.3", ".", "0x10",
+            ] {
+                assert_eq!(
+                    bad("thresholds", &key, v),
+                    format!(
+                        "/etc/a.ini:2: thresholds.{key}: invalid percentage \"{v}\" (expected 0-100, optionally with %)"
+                    ),
+                    "{key} = {v:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn required_percentages_reject_an_empty_value() {
+    for key in [
+        "cpu_warn",
+        "cpu_crit",
+        "mem_warn",
+        "mem_crit",
+        "disk_warn",
+        "disk_crit",
+        "inode_warn",
+        "inode_crit",
+    ] {
+        assert_eq!(
+            bad("thresholds", key, ""),
+            format!(
+                "/etc/a.ini:2: thresholds.{key}: invalid percentage \"\" (expected 0-100, optionally with %)"
+            ),
+        );
+    }
+}
+
+#[test]
+fn swap_and_load_limits_are_off_when_empty() {
+    for name in ["swap", "load"] {
+        let c = ok(&format!(
+            "[thresholds]\n{name}_warn =\n{name}_crit = \"\"\n"
+        ));
+        assert_eq!(pair(&c, name), Limits::default(), "{name}");
+    }
+    let c = ok("[thresholds]\nswap_warn = 60\nswap_crit =\nload_warn =\nload_crit = 3\n");
+    assert_eq!(c.thresholds.swap.warn, Some(60.0));
+    assert_eq!(c.thresholds.swap.crit, None);
+    assert_eq!(c.thresholds.load.warn, None);
+    assert_eq!(c.thresholds.load.crit, Some(3.0));
+}
+
+#[test]
+fn load_takes_a_non_negative_number_per_cpu() {
+    for (v, n) in [
+        ("0", 0.0),
+        ("1", 1.0),
+        ("1.5", 1.5),
+        ("0.75", 0.75),
+        ("250", 250.0),
+        ("10000", 10_000.0),
+    ] {
+        let c = ok(&format!("[thresholds]\nload_warn = {v}\nload_crit = {v}\n"));
+        assert_eq!(c.thresholds.load, limits(n, n), "{v}");
+    }
+}
+
+#[test]
+fn load_rejects_negative_huge_and_non_plain_numbers() {
+    assert_eq!(
+        bad("thresholds", "load_crit", "-1"),
+        "/etc/a.ini:2: thresholds.load_crit: invalid load \"-1\" (expected a number of runnable tasks per CPU, e.g. 1.5)"
+    );
+    for key in ["load_warn", "load_crit"] {
+        for v in [
+            "-1", "-0.5", "+1", "inf", "nan", "1e3", "10000.5", "2%", "abc", "1,5", ".",
+        ] {
+            assert_eq!(
+                bad("thresholds", key, v),
+                format!(
+                    "/etc/a.ini:2: thresholds.{key}: invalid load \"{v}\" (expected a number of runnable tasks per CPU, e.g. 1.5)"
+                ),
+                "{key} = {v:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn for_cycles_takes_a_whole_number_from_1_to_1000() {
+    for (v, n) in [("1", 1), ("3", 3), ("1000", 1000)] {
+        assert_eq!(
+            val("thresholds", "for_cycles", v).thresholds.for_cycles,
+            n,
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn for_cycles_rejects_zero_out_of_range_and_non_integers() {
+    assert_eq!(
+        bad("thresholds", "for_cycles", "0"),
+        "/etc/a.ini:2: thresholds.for_cycles: invalid number \"0\" (expected a whole number from 1 to 1000)"
+    );
+    for v in ["", "1001", "-1", "+3", "2.5", "1e3", "inf", "nan", "three"] {
+        assert_eq!(
+            bad("thresholds", "for_cycles", v),
+            format!(
+                "/etc/a.ini:2: thresholds.for_cycles: invalid number \"{v}\" (expected a whole number from 1 to 1000)"
+            ),
+            "{v:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- warn above crit
+
+#[test]
+fn warn_equal_to_crit_is_accepted() {
+    for name in ["cpu", "mem", "swap", "load", "disk", "inode"] {
+        let c = ok(&format!(
+            "[thresholds]\n{name}_warn = 50\n{name}_crit = 50\n"
+        ));
+        assert_eq!(pair(&c, name), limits(50.0, 50.0));
+    }
+}
+
+#[test]
+fn warn_above_crit_is_reported_on_the_crit_line() {
+    assert_eq!(
+        errors("[thresholds]\ncpu_warn = 95\ncpu_crit = 90.5\n"),
+        ["/etc/a.ini:3: thresholds.cpu_crit: 90.5 is below thresholds.cpu_warn (95)"]
+    );
+    for name in ["cpu", "mem", "swap", "load", "disk", "inode"] {
+        assert_eq!(
+            errors(&format!(
+                "[thresholds]\n{name}_warn = 60\n{name}_crit = 50\n"
+            )),
+            [format!(
+                "/etc/a.ini:3: thresholds.{name}_crit: 50 is below thresholds.{name}_warn (60)"
+            )],
+        );
+        // Order in the file does not matter: still the crit line.
+        assert_eq!(
+            errors(&format!(
+                "[thresholds]\n{name}_crit = 2.5\n\n{name}_warn = 3\n"
+            )),
+            [format!(
+                "/etc/a.ini:2: thresholds.{name}_crit: 2.5 is below thresholds.{name}_warn (3)"
+            )],
+        );
+    }
+}
+
+#[test]
+fn warn_above_default_crit_is_reported_on_the_warn_line() {
+    for (name, warn, crit) in [
+        ("cpu", "95", "90"),
+        ("mem", "96", "95"),
+        ("disk", "95.5", "95"),
+        ("inode", "100", "97"),
+    ] {
+        assert_eq!(
+            errors(&format!(
+                "[thresholds]\nfor_cycles = 2\n{name}_warn = {warn}\n"
+            )),
+            [format!(
+                "/etc/a.ini:3: thresholds.{name}_warn: {warn} is above thresholds.{name}_crit ({crit})"
+            )],
+        );
+    }
+}
+
+#[test]
+fn crit_below_default_warn_is_reported_on_the_crit_line() {
+    assert_eq!(
+        errors("[thresholds]\ncpu_crit = 70\n"),
+        ["/etc/a.ini:2: thresholds.cpu_crit: 70 is below thresholds.cpu_warn (80)"]
+    );
+    assert_eq!(
+        errors("[thresholds]\ninode_crit = 89.5%\n"),
+        ["/etc/a.ini:2: thresholds.inode_crit: 89.5 is below thresholds.inode_warn (90)"]
+    );
+}
+
+#[test]
+fn a_lone_swap_or_load_limit_has_nothing_to_exceed() {
+    let c = ok("[thresholds]\nswap_warn = 100\nload_warn = 10000\n");
+    assert_eq!(c.thresholds.swap.warn, Some(100.0));
+    assert_eq!(c.thresholds.load.warn, Some(10_000.0));
+    let c = ok("[thresholds]\nswap_crit = 0\nload_crit = 0\n");
+    assert_eq!(c.thresholds.swap.crit, Some(0.0));
+    assert_eq!(c.thresholds.load.crit, Some(0.0));
+    ok("[thresholds]\nswap_warn = 90\nswap_crit =\n");
+}
+
+#[test]
+fn invalid_crit_is_reported_once() {
+    assert_eq!(
+        errors("[thresholds]\ncpu_warn = 95\ncpu_crit = abc\n"),
+        [
+            "/etc/a.ini:3: thresholds.cpu_crit: invalid percentage \"abc\" (expected 0-100, optionally with %)"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- [disk]
+
+#[test]
+fn mounts_is_a_list_of_absolute_paths_separated_by_spaces_or_commas() {
+    for (v, want) in [
+        ("/", vec!["/"]),
+        ("/ /home /var", vec!["/", "/home", "/var"]),
+        ("/,/home,/var", vec!["/", "/home", "/var"]),
+        ("/ , /home,,/var\t/srv", vec!["/", "/home", "/var", "/srv"]),
+        ("\"/ /data\"", vec!["/", "/data"]),
+    ] {
+        let want: Vec<PathBuf> = want.into_iter().map(p).collect();
+        assert_eq!(val("disk", "mounts", v).disk.mounts, want, "{v:?}");
+    }
+}
+
+#[test]
+fn mounts_rejects_a_relative_item_naming_it() {
+    assert_eq!(
+        bad("disk", "mounts", "/ home"),
+        "/etc/a.ini:2: disk.mounts: not an absolute path: \"home\""
+    );
+    assert_eq!(
+        bad("disk", "mounts", "/,/var,data/x"),
+        "/etc/a.ini:2: disk.mounts: not an absolute path: \"data/x\""
+    );
+}
+
+#[test]
+fn empty_mounts_means_no_disk_checks() {
+    // Documented in etc/system_agent.ini: a chroot may have no mount worth watching.
+    assert!(ok("[disk]\nmounts =\n").disk.mounts.is_empty());
+}
+
+#[test]
+fn a_key_in_the_wrong_section_says_where_it_belongs() {
+    assert_eq!(
+        errors("[paths]\ninterval = 10s\n"),
+        ["/etc/a.ini:2: paths.interval: unknown key \"interval\" (it belongs in [agent])"]
+    );
+}
+
+// ---------------------------------------------------------------- structure
+
+#[test]
+fn unknown_section_is_named_with_a_hint_when_close() {
+    assert_eq!(
+        errors("[threshold]\ncpu_warn = 50\n"),
+        ["/etc/a.ini:1: [threshold]: unknown section (did you mean [thresholds]?)"]
+    );
+    assert_eq!(
+        errors("; x\n[Agent]\ninterval = 5s\n"),
+        ["/etc/a.ini:2: [Agent]: unknown section (did you mean [agent]?)"]
+    );
+    assert_eq!(
+        errors("[disks]\n"),
+        ["/etc/a.ini:1: [disks]: unknown section (did you mean [disk]?)"]
+    );
+}
+
+#[test]
+fn unknown_section_without_a_close_name_has_no_hint() {
+    assert_eq!(
+        errors("[agent]\ntop = 3\n\n[frobnicator]\nwhatever = 1\nother = 2\n"),
+        ["/etc/a.ini:4: [frobnicator]: unknown section"]
+    );
+}
+
+#[test]
+fn unknown_key_is_named_with_a_hint_when_close() {
+    assert_eq!(
+        errors("[agent]\nintervall = 5s\n"),
+        ["/etc/a.ini:2: agent.intervall: unknown key \"intervall\" (did you mean \"interval\"?)"]
+    );
+    assert_eq!(
+        bad("agent", "Interval", "5s"),
+        "/etc/a.ini:2: agent.Interval: unknown key \"Interval\" (did you mean \"interval\"?)"
+    );
+    assert_eq!(
+        bad("agent", "dry run", "yes"),
+        "/etc/a.ini:2: agent.dry run: unknown key \"dry run\" (did you mean \"dry_run\"?)"
+    );
+    assert_eq!(
+        bad("thresholds", "cpu_warm", "50"),
+        "/etc/a.ini:2: thresholds.cpu_warm: unknown key \"cpu_warm\" (did you mean \"cpu_warn\"?)"
+    );
+    assert_eq!(
+        bad("paths", "prc", "/proc"),
+        "/etc/a.ini:2: paths.prc: unknown key \"prc\" (did you mean \"proc\"?)"
+    );
+    assert_eq!(
+        bad("disk", "mount", "/"),
+        "/etc/a.ini:2: disk.mount: unknown key \"mount\" (did you mean \"mounts\"?)"
+    );
+}
+
+#[test]
+fn unknown_key_without_a_close_name_has_no_hint() {
+    assert_eq!(
+        bad("agent", "frobnicate", "1"),
+        "/etc/a.ini:2: agent.frobnicate: unknown key \"frobnicate\""
+    );
+    assert_eq!(
+        bad("thresholds", "colour", "red"),
+        "/etc/a.ini:2: thresholds.colour: unknown key \"colour\""
+    );
+}
+
+#[test]
+fn key_outside_any_section_is_an_error() {
+    assert_eq!(
+        errors("; header\ninterval = 5s\n[agent]\ntop = 3\n"),
+        ["/etc/a.ini:2: interval: key outside any [section]"]
+    );
+}
+
+#[test]
+fn repeated_section_names_the_first_line() {
+    assert_eq!(
+        errors("[agent]\ntop = 1\n[paths]\nproc = /p\n[agent]\ndry_run = yes\n"),
+        ["/etc/a.ini:5: [agent]: section repeated (first on line 1)"]
+    );
+}
+
+#[test]
+fn repeated_key_names_the_first_line() {
+    assert_eq!(
+        errors("[agent]\ntop = 1\n; again\ntop = 1\n"),
+        ["/etc/a.ini:4: agent.top: key repeated (first on line 2)"]
+    );
+    assert_eq!(
+        errors("[disk]\nmounts = /\n[disk]\nmounts = /var\n"),
+        [
+            "/etc/a.ini:3: [disk]: section repeated (first on line 1)",
+            "/etc/a.ini:4: disk.mounts: key repeated (first on line 2)",
+        ]
+    );
+}
+
+#[test]
+fn line_without_equals_sign_is_an_error() {
+    assert_eq!(
+        errors("[agent]\ndry_run\n"),
+        ["/etc/a.ini:2: expected \"key = value\" or \"[section]\", found \"dry_run\""]
+    );
+    assert_eq!(
+        errors("[agent]\n  interval 10s  \n"),
+        ["/etc/a.ini:2: expected \"key = value\" or \"[section]\", found \"interval 10s\""]
+    );
+}
+
+#[test]
+fn malformed_section_headers_and_missing_keys_are_errors() {
+    assert_eq!(
+        errors("[agent\ntop = 1\n"),
+        [
+            "/etc/a.ini:1: section header without a closing ]",
+            "/etc/a.ini:2: top: key outside any [section]",
+        ]
+    );
+    assert_eq!(errors("[]\n"), ["/etc/a.ini:1: empty section name"]);
+    assert_eq!(
+        errors("[agent] top = 1\n"),
+        ["/etc/a.ini:1: unexpected text after [agent]: \"top = 1\""]
+    );
+    assert_eq!(
+        errors("[agent]\n= 5\n"),
+        ["/etc/a.ini:2: missing key before '='"]
+    );
+}
+
+#[test]
+fn section_header_may_carry_a_comment_and_inner_spaces() {
+    let c = ok("[ agent ] ; main\ntop = 1\n[disk] # watched\nmounts = /var\n");
+    assert_eq!(c.agent.top, 1);
+    assert_eq!(c.disk.mounts, [p("/var")]);
+}
+
+#[test]
+fn unterminated_quotes_are_errors() {
+    assert_eq!(
+        errors("[agent]\nlog_file = \"/var/log/x.log\n"),
+        ["/etc/a.ini:2: agent.log_file: unterminated \" quote"]
+    );
+    assert_eq!(
+        errors("[agent]\nlog_file = '/var/log/x.log\n"),
+        ["/etc/a.ini:2: agent.log_file: unterminated ' quote"]
+    );
+    assert_eq!(
+        errors("[agent]\nlog_file = \"/var/log/x.log\\\"\n"),
+        ["/etc/a.ini:2: agent.log_file: unterminated \" quote"]
+    );
+}
+
+#[test]
+fn trailing_backslash_is_an_error() {
+    assert_eq!(
+        errors("[agent]\nstate_dir = /srv/x\\\ntop = 1\n"),
+        [
+            "/etc/a.ini:2: agent.state_dir: a line may not end with \\ (continuation lines are not supported)"
+        ]
+    );
+}
+
+#[test]
+fn backslashes_are_taken_verbatim() {
+    let c = ok(
+        "[agent]\nstate_dir = /srv/C:\\x\nlog_file = /var/log/\\*.log\n\
+                metrics_file = \"/m\\n\\t.prom\"\n",
+    );
+    assert_eq!(c.agent.state_dir, p("/srv/C:\\x"));
+    assert_eq!(c.agent.log_file, Some(p("/var/log/\\*.log")));
+    assert_eq!(c.agent.metrics_file, Some(p("/m\\n\\t.prom")));
+    assert_eq!(
+        bad("agent", "state_dir", "C:\\x"),
+        "/etc/a.ini:2: agent.state_dir: not an absolute path: \"C:\\x\""
+    );
+    assert_eq!(
+        bad("agent", "interval", "\\*"),
+        "/etc/a.ini:2: agent.interval: invalid duration \"\\*\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
+    );
+}
+
+#[test]
+fn inline_comments_after_whitespace_are_stripped() {
+    let c = ok("[agent]\nlog_file = /var/log/a.log ; semicolon\n\
+                metrics_file = /var/m.prom\t# hash\ntop = 7 ;\n");
+    assert_eq!(c.agent.log_file, Some(p("/var/log/a.log")));
+    assert_eq!(c.agent.metrics_file, Some(p("/var/m.prom")));
+    assert_eq!(c.agent.top, 7);
+    assert_eq!(
+        errors("[agent]\ninterval = 5s#x\n"),
+        [
+            "/etc/a.ini:2: agent.interval: invalid duration \"5s#x\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
+        ]
+    );
+}
+
+#[test]
+fn comment_characters_inside_a_word_are_kept() {
+    let c = ok(
+        "[agent]\nlog_file = /var/log/a#b.log\nstate_dir = /srv/a;b\n\
+                metrics_file = /m=1.prom\n",
+    );
+    assert_eq!(c.agent.log_file, Some(p("/var/log/a#b.log")));
+    assert_eq!(c.agent.state_dir, p("/srv/a;b"));
+    assert_eq!(c.agent.metrics_file, Some(p("/m=1.prom")));
+    assert_eq!(
+        bad("agent", "top", "5;x"),
+        "/etc/a.ini:2: agent.top: invalid number \"5;x\" (expected a whole number from 0 to 100)"
+    );
+}
+
+#[test]
+fn quoted_values_keep_spaces_and_comment_characters() {
+    let c = ok("[agent]\nlog_file = \"/var/log/my agent.log\" ; comment\n\
+                state_dir = '/srv/my state'\nmetrics_file = \"/m ; not # a comment\"\n");
+    assert_eq!(c.agent.log_file, Some(p("/var/log/my agent.log")));
+    assert_eq!(c.agent.state_dir, p("/srv/my state"));
+    assert_eq!(c.agent.metrics_file, Some(p("/m ; not # a comment")));
+    assert_eq!(
+        bad("agent", "log_file", "\" /leading-space\""),
+        "/etc/a.ini:2: agent.log_file: not an absolute path: \" /leading-space\""
+    );
+}
+
+#[test]
+fn colon_is_accepted_as_separator() {
+    let c = ok("[agent]\ntop: 9\nsyslog_socket : /run/log\n");
+    assert_eq!(c.agent.top, 9);
+    assert_eq!(c.agent.syslog_socket, p("/run/log"));
+}
+
+#[test]
+fn crlf_line_endings_parse_and_keep_line_numbers() {
+    let c = ok("[agent]\r\ninterval = 5s\r\nlog_file =\r\n\r\n[disk]\r\nmounts = / /var\r\n");
+    assert_eq!(c.agent.interval, secs(5));
+    assert_eq!(c.agent.log_file, None);
+    assert_eq!(c.disk.mounts, [p("/"), p("/var")]);
+    assert_eq!(
+        errors("; x\r\n[agent]\r\ninterval = 5s\r\ntop = x\r\n"),
+        ["/etc/a.ini:4: agent.top: invalid number \"x\" (expected a whole number from 0 to 100)"]
+    );
+}
+
+#[test]
+fn indented_keys_sections_and_comments_are_fine() {
+    let c = ok("  [agent]\n\tinterval = 5s\n   ; a comment\n\t# another = 1\n    top = 7\n");
+    assert_eq!(c.agent.interval, secs(5));
+    assert_eq!(c.agent.top, 7);
+    assert_eq!(
+        errors("[agent]\n\n    top = 500\n"),
+        ["/etc/a.ini:3: agent.top: invalid number \"500\" (expected a whole number from 0 to 100)"]
+    );
+}
+
+#[test]
+fn every_bad_value_is_reported_at_once_in_line_order() {
+    assert_eq!(
+        errors(
+            "; several mistakes\n\
+             [agent]\n\
+             interval = 10x\n\
+             intervall = 5s\n\
+             top = 101\n\
+             log_file = relative.log\n\
+             [thresholds]\n\
+             cpu_warn = abc\n\
+             for_cycles = 0\n\
+             [disk]\n\
+             mounts = home\n"
+        ),
+        [
+            "/etc/a.ini:3: agent.interval: invalid duration \"10x\" (expected a whole number with ms, s, m, h or d, e.g. 30s)",
+            "/etc/a.ini:4: agent.intervall: unknown key \"intervall\" (did you mean \"interval\"?)",
+            "/etc/a.ini:5: agent.top: invalid number \"101\" (expected a whole number from 0 to 100)",
+            "/etc/a.ini:6: agent.log_file: not an absolute path: \"relative.log\"",
+            "/etc/a.ini:8: thresholds.cpu_warn: invalid percentage \"abc\" (expected 0-100, optionally with %)",
+            "/etc/a.ini:9: thresholds.for_cycles: invalid number \"0\" (expected a whole number from 1 to 1000)",
+            "/etc/a.ini:11: disk.mounts: not an absolute path: \"home\"",
+        ]
+    );
+}
+
+#[test]
+fn every_malformed_line_is_reported_at_once_in_line_order() {
+    assert_eq!(
+        errors("[agent]\nnovalue\ntop = 1\nlog_file = \"/x\n[paths\nproc = /p\\\n"),
+        [
+            "/etc/a.ini:2: expected \"key = value\" or \"[section]\", found \"novalue\"",
+            "/etc/a.ini:4: agent.log_file: unterminated \" quote",
+            "/etc/a.ini:5: section header without a closing ]",
+            "/etc/a.ini:6: agent.proc: a line may not end with \\ (continuation lines are not supported)",
+        ]
+    );
+}
+
+#[test]
+fn errors_from_all_checks_come_in_line_order() {
+    assert_eq!(
+        errors("[thresholds]\ncpu_warn = 95\n[agent]\ntop = x\ntop = 5\n"),
+        [
+            "/etc/a.ini:2: thresholds.cpu_warn: 95 is above thresholds.cpu_crit (90)",
+            "/etc/a.ini:4: agent.top: invalid number \"x\" (expected a whole number from 0 to 100)",
+            "/etc/a.ini:5: agent.top: key repeated (first on line 4)",
+        ]
+    );
+}
+
+#[test]
+fn error_fields_and_display() {
+    let e = Config::parse(Path::new("/x/b.ini"), "[agent]\ntop = x\n").unwrap_err();
+    assert_eq!(
+        e,
+        [ConfigError {
+            file: p("/x/b.ini"),
+            line: 2,
+            key: "agent.top".to_string(),
+            message: "invalid number \"x\" (expected a whole number from 0 to 100)".to_string(),
+        }]
+    );
+    let whole = ConfigError::at(
+        Path::new("/x/b.ini"),
+        0,
+        "",
+        "cannot read: Permission denied",
+    );
+    assert_eq!(
+        whole.to_string(),
+        "/x/b.ini: cannot read: Permission denied"
+    );
+    let no_key = ConfigError::at(Path::new("/x/b.ini"), 7, "", "empty section name");
+    assert_eq!(no_key.to_string(), "/x/b.ini:7: empty section name");
+}
+
+// ---------------------------------------------------------------- Config::load
+
+#[test]
+fn load_reads_a_valid_file() {
+    let path = fixture("full.ini");
+    let c = Config::load(&path, true).unwrap();
+    assert_eq!(c.file, Some(path));
+    assert_eq!(c.agent.interval, ms(1500));
+    assert_eq!(c.agent.log_file, Some(p("/var/log/my agent/agent.log")));
+    assert_eq!(c.agent.log_level, Level::Debug);
+    assert!(!c.agent.syslog);
+    assert_eq!(c.agent.syslog_socket, p("/run/systemd/journal/dev-log"));
+    assert_eq!(
+        c.agent.syslog_facility,
+        Facility {
+            name: "local3",
+            code: 19 << 3
+        }
+    );
+    assert_eq!(c.agent.state_dir, p("/srv/state#1"));
+    assert_eq!(
+        c.agent.metrics_file,
+        Some(p("/var/lib/node_exporter/system_agent.prom"))
+    );
+    assert!(c.agent.dry_run);
+    assert_eq!(c.agent.top, 12);
+    assert_eq!(c.paths.proc, p("/host/proc"));
+    assert_eq!(c.paths.passwd, p("/host/etc/passwd"));
+    let t = &c.thresholds;
+    assert_eq!(t.cpu, limits(70.5, 99.9));
+    assert_eq!(t.mem, limits(0.0, 100.0));
+    assert_eq!(t.swap, limits(50.0, 75.0));
+    assert_eq!(t.load, limits(1.5, 4.0));
+    assert_eq!(t.disk, limits(90.0, 90.0));
+    assert_eq!(t.inode, limits(33.25, 97.5));
+    assert_eq!(t.for_cycles, 1000);
+    assert_eq!(c.disk.mounts, [p("/"), p("/home"), p("/var"), p("/srv")]);
+}
+
+#[test]
+fn load_reports_the_line_of_invalid_utf8() {
+    let tmp = Tmp::new("utf8");
+    let path = tmp.write("a.ini", b"[agent]\ntop = 5\nlog_file = /var/log/\xff.log\n");
+    let e = Config::load(&path, true).unwrap_err();
+    assert_eq!(
+        e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [format!("{}:3: not valid UTF-8", path.display())]
+    );
+    let path = tmp.write("b.ini", b"\xfe[agent]\n");
+    assert_eq!(
+        Config::load(&path, false).unwrap_err()[0].to_string(),
+        format!("{}:1: not valid UTF-8", path.display())
+    );
+}
+
+#[test]
+fn load_of_a_missing_file_that_must_exist_is_an_error() {
+    let tmp = Tmp::new("missing");
+    let path = tmp.join("nope.ini");
+    let e = Config::load(&path, true).unwrap_err();
+    assert_eq!(
+        e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [format!(
+            "{}: cannot read: No such file or directory",
+            path.display()
+        )]
+    );
+    assert_eq!((e[0].line, e[0].key.as_str()), (0, ""));
+}
+
+#[test]
+fn load_of_a_missing_optional_file_gives_the_defaults() {
+    let tmp = Tmp::new("optional");
+    let c = Config::load(&tmp.join("nope.ini"), false).unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.file, None);
+}
+
+#[test]
+fn load_of_a_directory_is_an_error_even_when_optional() {
+    let tmp = Tmp::new("dir");
+    for must_exist in [true, false] {
+        assert_eq!(
+            Config::load(&tmp.0, must_exist).unwrap_err()[0].to_string(),
+            format!("{}: cannot read: Is a directory", tmp.0.display())
+        );
+    }
+}
+
+#[test]
+fn load_reports_errors_with_the_real_path() {
+    let tmp = Tmp::new("errpath");
+    let path = tmp.write("bad.ini", "[agent]\n\ninterval = 10x\n");
+    assert_eq!(
+        Config::load(&path, false).unwrap_err()[0].to_string(),
+        format!(
+            "{}:3: agent.interval: invalid duration \"10x\" (expected a whole number with ms, s, m, h or d, e.g. 30s)",
+            path.display()
+        )
+    );
+}
+
+// ---------------------------------------------------------------- printing, round trips
+
+#[test]
+fn to_ini_prints_every_key_with_its_normalised_value() {
+    assert_eq!(
+        Config::load(&fixture("full.ini"), true).unwrap().to_ini(),
+        FULL_INI
+    );
+}
+
+#[test]
+fn to_ini_uses_the_shortest_exact_duration() {
+    for (v, printed) in [
+        ("10000ms", "10s"),
+        ("120", "2m"),
+        ("90s", "90s"),
+        ("60m", "1h"),
+        ("1440m", "1d"),
+        ("10ms", "10ms"),
+        ("61001ms", "61001ms"),
+    ] {
+        let ini = val("agent", "interval", v).to_ini();
+        assert!(
+            ini.contains(&format!("\ninterval = {printed}\n")),
+            "{v} → {ini}"
+        );
+    }
+}
+
+#[test]
+fn to_ini_round_trips_non_default_configs() {
+    let texts = [
+        std::fs::read_to_string(fixture("full.ini")).unwrap(),
+        "[agent]\ninterval = 61001ms\nlog_file =\nlog_level = warning\nsyslog_facility = kern\n\
+         [thresholds]\nswap_warn = 0.1\nswap_crit = 12.345678901234567\nload_crit = 0.3\n\
+         cpu_warn = 33.333333333333336\n"
+            .to_string(),
+        "[agent]\ninterval = 24h\nmetrics_file = /run/sa/m.prom\ntop = 0\n\
+         state_dir = \"/srv/with space/and#hash\"\n\
+         [thresholds]\nload_warn = 10000\nfor_cycles = 1\ndisk_warn = 0\ndisk_crit = 0\n\
+         [disk]\nmounts = /a,/b\n"
+            .to_string(),
+        "[paths]\nproc = /C:\\x\npasswd = /etc/\\*\n".to_string(),
+    ];
+    for text in texts {
+        let c = ok(&text);
+        let printed = c.to_ini();
+        let again = ok(&printed);
+        assert_eq!(again, c, "{text}\n→\n{printed}");
+        assert_eq!(again.to_ini(), printed);
+    }
+}
+
+#[test]
+fn to_ini_round_trips_values_that_need_quoting() {
+    for text in [
+        "[agent]\nlog_file = \"/var/log/a ; b.log\"\n",
+        "[agent]\nmetrics_file = \"/m #1.prom\"\n",
+        "[agent]\nstate_dir = \"/srv/x\\\\\"\n",
+    ] {
+        let c = ok(text);
+        assert_eq!(parse(&c.to_ini()), Ok(c), "{text}");
+    }
+}
+
+#[test]
+fn changed_keys_is_empty_for_equal_configs() {
+    assert!(
+        Config::default()
+            .changed_keys(&Config::default())
+            .is_empty()
+    );
+    let same = ok(
+        "[agent]\ninterval = 10000ms\nlog_level = INFO\nsyslog = on\n\
+                   syslog_facility = LOG_DAEMON\n[thresholds]\ncpu_warn = 80%\n\
+                   [disk]\nmounts = \"/,\"\n",
+    );
+    assert!(same.changed_keys(&Config::default()).is_empty());
+    // The file a config came from is not a setting.
+    assert!(ok("").changed_keys(&Config::default()).is_empty());
+}
+
+#[test]
+fn changed_keys_lists_exactly_the_differing_keys_in_file_order() {
+    let c = ok("[disk]\nmounts = / /var\n\
+                [thresholds]\nswap_warn = 50\ncpu_crit = 91\n\
+                [agent]\nsyslog_facility = local0\ninterval = 5s\nmetrics_file = /m\n\
+                [paths]\nproc = /proc\n");
+    let want = [
+        "agent.interval",
+        "agent.syslog_facility",
+        "agent.metrics_file",
+        "thresholds.cpu_crit",
+        "thresholds.swap_warn",
+        "disk.mounts",
+    ];
+    assert_eq!(c.changed_keys(&Config::default()), want);
+    assert_eq!(Config::default().changed_keys(&c), want);
+    let full = Config::load(&fixture("full.ini"), true).unwrap();
+    let all: Vec<String> = config::SECTIONS
+        .iter()
+        .flat_map(|(s, keys)| keys.iter().map(move |k| format!("{s}.{k}")))
+        .collect();
+    assert_eq!(full.changed_keys(&Config::default()), all);
+}
+
+// ---------------------------------------------------------------- the binary
+
+#[test]
+fn check_config_prints_the_effective_config_of_a_valid_file() {
+    let path = fixture("full.ini");
+    let out = run(&["--check-config", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "; effective configuration from {}\n{FULL_INI}",
+            path.display()
+        )
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn check_config_fills_in_defaults() {
+    let tmp = Tmp::new("check-empty");
+    let path = tmp.write("a.ini", "; nothing set\n");
+    let out = run(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "; effective configuration from {}\n{DEFAULT_INI}",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn check_config_shows_command_line_overrides() {
+    let tmp = Tmp::new("check-override");
+    let path = tmp.write("a.ini", "[agent]\nlog_level = debug\n");
+    let arg = format!("--config={}", path.display());
+    let out = run(&["--check-config", &arg, "--dry-run", "--log-level", "error"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let want = DEFAULT_INI
+        .replace("log_level = info", "log_level = error")
+        .replace("dry_run = no", "dry_run = yes");
+    assert_eq!(
+        text(&out.stdout),
+        format!("; effective configuration from {}\n{want}", path.display())
+    );
+}
+
+#[test]
+fn check_config_of_an_invalid_file_prints_each_error_and_exits_78() {
+    let tmp = Tmp::new("check-bad");
+    let path = tmp.write(
+        "bad.ini",
+        "[agent]\ninterval = 10x\ntop = 101\n[bogus]\nx = 1\n[thresholds]\ncpu_warn = 95\n",
+    );
+    let out = run(&["--check-config", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert_eq!(text(&out.stdout), "");
+    let f = path.display();
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{f}:2: agent.interval: invalid duration \"10x\" (expected a whole number with ms, s, m, h or d, e.g. 30s)\n\
+             {f}:3: agent.top: invalid number \"101\" (expected a whole number from 0 to 100)\n\
+             {f}:4: [bogus]: unknown section\n\
+             {f}:7: thresholds.cpu_warn: 95 is above thresholds.cpu_crit (90)\n"
+        )
+    );
+}
+
+#[test]
+fn check_config_of_a_missing_file_exits_78() {
+    let tmp = Tmp::new("check-missing");
+    let path = tmp.join("nope.ini");
+    let out = run(&["--check-config", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{}: cannot read: No such file or directory\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn check_config_of_a_not_utf8_file_exits_78() {
+    let tmp = Tmp::new("check-utf8");
+    let path = tmp.write("a.ini", b"[agent]\n\xc3\x28 = 1\n");
+    let out = run(&["--check-config", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert_eq!(
+        text(&out.stderr),
+        format!("{}:2: not valid UTF-8\n", path.display())
+    );
+}
+
+#[test]
+fn check_config_without_c_and_no_default_file_uses_built_in_defaults() {
+    if Path::new(config::DEFAULT_PATH).exists() {
+        eprintln!("skipped: {} exists on this host", config::DEFAULT_PATH);
+        return;
+    }
+    let out = run(&["--check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "; effective configuration from built-in defaults (/etc/aion/system_agent.ini not found)\n{DEFAULT_INI}"
+        )
+    );
+}
+
+#[test]
+fn once_with_an_invalid_config_is_unknown() {
+    let tmp = Tmp::new("once-bad");
+    let path = tmp.write(
+        "bad.ini",
+        "[agent]\ntop = 1\nintervall = 5s\ndry_run = maybe\n",
+    );
+    let out = run(&["--once", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let f = path.display();
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "SYSTEM-AGENT UNKNOWN - invalid configuration: {f}:3: agent.intervall: unknown key \"intervall\" (did you mean \"interval\"?)\n"
+        )
+    );
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{f}:3: agent.intervall: unknown key \"intervall\" (did you mean \"interval\"?)\n\
+             {f}:4: agent.dry_run: invalid boolean \"maybe\" (expected yes/no/true/false/on/off/1/0)\n"
+        )
+    );
+}
+
+#[test]
+fn once_with_a_missing_config_is_unknown() {
+    let tmp = Tmp::new("once-missing");
+    let path = tmp.join("nope.ini");
+    let out = run(&["-c", path.to_str().unwrap(), "--once"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "SYSTEM-AGENT UNKNOWN - invalid configuration: {}: cannot read: No such file or directory\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn service_with_an_invalid_config_exits_78() {
+    let tmp = Tmp::new("service-bad");
+    let path = tmp.write("bad.ini", "[agent]\ninterval = 0\n");
+    let out = run(&["-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{}:2: agent.interval: interval \"0\" out of range (expected 10ms to 24h)\n",
+            path.display()
+        )
+    );
+}
