@@ -817,7 +817,7 @@ impl Agent {
         let load1 = self.host.load.as_ref().ok().map(|l| l.one);
         let mut line = String::new();
         let status = report::status_line(&mut line, &self.metrics, load1, self.ncpu);
-        println!("{line}");
+        out!("{line}");
         status
     }
 }

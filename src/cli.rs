@@ -85,20 +85,20 @@ pub fn main() -> ExitCode {
     let a = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("system-agent: {e}\n\n{USAGE}");
+            err!("system-agent: {e}\n\n{USAGE}");
             if once {
-                println!("SYSTEM-AGENT UNKNOWN - bad command line: {e}");
+                out!("SYSTEM-AGENT UNKNOWN - bad command line: {e}");
                 return ExitCode::from(3);
             }
             return ExitCode::from(1);
         }
     };
     if a.help {
-        print!("{USAGE}");
+        out_raw!("{USAGE}");
         return ExitCode::SUCCESS;
     }
     if a.version {
-        println!("system-agent {}", env!("CARGO_PKG_VERSION"));
+        out!("system-agent {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     let opts = Options {
@@ -114,10 +114,10 @@ pub fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                err!("{e}");
             }
             if a.once {
-                println!(
+                out!(
                     "SYSTEM-AGENT UNKNOWN - invalid configuration: {}",
                     one_line(&errors[0].to_string())
                 );
@@ -146,12 +146,12 @@ fn check_config(opts: &Options) -> ExitCode {
                 Some(p) => p.display().to_string(),
                 None => format!("built-in defaults ({} not found)", opts.config.display()),
             };
-            print!("; effective configuration from {source}\n{}", cfg.to_ini());
+            out_raw!("; effective configuration from {source}\n{}", cfg.to_ini());
             ExitCode::SUCCESS
         }
         Err(errors) => {
             for e in &errors {
-                eprintln!("{e}");
+                err!("{e}");
             }
             ExitCode::from(EX_CONFIG)
         }
@@ -175,13 +175,13 @@ fn run_service(opts: Options, cfg: Config) -> ExitCode {
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("system-agent: cannot install signal handlers: {e}");
+            err!("system-agent: cannot install signal handlers: {e}");
             return ExitCode::from(1);
         }
     };
     let mut agent = Agent::new(opts, cfg, false);
     if let Err(why) = agent.take_lock() {
-        eprintln!("system-agent: cannot start: {why}");
+        err!("system-agent: cannot start: {why}");
         return ExitCode::from(1);
     }
     agent.log_start(Level::Info);

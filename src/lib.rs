@@ -15,6 +15,18 @@
 //!  → metrics file → state_dir
 //! ```
 
+/// Writes a line to stdout or stderr, ignoring failure: `println!` panics when the
+/// stream is closed (`>&-` in a cron line), and nothing may panic on outside input.
+macro_rules! out {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), $($arg)*); }};
+}
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stdout(), $($arg)*); }};
+}
+macro_rules! err {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), $($arg)*); }};
+}
+
 pub mod agent;
 pub mod cli;
 pub mod config;
