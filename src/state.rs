@@ -175,6 +175,7 @@ pub fn format_state(
         out.push('\n');
     }
     format_metrics(out, metrics);
+    out.push_str(END);
 }
 
 /// The hysteresis lines alone: what the service compares to decide whether its state
@@ -192,7 +193,10 @@ pub fn format_metrics(out: &mut String, metrics: &[Metric]) {
 
 /// Parses `state_dir/state`; `Err` says what is wrong with it.
 pub fn parse_state(text: &[u8]) -> Result<Saved, &'static str> {
-    let mut it = lines(text);
+    if !text.starts_with(STATE_MAGIC.as_bytes()) {
+        return Err("not a version 1 state file");
+    }
+    let mut it = lines(complete(text)?);
     if it.next() != Some(STATE_MAGIC.as_bytes()) {
         return Err("not a version 1 state file");
     }
@@ -268,11 +272,26 @@ pub fn format_procs(out: &mut String, saved_ns: u64, btime: u64, procs: &[PrevTi
     for p in procs {
         let _ = writeln!(out, "{} {} {}", p.pid, p.start, p.ticks);
     }
+    out.push_str(END);
+}
+
+/// The last line of every state file: a file without it was cut short.
+const END: &str = "end\n";
+
+/// The body of a complete file (without its `end` line), or "truncated".
+fn complete(text: &[u8]) -> Result<&[u8], &'static str> {
+    match text.strip_suffix(END.as_bytes()) {
+        Some(body) if body.is_empty() || body.ends_with(b"\n") => Ok(body),
+        _ => Err("truncated"),
+    }
 }
 
 /// `(saved_ns, btime, ticks)` from a procs file.
 pub fn parse_procs(text: &[u8]) -> Result<(u64, u64, Vec<PrevTicks>), &'static str> {
-    let mut it = lines(text);
+    if !text.starts_with(PROCS_MAGIC.as_bytes()) {
+        return Err("not a version 1 procs file");
+    }
+    let mut it = lines(complete(text)?);
     if it.next() != Some(PROCS_MAGIC.as_bytes()) {
         return Err("not a version 1 procs file");
     }

@@ -50,7 +50,8 @@ pub fn openat(dir: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd
 }
 
 /// Reads the whole file from offset 0 into `buf` (cleared first), growing it only when
-/// the file is larger than any earlier read. `pread` at 0 makes the kernel regenerate
+/// the file is larger than any earlier read. Only for /proc and regular files, where
+/// a short read means the end. `pread` at 0 makes the kernel regenerate
 /// a /proc file, so one descriptor can be kept open and re-read every cycle.
 pub fn pread_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.clear();
@@ -79,11 +80,16 @@ pub fn pread_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+        // A short read of a /proc or regular file means its end: skip the read
+        // that would return 0 (one syscall per file saved on every scan).
+        if buf.len() < buf.capacity() {
+            return Ok(buf.len());
+        }
     }
 }
 
-/// Reads an fd from its current position to EOF into `buf` (cleared first); for files
-/// that do not support `pread`, such as a freshly opened /proc/PID/stat.
+/// Reads an fd from its current position to its end into `buf` (cleared first), for
+/// a freshly opened /proc or regular file (a short read means the end).
 pub fn read_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.clear();
     if buf.capacity() < 1024 {
@@ -99,9 +105,13 @@ pub fn read_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
         let r = unsafe { libc::read(fd, buf.as_mut_ptr().add(len).cast(), spare) };
         match cvt_size(r) {
             Ok(0) => return Ok(buf.len()),
+            // SAFETY: the kernel initialised `n` more bytes.
             Ok(n) => unsafe { buf.set_len(len + n) },
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
+        }
+        if buf.len() < buf.capacity() {
+            return Ok(buf.len());
         }
     }
 }

@@ -66,7 +66,7 @@ impl Host {
         let saved = now_ns() - age.as_nanos() as u64;
         self.t.write(
             "state/state",
-            format!("system-agent-state 1\nsaved {saved}\nbtime {BTIME}\ncpu {busy} 0 0 {idle} 0 0 0 0\n"),
+            format!("system-agent-state 1\nsaved {saved}\nbtime {BTIME}\ncpu {busy} 0 0 {idle} 0 0 0 0\nend\n"),
         );
     }
 
@@ -732,7 +732,7 @@ fn top_processes_by_cpu_and_rss() {
     let saved = now_ns() - 100_000_000_000;
     h.t.write(
         "state/procs",
-        format!("system-agent-procs 1\nsaved {saved}\nbtime {BTIME}\n100 5000 100\n101 6000 0\n"),
+        format!("system-agent-procs 1\nsaved {saved}\nbtime {BTIME}\n100 5000 100\n101 6000 0\nend\n"),
     );
     assert_eq!(h.once(&cfg).0, 1);
     let page = 4096; // the page size of the machines we run on
@@ -756,7 +756,7 @@ fn top_processes_by_cpu_and_rss() {
     // The counters are saved for the next run.
     assert!(
         h.t.read("state/procs")
-            .ends_with("\n2 1 9999\n100 5000 600\n101 6000 100\n"),
+            .ends_with("\n2 1 9999\n100 5000 600\n101 6000 100\nend\n"),
         "{}",
         h.t.read("state/procs")
     );

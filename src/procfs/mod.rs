@@ -42,30 +42,31 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
 /// Parses a decimal that may start with `-` (some /proc fields are signed).
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     match s.split_first() {
-        Some((b'-', rest)) => parse_u64(rest)
-            .and_then(|v| i64::try_from(v).ok())
-            .map(|v| -v),
+        Some((b'-', rest)) => {
+            let v = parse_u64(rest)?;
+            if v == 1 << 63 {
+                Some(i64::MIN)
+            } else {
+                i64::try_from(v).ok().map(|v| -v)
+            }
+        }
         _ => parse_u64(s).and_then(|v| i64::try_from(v).ok()),
     }
 }
 
 /// Parses a plain non-negative decimal fraction such as `0.52` or `12` (the forms the
-/// kernel prints in loadavg and pressure files); anything else is `None`.
+/// kernel prints in loadavg and pressure files); anything else is `None`. The
+/// checked text is handed to the standard library's correctly rounded parser.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
     let (int, frac) = match s.iter().position(|&c| c == b'.') {
         Some(i) => (&s[..i], &s[i + 1..]),
         None => (s, &b""[..]),
     };
-    if int.is_empty() || frac.len() > 9 {
+    let digits = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
+    if int.is_empty() || int.len() > 20 || frac.len() > 9 || !digits(int) || !digits(frac) {
         return None;
     }
-    let whole = parse_u64(int)?;
-    let mut v = whole as f64;
-    if !frac.is_empty() {
-        let f = parse_u64(frac)? as f64;
-        v += f / 10f64.powi(frac.len() as i32);
-    }
-    Some(v)
+    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 /// Splits on ASCII whitespace without allocating.

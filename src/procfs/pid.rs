@@ -33,8 +33,10 @@ pub struct PidStat<'a> {
 }
 
 impl PidStat<'_> {
+    /// By `PF_KTHREAD` alone (reliable since 2.6.27): in a PID namespace, pid 2 and
+    /// its children are ordinary processes.
     pub fn is_kernel_thread(&self) -> bool {
-        self.flags & PF_KTHREAD != 0 || self.pid == 2 || self.ppid == 2
+        self.flags & PF_KTHREAD != 0
     }
 
     pub fn cpu_ticks(&self) -> u64 {
@@ -73,6 +75,11 @@ pub fn parse_pid_stat(buf: &[u8]) -> Result<PidStat<'_>, ParseError> {
     }
     let num = |i: usize| parse_u64(f[i]).ok_or(ParseError("a numeric field is not a number"));
     let int = |i: usize| parse_i64(f[i]).ok_or(ParseError("a numeric field is not a number"));
+    let id = |i: usize| {
+        parse_i64(f[i])
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or(ParseError("a process id field is out of range"))
+    };
     let state = match f[0] {
         [c] if c.is_ascii_alphabetic() => *c,
         _ => return Err(ParseError("state is not one letter")),
@@ -81,8 +88,8 @@ pub fn parse_pid_stat(buf: &[u8]) -> Result<PidStat<'_>, ParseError> {
         pid,
         name,
         state,
-        ppid: int(1)? as i32,
-        pgrp: int(2)? as i32,
+        ppid: id(1)?,
+        pgrp: id(2)?,
         flags: num(6)?,
         utime: num(11)?,
         stime: num(12)?,
@@ -156,7 +163,8 @@ pub fn cmdline_args(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
     body.split(|&c| c == 0).filter(move |_| !empty)
 }
 
-/// Writes the command line with spaces between arguments, as `ps` shows it.
+/// Writes the command line with spaces between arguments, as `ps` shows it, without
+/// the trailing blanks of a title padded with NULs (sshd does that).
 pub fn cmdline_display(buf: &[u8], out: &mut Vec<u8>) {
     out.clear();
     for (i, arg) in cmdline_args(buf).enumerate() {
@@ -164,5 +172,8 @@ pub fn cmdline_display(buf: &[u8], out: &mut Vec<u8>) {
             out.push(b' ');
         }
         out.extend_from_slice(arg);
+    }
+    while out.last() == Some(&b' ') {
+        out.pop();
     }
 }

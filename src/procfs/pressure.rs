@@ -35,6 +35,7 @@ pub fn parse_pressure(buf: &[u8]) -> Result<Pressure, ParseError> {
             _ => continue,
         };
         let mut p = PressureLine::default();
+        // One bit per field: each must appear, and a repeat is an error.
         let mut seen = 0u8;
         for kv in it {
             let Some(eq) = kv.iter().position(|&c| c == b'=') else {
@@ -42,16 +43,31 @@ pub fn parse_pressure(buf: &[u8]) -> Result<Pressure, ParseError> {
             };
             let (k, v) = (&kv[..eq], &kv[eq + 1..]);
             let bad = ParseError("pressure value is not a number");
-            match k {
-                b"avg10" => p.avg10 = parse_f64(v).ok_or(bad)?,
-                b"avg60" => p.avg60 = parse_f64(v).ok_or(bad)?,
-                b"avg300" => p.avg300 = parse_f64(v).ok_or(bad)?,
-                b"total" => p.total_us = parse_u64(v).ok_or(bad)?,
+            let bit = match k {
+                b"avg10" => {
+                    p.avg10 = parse_f64(v).ok_or(bad)?;
+                    1
+                }
+                b"avg60" => {
+                    p.avg60 = parse_f64(v).ok_or(bad)?;
+                    2
+                }
+                b"avg300" => {
+                    p.avg300 = parse_f64(v).ok_or(bad)?;
+                    4
+                }
+                b"total" => {
+                    p.total_us = parse_u64(v).ok_or(bad)?;
+                    8
+                }
                 _ => continue,
+            };
+            if seen & bit != 0 {
+                return Err(ParseError("pressure field repeated"));
             }
-            seen += 1;
+            seen |= bit;
         }
-        if seen != 4 {
+        if seen != 0b1111 {
             return Err(ParseError(
                 "pressure line lacks avg10, avg60, avg300 or total",
             ));
