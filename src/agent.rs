@@ -100,7 +100,7 @@ impl Agent {
     /// Builds the agent from a valid config. Opening sinks and files never fails
     /// here: what does not work is reported in the start event.
     pub fn new(opts: Options, cfg: Config, once: bool) -> Agent {
-        let log = Logger::new(&Target::from_config(&cfg, None));
+        let log = Logger::new(&Target::from_config(&cfg));
         let mut agent = Agent {
             sampler: Sampler::new(&cfg.paths.proc, &cfg.disk.mounts),
             scanner: Scanner::new(&cfg.paths.proc),
@@ -702,7 +702,7 @@ impl Agent {
                 if new.agent.state_dir != self.cfg.agent.state_dir
                     && let Err(why) = self.relock(&new.agent.state_dir)
                 {
-                    self.log.reopen(&Target::from_config(&self.cfg, None));
+                    self.log.reopen(&Target::from_config(&self.cfg));
                     self.log
                         .event(Level::Error, "config_error")
                         .str("key", "agent.state_dir")
@@ -712,7 +712,7 @@ impl Agent {
                     return;
                 }
                 let old = std::mem::replace(&mut self.cfg, new);
-                self.log.reopen(&Target::from_config(&self.cfg, None));
+                self.log.reopen(&Target::from_config(&self.cfg));
                 if old.paths.proc != self.cfg.paths.proc || old.disk.mounts != self.cfg.disk.mounts
                 {
                     self.sampler = Sampler::new(&self.cfg.paths.proc, &self.cfg.disk.mounts);
@@ -738,7 +738,7 @@ impl Agent {
                     .emit();
             }
             Err(errors) => {
-                self.log.reopen(&Target::from_config(&self.cfg, None));
+                self.log.reopen(&Target::from_config(&self.cfg));
                 for e in &errors {
                     self.log
                         .event(Level::Error, "config_error")

@@ -69,10 +69,10 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn from_config(cfg: &Config, level_override: Option<Level>) -> Target {
+    pub fn from_config(cfg: &Config) -> Target {
         let a = &cfg.agent;
         Target {
-            level: level_override.unwrap_or(a.log_level),
+            level: a.log_level,
             file: a.log_file.clone(),
             syslog: a
                 .syslog
