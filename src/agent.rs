@@ -196,6 +196,9 @@ impl Agent {
     }
 
     pub fn log_start(&mut self, level: Level) {
+        if !self.log.enabled(level) {
+            return;
+        }
         let caps = self.capabilities();
         let cfg_name = match &self.cfg.file {
             Some(p) => p.display().to_string(),
@@ -242,9 +245,10 @@ impl Agent {
             (23, "cap_sys_nice"),
         ];
         let path = self.cfg.paths.proc.join("self/status");
-        let status = std::fs::read(&path)
+        let status = std::ffi::CString::new(path.as_os_str().as_bytes())
             .ok()
-            .and_then(|b| parse_pid_status(&b).ok());
+            .and_then(|c| read_file(&c, &mut self.buf).ok())
+            .and_then(|()| parse_pid_status(&self.buf).ok());
         match status {
             None => format!("unknown (cannot read {})", path.display()),
             Some(s) => {

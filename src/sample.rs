@@ -32,6 +32,14 @@ impl ProcFile {
         }
     }
 
+    /// A file that must exist now (optional sources), or `None`.
+    pub fn open_now(path: PathBuf) -> Option<ProcFile> {
+        let mut f = ProcFile::new(path);
+        let fd = sys::open(&f.cpath, libc::O_RDONLY, 0).ok()?;
+        f.fd = Some(fd);
+        Some(f)
+    }
+
     /// Reads the whole file into `buf`.
     pub fn read<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b [u8], Error> {
         if self.fd.is_none() {
@@ -120,10 +128,9 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(proc_root: &Path, mounts: &[PathBuf]) -> Sampler {
-        let pressure = PRESSURE_KINDS.map(|k| {
-            let p = proc_root.join("pressure").join(k);
-            p.exists().then(|| ProcFile::new(p))
-        });
+        // Opened now: a kernel without PSI turns the pressure figures off for good.
+        let pressure =
+            PRESSURE_KINDS.map(|k| ProcFile::open_now(proc_root.join("pressure").join(k)));
         Sampler {
             stat: ProcFile::new(proc_root.join("stat")),
             meminfo: ProcFile::new(proc_root.join("meminfo")),
