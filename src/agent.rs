@@ -143,9 +143,7 @@ impl Agent {
                 self.users = Users::default();
                 let err = Error::io("read", &self.cfg.paths.passwd, e);
                 self.log
-                    .event(Level::Warn, "error")
-                    .str("what", "passwd")
-                    .display("error", err)
+                    .error(Level::Warn, "passwd", err)
                     .str("effect", "user names shown as uids")
                     .emit();
             }
@@ -170,11 +168,7 @@ impl Agent {
             Ok((LockOutcome::Acquired(lock), warning)) => {
                 self.lock = Some(lock);
                 if let Some(w) = warning {
-                    self.log
-                        .event(Level::Warn, "error")
-                        .str("what", "state_dir")
-                        .str("error", &w)
-                        .emit();
+                    self.log.error(Level::Warn, "state_dir", &w).emit();
                 }
                 Ok(())
             }
@@ -275,9 +269,7 @@ impl Agent {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
                 self.log
-                    .event(Level::Warn, "error")
-                    .str("what", "state")
-                    .display("error", Error::io("read", &path, e))
+                    .error(Level::Warn, "state", Error::io("read", &path, e))
                     .emit();
                 return;
             }
@@ -293,10 +285,8 @@ impl Agent {
             }
             Err(why) => {
                 self.log
-                    .event(Level::Warn, "error")
-                    .str("what", "state")
+                    .error(Level::Warn, "state", why)
                     .path("path", &path)
-                    .str("error", why)
                     .str("effect", "starting fresh; the file will be replaced")
                     .emit();
             }
@@ -481,11 +471,7 @@ impl Agent {
             self.scratch.clear();
             let _ = write!(self.scratch, "{e}");
             if self.source_errors[i] != self.scratch {
-                self.log
-                    .event(Level::Error, "error")
-                    .str("what", "sample")
-                    .str("error", &self.scratch)
-                    .emit();
+                self.log.error(Level::Error, "sample", &self.scratch).emit();
                 self.source_errors[i].clone_from(&self.scratch);
             }
         }
@@ -512,22 +498,14 @@ impl Agent {
             }
             if self.scanner.prev_at_ns.is_none() {
                 if let Err(e) = self.scanner.scan(clock()) {
-                    self.log
-                        .event(Level::Error, "error")
-                        .str("what", "scan")
-                        .display("error", e)
-                        .emit();
+                    self.log.error(Level::Error, "scan", e).emit();
                     return;
                 }
                 pause(signals, SHORT_WINDOW_MS);
             }
         }
         if let Err(e) = self.scanner.scan(clock()) {
-            self.log
-                .event(Level::Error, "error")
-                .str("what", "scan")
-                .display("error", e)
-                .emit();
+            self.log.error(Level::Error, "scan", e).emit();
             return;
         }
         let n = self.cfg.agent.top as usize;
@@ -611,10 +589,8 @@ impl Agent {
             }
             Err(why) => {
                 self.log
-                    .event(Level::Warn, "error")
-                    .str("what", "state")
+                    .error(Level::Warn, "state", why)
                     .path("path", &path)
-                    .str("error", why)
                     .emit();
             }
         }
@@ -637,11 +613,7 @@ impl Agent {
             .collect();
         state::format_procs(&mut self.scratch, self.scanner.at_ns, btime, &ticks);
         if let Err(e) = file.write(self.scratch.as_bytes(), true) {
-            self.log
-                .event(Level::Error, "error")
-                .str("what", "state")
-                .display("error", e)
-                .emit();
+            self.log.error(Level::Error, "state", e).emit();
         }
     }
 
@@ -658,11 +630,7 @@ impl Agent {
         };
         report::prometheus(&mut self.scratch, &self.metrics, &self.host, &extra);
         if let Err(e) = file.write(self.scratch.as_bytes(), false) {
-            self.log
-                .event(Level::Error, "error")
-                .str("what", "metrics_file")
-                .display("error", e)
-                .emit();
+            self.log.error(Level::Error, "metrics_file", e).emit();
         }
     }
 
@@ -688,11 +656,7 @@ impl Agent {
         );
         if let Err(e) = file.write(self.scratch.as_bytes(), true) {
             self.written.clear();
-            self.log
-                .event(Level::Error, "error")
-                .str("what", "state")
-                .display("error", e)
-                .emit();
+            self.log.error(Level::Error, "state", e).emit();
         }
     }
 

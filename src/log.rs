@@ -162,6 +162,13 @@ impl Logger {
         }
     }
 
+    /// `event=error what=WHAT error="..."`: a step that failed. Add fields, then emit.
+    pub fn error(&mut self, level: Level, what: &str, err: impl std::fmt::Display) -> Event<'_> {
+        self.event(level, "error")
+            .str("what", what)
+            .display("error", err)
+    }
+
     fn write_line(&mut self, level: Level) {
         self.line.push('\n');
         let file_problem = match &mut self.file {
@@ -185,10 +192,10 @@ impl Logger {
     }
 
     fn report_sink_problems(&mut self) {
-        if let Some(p) = self.file.as_mut().and_then(|f| f.take_problem()) {
+        if let Some(p) = self.file.as_mut().and_then(|f| f.health.take()) {
             self.report("log_file", &p);
         }
-        if let Some(p) = self.syslog.as_mut().and_then(|s| s.take_problem()) {
+        if let Some(p) = self.syslog.as_mut().and_then(|s| s.health.take()) {
             self.report("syslog", &p);
         }
     }
@@ -362,16 +369,68 @@ enum Problem {
     },
 }
 
+/// How a sink is doing: failing or not, the lines it lost meanwhile, and the change
+/// not yet reported, so each failure and each recovery is reported once.
+struct Health {
+    target: PathBuf,
+    failing: bool,
+    lost: u64,
+    pending: Option<Problem>,
+}
+
+impl Health {
+    fn new(target: &Path) -> Health {
+        Health {
+            target: target.to_path_buf(),
+            failing: false,
+            lost: 0,
+            pending: None,
+        }
+    }
+
+    fn fail(&mut self, err: std::io::Error) {
+        if !self.failing {
+            self.failing = true;
+            self.pending = Some(Problem::Failed {
+                target: self.target.clone(),
+                err,
+            });
+        }
+    }
+
+    /// A line could not be delivered.
+    fn lose(&mut self, err: std::io::Error) -> Option<Problem> {
+        self.lost += 1;
+        self.fail(err);
+        self.pending.take()
+    }
+
+    /// A line was delivered: the recovery to report, if the sink was failing.
+    fn delivered(&mut self) -> Option<Problem> {
+        if !self.failing {
+            return None;
+        }
+        self.failing = false;
+        let lost = std::mem::take(&mut self.lost);
+        Some(Problem::Recovered {
+            target: self.target.clone(),
+            lost,
+        })
+    }
+
+    fn take(&mut self) -> Option<Problem> {
+        self.pending.take()
+    }
+}
+
 /// The log file: opened append-only (so logrotate's copytruncate also works),
 /// reopened on SIGHUP, retried at most every 5 s while it cannot be opened.
 struct LogFile {
     path: PathBuf,
     cpath: Option<CString>,
     fd: Option<OwnedFd>,
-    failing: bool,
-    lost: u64,
     next_open_ns: u64,
-    pending: Option<Problem>,
+    health: Health,
 }
 
 const RETRY_NS: u64 = 5_000_000_000;
@@ -382,10 +441,8 @@ impl LogFile {
             path: path.to_path_buf(),
             cpath: CString::new(path.as_os_str().as_bytes()).ok(),
             fd: None,
-            failing: false,
-            lost: 0,
             next_open_ns: 0,
-            pending: None,
+            health: Health::new(path),
         };
         f.open();
         f
@@ -408,27 +465,13 @@ impl LogFile {
         }
         match result {
             Ok(fd) => self.fd = Some(fd),
-            Err(err) => self.fail(err),
+            Err(err) => self.health.fail(err),
         }
     }
 
     fn reopen(&mut self) {
         self.fd = None;
         self.open();
-    }
-
-    fn fail(&mut self, err: std::io::Error) {
-        if !self.failing {
-            self.failing = true;
-            self.pending = Some(Problem::Failed {
-                target: self.path.clone(),
-                err,
-            });
-        }
-    }
-
-    fn take_problem(&mut self) -> Option<Problem> {
-        self.pending.take()
     }
 
     fn write(&mut self, line: &[u8]) -> Option<Problem> {
@@ -440,23 +483,8 @@ impl LogFile {
             None => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
         };
         match result {
-            Ok(()) if self.failing => {
-                self.failing = false;
-                let lost = std::mem::take(&mut self.lost);
-                Some(Problem::Recovered {
-                    target: self.path.clone(),
-                    lost,
-                })
-            }
-            Ok(()) => None,
-            Err(err) => {
-                self.lost += 1;
-                if self.fd.is_some() && err.raw_os_error() == Some(libc::EBADF) {
-                    self.fd = None;
-                }
-                self.fail(err);
-                self.take_problem()
-            }
+            Ok(()) => self.health.delivered(),
+            Err(err) => self.health.lose(err),
         }
     }
 }
@@ -474,9 +502,7 @@ struct Syslog {
     pid: u32,
     next_try_ns: u64,
     last_error: Option<String>,
-    failing: bool,
-    lost: u64,
-    pending: Option<Problem>,
+    health: Health,
 }
 
 const SYSLOG_RETRY_NS: u64 = 5_000_000_000;
@@ -491,9 +517,7 @@ impl Syslog {
             pid: std::process::id(),
             next_try_ns: 0,
             last_error: None,
-            failing: false,
-            lost: 0,
-            pending: None,
+            health: Health::new(path),
         };
         s.reconnect();
         s
@@ -518,24 +542,10 @@ impl Syslog {
             }
             Err(e) => {
                 let err = syslog_io_error(e);
-                self.fail(err);
+                self.last_error = Some(errno_text(&err));
+                self.health.fail(err);
             }
         }
-    }
-
-    fn fail(&mut self, err: std::io::Error) {
-        self.last_error = Some(errno_text(&err));
-        if !self.failing {
-            self.failing = true;
-            self.pending = Some(Problem::Failed {
-                target: self.path.clone(),
-                err,
-            });
-        }
-    }
-
-    fn take_problem(&mut self) -> Option<Problem> {
-        self.pending.take()
     }
 
     /// `<PRI>Mmm dd hh:mm:ss system-agent[PID]: MESSAGE`, the RFC 3164 form the
@@ -551,39 +561,29 @@ impl Syslog {
     fn send(&mut self, severity: u8, msg: &str) -> Option<Problem> {
         if self.conn.is_none() {
             if sys::monotonic_ns() < self.next_try_ns {
-                self.lost += 1;
+                self.health.lost += 1;
                 return None;
             }
             self.reconnect();
         }
         self.format(severity, msg);
         let mut result = self.write_frame();
-        if matches!(&result, Err(e) if e.kind() != std::io::ErrorKind::WouldBlock) {
+        if self.conn.is_some()
+            && matches!(&result, Err(e) if e.kind() != std::io::ErrorKind::WouldBlock)
+        {
             // The daemon restarted or the socket went away: rebuild once, resend.
             self.reconnect();
             result = self.write_frame();
         }
         match result {
-            Ok(()) if self.failing => {
-                self.failing = false;
-                let lost = std::mem::take(&mut self.lost);
-                Some(Problem::Recovered {
-                    target: self.path.clone(),
-                    lost,
-                })
-            }
-            Ok(()) => None,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // A stalled reader: drop this line rather than stall the loop.
-                self.lost += 1;
-                self.fail(e);
-                self.take_problem()
-            }
+            Ok(()) => self.health.delivered(),
             Err(e) => {
-                self.lost += 1;
-                self.conn = None;
-                self.fail(e);
-                self.take_problem()
+                // A stalled reader (EAGAIN) keeps its connection: the line is dropped
+                // rather than stalling the loop.
+                if e.kind() != std::io::ErrorKind::WouldBlock {
+                    self.conn = None;
+                }
+                self.health.lose(e)
             }
         }
     }

@@ -674,7 +674,7 @@ fn corrupt_state_is_reported_and_replaced() {
     assert_eq!(
         events(&h.log(), "event=error"),
         vec![format!(
-            "level=warn event=error what=state path={} error=truncated effect=\"starting fresh; the file will be replaced\"",
+            "level=warn event=error what=state error=truncated path={} effect=\"starting fresh; the file will be replaced\"",
             h.p("state/state")
         )]
     );
