@@ -732,7 +732,9 @@ fn top_processes_by_cpu_and_rss() {
     let saved = now_ns() - 100_000_000_000;
     h.t.write(
         "state/procs",
-        format!("system-agent-procs 1\nsaved {saved}\nbtime {BTIME}\n100 5000 100\n101 6000 0\nend\n"),
+        format!(
+            "system-agent-procs 1\nsaved {saved}\nbtime {BTIME}\n100 5000 100\n101 6000 0\nend\n"
+        ),
     );
     assert_eq!(h.once(&cfg).0, 1);
     let page = 4096; // the page size of the machines we run on
