@@ -79,6 +79,8 @@ pub struct Agent {
     /// Holding the state_dir lock: allowed to act and to write state.
     lock: Option<Lock>,
     actions_off: Option<String>,
+    /// Why the capabilities were dropped at start, for the start event.
+    caps_dropped: Option<String>,
     state_file: Option<AtomicFile>,
     metrics_file: Option<AtomicFile>,
     /// The hysteresis lines last written, so the service writes state only on change.
@@ -115,6 +117,7 @@ impl Agent {
             page_size: sys::page_size(),
             lock: None,
             actions_off: None,
+            caps_dropped: None,
             state_file: None,
             metrics_file: None,
             written: String::new(),
@@ -131,9 +134,31 @@ impl Agent {
             cfg,
             log,
         };
+        agent.caps_dropped = agent.guard_capabilities();
         agent.load_users();
         agent.open_files();
         agent
+    }
+
+    /// Drops all capabilities when the config does not allow keeping them (see
+    /// `policy::may_keep_capabilities`); returns why, if it did.
+    fn guard_capabilities(&mut self) -> Option<String> {
+        if sys::effective_capabilities().unwrap_or(0) == 0 {
+            return None;
+        }
+        let verdict = policy::may_keep_capabilities(
+            sys::getuid(),
+            self.cfg.file.as_deref(),
+            self.cfg.file_owner,
+        );
+        let why = verdict.err()?;
+        match sys::drop_capabilities() {
+            Ok(()) => Some(why),
+            Err(e) => Some(format!(
+                "{why}; dropping them failed: {}",
+                crate::error::errno_text(&e)
+            )),
+        }
     }
 
     fn load_users(&mut self) {
@@ -164,7 +189,8 @@ impl Agent {
     /// `--once` every problem only turns actions off.
     pub fn take_lock(&mut self) -> Result<(), String> {
         let dir = self.cfg.agent.state_dir.clone();
-        match state::lock(&dir) {
+        let pid = (!self.once).then(sys::getpid);
+        match state::lock(&dir, pid) {
             Ok((LockOutcome::Acquired(lock), warning)) => {
                 self.lock = Some(lock);
                 if let Some(w) = warning {
@@ -204,8 +230,7 @@ impl Agent {
         let interval = crate::config::value::fmt_duration(self.cfg.agent.interval);
         let dry_run = if self.cfg.agent.dry_run { "yes" } else { "no" };
         let users = self.users.len() as u64;
-        let e = self
-            .log
+        self.log
             .event(level, "start")
             .str("version", env!("CARGO_PKG_VERSION"))
             .str("config", &cfg_name)
@@ -217,12 +242,11 @@ impl Agent {
             .str("syslog", &syslog)
             .str("pressure", &pressure)
             .str("caps", &caps)
+            .opt("caps_dropped", self.caps_dropped.as_deref())
             .u64("users", users)
-            .str("actions", actions);
-        match &self.actions_off {
-            Some(why) => e.str("actions_off", why).emit(),
-            None => e.emit(),
-        }
+            .str("actions", actions)
+            .opt("actions_off", self.actions_off.as_deref())
+            .emit();
     }
 
     /// Effective capabilities of this process, by name, from /proc/self/status.
@@ -406,11 +430,7 @@ impl Agent {
                     .str("metric", m.kind.name())
                     .str("state", to.name())
             };
-            let e = match m.mount_text() {
-                Some(mt) => e.str("mount", mt),
-                None => e,
-            };
-            let e = e.num("value", value, decimals);
+            let e = e.opt("mount", m.mount_text()).num("value", value, decimals);
             let e = match m.threshold(to) {
                 Some(t) => e.display("threshold", crate::config::value::fmt_number(t)),
                 None => e,
@@ -549,17 +569,14 @@ impl Agent {
             .scanner
             .cpu_percent(&p, self.ticks_per_sec)
             .unwrap_or(0.0);
-        let mut e = self
-            .log
+        self.log
             .event(Level::Info, "top")
             .str("by", by)
             .u64("rank", rank as u64)
             .i64("pid", p.pid as i64)
-            .u64("uid", uid as u64);
-        if let Some(user) = self.users.name(uid) {
-            e = e.str("user", user);
-        }
-        e.bytes("name", self.scanner.name(&p))
+            .u64("uid", uid as u64)
+            .opt("user", self.users.name(uid))
+            .bytes("name", self.scanner.name(&p))
             .num("cpu", cpu, 1)
             .u64("rss", p.rss_pages.saturating_mul(self.page_size))
             .num("window", window, 1)
@@ -681,6 +698,12 @@ impl Agent {
                 }
                 let old = std::mem::replace(&mut self.cfg, new);
                 self.log.reopen(&Target::from_config(&self.cfg));
+                if let Some(why) = self.guard_capabilities() {
+                    self.log
+                        .error(Level::Warn, "capabilities", &why)
+                        .str("effect", "dropped all capabilities")
+                        .emit();
+                }
                 if old.paths.proc != self.cfg.paths.proc || old.disk.mounts != self.cfg.disk.mounts
                 {
                     self.sampler = Sampler::new(&self.cfg.paths.proc, &self.cfg.disk.mounts);
@@ -722,7 +745,7 @@ impl Agent {
     }
 
     fn relock(&mut self, dir: &Path) -> Result<(), String> {
-        match state::lock(dir) {
+        match state::lock(dir, Some(sys::getpid())) {
             Ok((LockOutcome::Acquired(lock), _)) => {
                 self.lock = Some(lock);
                 self.written.clear();

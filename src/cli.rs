@@ -159,6 +159,7 @@ fn check_config(opts: &Options) -> ExitCode {
 }
 
 fn run_once(opts: Options, cfg: Config) -> ExitCode {
+    crate::sys::ignore_signal(libc::SIGHUP);
     let mut agent = Agent::new(opts, cfg, true);
     let locked = agent.take_lock();
     // A one-shot logs its start only when something is off (cron runs it every

@@ -260,6 +260,14 @@ impl Event<'_> {
         self.bytes(key, value.as_bytes())
     }
 
+    /// A field that is there only when `value` is.
+    pub fn opt(self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self,
+        }
+    }
+
     pub fn bytes(self, key: &str, value: &[u8]) -> Self {
         if self.on {
             push_kv(&mut self.log.line, key, value);

@@ -271,6 +271,29 @@ pub fn metrics_for(cfg: &Config) -> Vec<Metric> {
     out
 }
 
+/// Whether a process that is not root may keep the file capabilities it was started
+/// with, given the config it runs: only when that file is root's and nobody else can
+/// write it, so the capabilities act on root's rules and never on a file that group
+/// aion (or a compromised aion) wrote. Built-in defaults are safe.
+pub fn may_keep_capabilities(
+    uid: u32,
+    file: Option<&std::path::Path>,
+    owner: Option<(u32, u32)>,
+) -> Result<(), String> {
+    let Some(path) = file else { return Ok(()) };
+    match owner {
+        _ if uid == 0 => Ok(()),
+        Some((0, mode)) if mode & 0o022 == 0 => Ok(()),
+        Some((0, mode)) => Err(format!(
+            "{} is writable by group or others (mode {:o})",
+            path.display(),
+            mode & 0o7777
+        )),
+        Some((o, _)) => Err(format!("{} is owned by uid {o}, not root", path.display())),
+        None => Err(format!("the owner of {} is unknown", path.display())),
+    }
+}
+
 /// Carries hysteresis over a reload: a metric that still exists keeps its counters.
 pub fn carry_over(old: &[Metric], new: &mut [Metric]) {
     for m in new {
@@ -363,6 +386,22 @@ mod tests {
                 Some((Warning, Critical)),
                 Some((Critical, Ok))
             ]
+        );
+    }
+
+    #[test]
+    fn capabilities_only_with_a_config_only_root_can_write() {
+        let p = Some(std::path::Path::new("/etc/aion/a.ini"));
+        assert!(may_keep_capabilities(100, p, Some((0, 0o100640))).is_ok());
+        assert!(may_keep_capabilities(100, None, None).is_ok());
+        assert!(may_keep_capabilities(0, p, Some((100, 0o100666))).is_ok());
+        assert_eq!(
+            may_keep_capabilities(100, p, Some((100, 0o100600))),
+            Err("/etc/aion/a.ini is owned by uid 100, not root".to_string())
+        );
+        assert_eq!(
+            may_keep_capabilities(100, p, Some((0, 0o100664))),
+            Err("/etc/aion/a.ini is writable by group or others (mode 664)".to_string())
         );
     }
 

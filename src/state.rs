@@ -35,7 +35,11 @@ pub enum LockOutcome {
 
 /// Creates `state_dir` (mode 0700) if needed and takes the lock. Also returns a
 /// warning when the directory is writable by others (SPEC §6 wants it private).
-pub fn lock(dir: &Path) -> Result<(LockOutcome, Option<String>), Error> {
+///
+/// The lock file then holds `pid` (the service's), or nothing (a one-shot), so
+/// `pkill -HUP -L -F state_dir/lock` signals the running service and nothing else:
+/// `-L` refuses a pid file that no live process holds locked.
+pub fn lock(dir: &Path, pid: Option<i32>) -> Result<(LockOutcome, Option<String>), Error> {
     std::fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))
         .map_err(|e| Error::io("create", dir, e))?;
     let cdir = cstring(dir)?;
@@ -67,7 +71,13 @@ pub fn lock(dir: &Path) -> Result<(LockOutcome, Option<String>), Error> {
     )
     .map_err(|e| Error::io("open", &path, e))?;
     match sys::try_lock_exclusive(fd.as_raw_fd()) {
-        Ok(true) => Ok((LockOutcome::Acquired(Lock { _fd: fd }), warning)),
+        Ok(true) => {
+            let text = pid.map(|p| format!("{p}\n")).unwrap_or_default();
+            sys::ftruncate(fd.as_raw_fd())
+                .and_then(|()| sys::write_all(fd.as_raw_fd(), text.as_bytes()))
+                .map_err(|e| Error::io("write", &path, e))?;
+            Ok((LockOutcome::Acquired(Lock { _fd: fd }), warning))
+        }
         Ok(false) => Ok((LockOutcome::Busy, warning)),
         Err(e) => Err(Error::io("lock", &path, e)),
     }

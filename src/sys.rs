@@ -131,6 +131,68 @@ pub fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// This process's effective capabilities, one bit per capability (`capget(2)`).
+pub fn effective_capabilities() -> io::Result<u64> {
+    let mut hdr = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: version 3 takes two data structs.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from(data[0].effective) | u64::from(data[1].effective) << 32)
+}
+
+/// Drops every capability, effective, permitted and inheritable (`capset(2)`); the
+/// process cannot get them back.
+pub fn drop_capabilities() -> io::Result<()> {
+    let mut hdr = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData::default(); 2];
+    // SAFETY: version 3 takes two data structs.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Truncates a file to zero length (the offset is unchanged: use it on a descriptor
+/// that has not been written through yet).
+pub fn ftruncate(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor we own.
+    cvt(unsafe { libc::ftruncate(fd, 0) }).map(drop)
+}
+
+/// Sets a signal to be ignored (a one-shot ignores SIGHUP: it has nothing to reload,
+/// and logrotate's HUP must not end it).
+pub fn ignore_signal(sig: libc::c_int) {
+    // SAFETY: SIG_IGN is a valid disposition for a catchable signal.
+    unsafe { libc::signal(sig, libc::SIG_IGN) };
+}
+
 pub fn fsync(fd: RawFd) -> io::Result<()> {
     // SAFETY: plain syscall on a descriptor we own.
     cvt(unsafe { libc::fsync(fd) }).map(drop)

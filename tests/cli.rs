@@ -377,6 +377,32 @@ fn service_samples_reloads_and_stops_on_sigterm() {
 }
 
 #[test]
+fn the_lock_file_names_the_service_for_pkill_and_only_while_it_runs() {
+    let h = Host::new("pidfile");
+    let cfg = h.config("", "");
+    let agent = h.spawn(&cfg);
+    assert!(h.wait_log("event=sample"), "{}", h.log());
+    let lock = h.p("state/lock");
+    assert_eq!(h.t.read("state/lock"), format!("{}\n", agent.0.id()));
+    // What the shipped logrotate postrotate runs.
+    let pkill = |sig: &str| {
+        std::process::Command::new("pkill")
+            .args([sig, "-L", "-F", &lock])
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(pkill("-HUP"), Some(0));
+    assert!(h.wait_log("event=reload"), "{}", h.log());
+    assert_eq!(agent.stop().0, 0);
+    // The pid stays in the file, but no process holds the lock: pkill refuses.
+    assert_eq!(pkill("-0"), Some(1));
+    // A one-shot takes the lock without naming itself, and ignores SIGHUP.
+    h.once(&cfg);
+    assert_eq!(h.t.read("state/lock"), "");
+}
+
+#[test]
 fn sigint_stops_too() {
     let h = Host::new("sigint");
     let cfg = h.config("interval = 1h", "");

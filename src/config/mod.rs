@@ -21,6 +21,9 @@ pub const DEFAULT_PATH: &str = "/etc/aion/system_agent.ini";
 pub struct Config {
     /// The file this came from; `None` for built-in defaults.
     pub file: Option<PathBuf>,
+    /// Owner uid and mode of that file as it was read (from the same descriptor), so
+    /// the agent can refuse to use capabilities on a config someone else could write.
+    pub file_owner: Option<(u32, u32)>,
     pub agent: Agent,
     pub paths: Paths,
     pub thresholds: Thresholds,
@@ -160,6 +163,7 @@ impl Default for Config {
         };
         Config {
             file: None,
+            file_owner: None,
             agent: Agent {
                 interval: Duration::from_secs(10),
                 log_file: Some(PathBuf::from("/var/log/aion/system_agent.log")),
@@ -238,26 +242,33 @@ impl Config {
     /// Reads and validates `path`. With `must_exist` false, a missing file gives the
     /// built-in defaults (the default path on a host that has no config yet).
     pub fn load(path: &Path, must_exist: bool) -> Result<Config, Vec<ConfigError>> {
-        match std::fs::read(path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => Config::parse(path, &text),
-                Err(e) => {
-                    let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-                        .iter()
-                        .filter(|&&c| c == b'\n')
-                        .count();
-                    Err(vec![ConfigError::at(path, line, "", "not valid UTF-8")])
-                }
-            },
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let cannot = |e: std::io::Error| {
+            let msg = format!("cannot read: {}", crate::error::errno_text(&e));
+            vec![ConfigError::at(path, 0, "", &msg)]
+        };
+        let mut file = match std::fs::File::open(path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
-                Ok(Config::default())
+                return Ok(Config::default());
             }
-            Err(e) => Err(vec![ConfigError::at(
-                path,
-                0,
-                "",
-                &format!("cannot read: {}", crate::error::errno_text(&e)),
-            )]),
+            Err(e) => return Err(cannot(e)),
+        };
+        let meta = file.metadata().map_err(cannot)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(cannot)?;
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                let mut cfg = Config::parse(path, &text)?;
+                cfg.file_owner = Some((meta.uid(), meta.mode()));
+                Ok(cfg)
+            }
+            Err(e) => {
+                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let line = 1 + valid.iter().filter(|&&c| c == b'\n').count();
+                Err(vec![ConfigError::at(path, line, "", "not valid UTF-8")])
+            }
         }
     }
 
