@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Chroot: `scripts/install --root` into an empty directory, then, in a private mount
+# namespace with /proc mounted inside, the one-shot and the loop work in a tree with
+# no shell, no /dev/log and no mandb: the right exit status, the log file written,
+# one clear line for each missing part. A second variant mounts proc elsewhere and
+# points [paths] proc at it.
+source "$(dirname "$0")/lib.bash"
+setup chroot
+R=$T/root
+mkdir "$R"
+"$REPO/scripts/install" --root "$R" --binary "$BIN" 2>/dev/null
+for absent in bin/sh usr/bin/sh dev/log usr/bin/mandb; do
+    [ ! -e "$R/$absent" ] || fail "$R/$absent exists; the tree must not have it"
+done
+mkdir -p "$R/proc" "$R/altproc"
+LOG=$R/var/log/aion/system_agent.log
+AION=$(awk -F: '$1 == "aion" { print $3 ":" $4 }' "$R/etc/passwd")
+
+# in_chroot MOUNTPOINT ARGS...: the agent in the tree, proc mounted at MOUNTPOINT,
+# in a mount namespace of its own (the mount dies with it). Call it only in a
+# subshell, $(...) or &: it execs, so that in the background $! is the agent itself.
+in_chroot() {
+    local mnt=$1
+    shift
+    exec unshare -m --propagation private sh -c \
+        'mount -t proc proc "$1$2" && shift 2 && exec chroot "$@"' sh "$R" "$mnt" "$@"
+}
+
+# The shipped config as installed: the status word and the exit code agree.
+set +e
+out=$(in_chroot /proc --userspec="$AION" "$R" /opt/aion/bin/system-agent --once)
+rc=$?
+set -e
+case "$out" in
+    "SYSTEM-AGENT OK - "*) want=0 ;;
+    "SYSTEM-AGENT WARNING - "*) want=1 ;;
+    "SYSTEM-AGENT CRITICAL - "*) want=2 ;;
+    *) fail "unexpected status line: $out" ;;
+esac
+assert_eq "exit status for '$out'" "$want" "$rc"
+assert_eq "samples in the log" 1 "$(count "$LOG" "event=sample")"
+assert_eq "lines about the missing /dev/log" 1 "$(count "$LOG" "level=error event=error what=syslog path=/dev/log errno=ENOENT")"
+assert_eq "other error lines" 1 "$(count "$LOG" "event=error")"
+ok "--once as aion with the shipped config: $out (exit $rc)"
+
+# Forced readings: WARNING exits 1, CRITICAL 2, whatever the host.
+sed 's/^mem_warn = 85$/mem_warn = 0/' "$R/etc/aion/system_agent.ini" > "$R/etc/aion/warn.ini"
+sed 's/^mem_crit = 95$/mem_crit = 0/; s/^mem_warn = 85$/mem_warn = 0/' "$R/etc/aion/system_agent.ini" > "$R/etc/aion/crit.ini"
+for case in warn:1:WARNING crit:2:CRITICAL; do
+    IFS=: read -r cfg code word <<<"$case"
+    set +e
+    out=$(in_chroot /proc "$R" /opt/aion/bin/system-agent -c "/etc/aion/$cfg.ini" --once)
+    rc=$?
+    set -e
+    assert_eq "exit status of $cfg.ini" "$code" "$rc"
+    case "$out" in "SYSTEM-AGENT $word - "*mem*) ;; *) fail "$cfg.ini: $out" ;; esac
+done
+ok "forced WARNING and CRITICAL exit 1 and 2"
+
+# The loop in the chroot, stopped by SIGTERM.
+sed 's/^interval = 10s$/interval = 200ms/' "$R/etc/aion/system_agent.ini" > "$R/etc/aion/loop.ini"
+: > "$LOG"
+in_chroot /proc --userspec="$AION" "$R" /opt/aion/bin/system-agent -c /etc/aion/loop.ini &
+loop=$!
+PIDS+=("$loop")
+three() { [ "$(count "$LOG" "event=sample")" -ge 3 ]; }
+wait_until 10 "three samples from the chrooted loop" three
+kill -TERM "$loop"
+set +e
+wait "$loop"
+rc=$?
+set -e
+assert_eq "loop exit status after SIGTERM" 0 "$rc"
+assert_eq "stop events" 1 "$(count "$LOG" "event=stop reason=SIGTERM")"
+assert_eq "lines about the missing /dev/log" 1 "$(count "$LOG" "what=syslog path=/dev/log")"
+grep -q "event=start .* mode=service .* syslog=\"unavailable: No such file or directory\" pressure=cpu,memory,io " "$LOG" ||
+    fail "start event does not say syslog is unavailable: $(grep event=start "$LOG")"
+ok "loop in the chroot: samples, SIGTERM exit 0, one line for the missing /dev/log"
+
+# proc mounted at /altproc, [paths] proc pointing at it; nothing at /proc.
+sed -i 's|^proc = /proc$|proc = /altproc|' "$R/etc/aion/warn.ini"
+: > "$LOG"
+set +e
+out=$(in_chroot /altproc "$R" /opt/aion/bin/system-agent -c /etc/aion/warn.ini --once)
+rc=$?
+set -e
+assert_eq "exit status with proc at /altproc" 1 "$rc"
+case "$out" in "SYSTEM-AGENT WARNING - mem "*" | cpu="[0-9]*) ;; *) fail "altproc: $out" ;; esac
+[ -z "$(ls -A "$R/proc")" ] || fail "$R/proc is not empty: proc was mounted there"
+ok "[paths] proc = /altproc: $out"
+
+# And without any proc: UNKNOWN, with the reason.
+: > "$LOG"
+set +e
+out=$(chroot "$R" /opt/aion/bin/system-agent --once)
+rc=$?
+set -e
+assert_eq "exit status without /proc" 3 "$rc"
+case "$out" in "SYSTEM-AGENT UNKNOWN - cpu unknown (cannot open /proc/stat: No such file or directory), mem unknown (cannot open /proc/meminfo: No such file or directory)"*) ;;
+    *) fail "no /proc: $out" ;; esac
+ok "no /proc: UNKNOWN with the reason"

@@ -1,0 +1,70 @@
+# Shared by the deployment tests: a private temp dir removed at exit, bounded polls,
+# assertions that say what was expected, and cleanup of every process a test starts
+# (by PID, never by name). Source it, then call `setup NAME`.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${SYSTEM_AGENT_STATIC:-$REPO/target/x86_64-unknown-linux-gnu/release/system-agent}
+PIDS=()        # processes this test started; killed at exit
+CLEANUPS=()    # commands run at exit, last first
+
+setup() {
+    NAME=$1
+    T=$(mktemp -d "/tmp/sa-deploy-$NAME.XXXXXX")
+    chmod 0755 "$T"   # the agent may run as aion and must traverse it
+    trap teardown EXIT
+    [ -x "$BIN" ] || fail "no static binary at $BIN (scripts/test builds it)"
+}
+
+teardown() {
+    local rc=$? i n
+    # TERM first (supervisord then stops its programs), KILL what is left after 5 s.
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${PIDS[i]}" 2>/dev/null || continue
+        for ((n = 0; n < 50; n++)); do
+            kill -0 "${PIDS[i]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "${PIDS[i]}" 2>/dev/null || true
+        wait "${PIDS[i]}" 2>/dev/null || true
+    done
+    for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do
+        eval "${CLEANUPS[i]}" || true
+    done
+    if [ "$rc" = 0 ]; then rm -rf "$T"; else echo "deploy/$NAME: FAILED; files kept in $T" >&2; fi
+}
+
+fail() {
+    echo "deploy/${NAME:-?}: FAIL: $*" >&2
+    exit 1
+}
+
+ok() { echo "deploy/$NAME: ok: $*" >&2; }
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls every 0.1 s.
+wait_until() {
+    local limit=$1 what=$2 deadline
+    shift 2
+    deadline=$(($(date +%s%N) + limit * 1000000000))
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out after ${limit}s waiting for: $what"
+        sleep 0.1
+    done
+}
+
+# count FILE PATTERN: lines of FILE matching the fixed string PATTERN (0 if none).
+count() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
+
+assert_eq() {  # assert_eq WHAT EXPECTED ACTUAL
+    [ "$2" = "$3" ] || fail "$1: expected [$2], got [$3]"
+}
+
+# Ensures the host has a user aion (Supervisor's user=aion needs it) and removes it at
+# exit if this test created it.
+ensure_host_aion() {
+    if ! id -u aion >/dev/null 2>&1; then
+        groupadd --system aion
+        useradd --system --gid aion --home-dir /var/lib/aion --no-create-home --shell /usr/sbin/nologin aion
+        CLEANUPS+=("userdel aion; groupdel aion 2>/dev/null")
+    fi
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Least privilege: the binary as installed runs as user aion with exactly the file
+# capabilities scripts/install sets, and reports them in event=start; a copy without
+# them runs as aion with none, and says so. (Which actions each capability enables
+# is reported as those actions arrive: reaper, cleanup, audit.)
+source "$(dirname "$0")/lib.bash"
+setup privileges
+ensure_host_aion
+"$REPO/scripts/install" --root "$T" --binary "$BIN" 2>/dev/null
+sed -e "s|/var/log/aion|$T/var/log/aion|g" -e "s|/var/lib/aion|$T/var/lib/aion|g" \
+    -e 's/^syslog = yes$/syslog = no/' "$T/etc/aion/system_agent.ini" > "$T/agent.ini"
+chmod 0644 "$T/agent.ini"
+LOG=$T/var/log/aion/system_agent.log
+uid=$(id -u aion)
+
+start_line() {  # start_line BINARY [CONFIG]: the start event of one --once run as aion
+    rm -f "$LOG"
+    runuser -u aion -- "$1" -c "${2:-$T/agent.ini}" --once --log-level debug >/dev/null || true
+    grep "event=start" "$LOG"
+}
+
+line=$(start_line "$T/opt/aion/bin/system-agent")
+case "$line" in
+    *" uid=$uid "*" caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill users="*" actions=on") ;;
+    *) fail "as aion with capabilities: $line" ;;
+esac
+ok "as aion with the installed capabilities: caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill"
+
+install -o 0 -g aion -m 0750 "$T/opt/aion/bin/system-agent" "$T/opt/aion/bin/plain"
+[ -z "$(getcap "$T/opt/aion/bin/plain")" ] || fail "the copy kept its capabilities"
+line=$(start_line "$T/opt/aion/bin/plain")
+case "$line" in
+    *" uid=$uid "*" caps=none users="*" actions=on") ;;
+    *) fail "as aion without capabilities: $line" ;;
+esac
+ok "as aion without them: caps=none"
+
+# A config that aion (or anyone but root) could write: the capabilities are dropped.
+cp "$T/agent.ini" "$T/own.ini"
+chown aion "$T/own.ini"
+line=$(start_line "$T/opt/aion/bin/system-agent" "$T/own.ini")
+case "$line" in
+    *" caps=none caps_dropped=\"$T/own.ini is owned by uid $uid, not root\" users="*) ;;
+    *) fail "with a config owned by aion: $line" ;;
+esac
+chown root "$T/own.ini"
+chmod 0666 "$T/own.ini"
+line=$(start_line "$T/opt/aion/bin/system-agent" "$T/own.ini")
+case "$line" in
+    *" caps=none caps_dropped=\"$T/own.ini is writable by group or others (mode 666)\" users="*) ;;
+    *) fail "with a world-writable config: $line" ;;
+esac
+ok "a config aion could write makes it drop every capability"
+
+# Anyone outside group aion cannot run it (the capabilities would be theirs).
+# (runuser drops every uid and capability before the exec is checked; setpriv
+# --reuid keeps root's capabilities until the exec itself.)
+if runuser -u nobody -- "$T/opt/aion/bin/system-agent" --version >/dev/null 2>&1; then
+    fail "user nobody could run the binary that carries capabilities"
+fi
+ok "user nobody cannot run it"
