@@ -9,6 +9,7 @@
 //!        → metrics file → state
 //! ```
 
+use crate::cleanup;
 use crate::config::Config;
 use crate::error::Error;
 use crate::log::{Level, Logger, Target};
@@ -16,6 +17,7 @@ use crate::passwd::{Users, parse_passwd};
 use crate::policy::{self, Kind, Metric, Status};
 use crate::procfs::pid::{cmdline_display, parse_pid_status};
 use crate::procfs::stat::CpuTimes;
+use crate::reaper;
 use crate::report;
 use crate::sample::{HostSample, Sampler};
 use crate::scan::Scanner;
@@ -25,6 +27,7 @@ use crate::sys;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Command-line settings that outlive reloads.
 #[derive(Debug, Clone)]
@@ -90,6 +93,16 @@ pub struct Agent {
     /// logged once, not every cycle.
     source_errors: Vec<String>,
     top_idx: Vec<usize>,
+    /// The cycle whose process scan `scanner` holds, so steps share one scan.
+    scanned_cycle: Option<u64>,
+    reaper_clock: reaper::StateClock,
+    pending: Vec<reaper::Pending>,
+    /// Processes already dealt with (killed, signalled, logged, or a signal that
+    /// failed): not acted on or reported again while they exist. A SIGTERM waits in
+    /// `pending` instead, for its escalation.
+    settled: Vec<(i32, u64)>,
+    /// Per cleanup rule, its last logged error (see `cleanup::Ctx::last_error`).
+    cleanup_errors: Vec<String>,
     cmd: Vec<u8>,
     buf: Vec<u8>,
     path_buf: Vec<u8>,
@@ -124,6 +137,11 @@ impl Agent {
             scratch: String::with_capacity(4096),
             source_errors: Vec::new(),
             top_idx: Vec::new(),
+            scanned_cycle: None,
+            reaper_clock: reaper::StateClock::default(),
+            pending: Vec::new(),
+            settled: Vec::new(),
+            cleanup_errors: Vec::new(),
             cmd: Vec::with_capacity(CMDLINE_MAX),
             buf: Vec::with_capacity(4096),
             path_buf: Vec::with_capacity(64),
@@ -230,6 +248,16 @@ impl Agent {
         let interval = crate::config::value::fmt_duration(self.cfg.agent.interval);
         let dry_run = if self.cfg.agent.dry_run { "yes" } else { "no" };
         let users = self.users.len() as u64;
+        let caps_now = sys::effective_capabilities().unwrap_or(0);
+        let limited = policy::privilege_limits(sys::getuid(), caps_now, &self.cfg).join("; ");
+        let limited = (!limited.is_empty()).then_some(limited);
+        let pidfd = (self.cfg.reaper.enabled && !self.cfg.reap.is_empty()).then(|| {
+            if reaper::pidfd_supported() {
+                "yes"
+            } else {
+                "no (start-time check, then kill)"
+            }
+        });
         self.log
             .event(level, "start")
             .str("version", env!("CARGO_PKG_VERSION"))
@@ -243,6 +271,8 @@ impl Agent {
             .str("pressure", &pressure)
             .str("caps", &caps)
             .opt("caps_dropped", self.caps_dropped.as_deref())
+            .opt("limited", limited.as_deref())
+            .opt("pidfd", pidfd)
             .u64("users", users)
             .str("actions", actions)
             .opt("actions_off", self.actions_off.as_deref())
@@ -345,6 +375,12 @@ impl Agent {
         self.log_source_errors();
         if self.actor() && self.needs_scan() {
             self.top(signals);
+        }
+        if self.actor() && self.cfg.reaper.enabled && !self.cfg.reap.is_empty() {
+            self.reap();
+        }
+        if self.actor() && !self.cfg.cleanup.is_empty() {
+            self.cleanup(signals);
         }
         self.cycles += 1;
         if self.actor() {
@@ -497,6 +533,334 @@ impl Agent {
         }
     }
 
+    /// SPEC §4 step 4: escalate pending SIGTERMs, then act on what the rules select.
+    fn reap(&mut self) {
+        if self.scanned_cycle != Some(self.cycles) {
+            let clock = if self.once {
+                sys::realtime_ns()
+            } else {
+                sys::monotonic_ns()
+            };
+            if let Err(e) = self.scanner.scan(clock) {
+                self.log.error(Level::Error, "scan", e).emit();
+                return;
+            }
+            self.scanned_cycle = Some(self.cycles);
+        }
+        let now = sys::realtime_ns();
+        if self.once {
+            self.load_reaper();
+        }
+        self.escalate(now);
+        self.reaper_clock.observe(self.scanner.procs(), now);
+        let procs = self.scanner.procs();
+        self.settled.retain(|k| {
+            procs
+                .binary_search_by_key(&k.0, |p| p.pid)
+                .is_ok_and(|i| procs[i].start == k.1)
+        });
+        let facts = reaper::Facts {
+            now_ns: now,
+            btime: self.btime.unwrap_or(0),
+            ticks_per_sec: self.ticks_per_sec,
+            self_pid: sys::getpid(),
+        };
+        let plan = reaper::Plan {
+            cfg: &self.cfg.reaper,
+            rules: &self.cfg.reap,
+            facts,
+            clock: &self.reaper_clock,
+            users: &self.users,
+        };
+        let mut details = reaper::ProcDetails::new(&self.cfg.paths.proc);
+        let scanner = &self.scanner;
+        let decisions = plan.run(scanner.procs(), |p| scanner.name(p), &mut details);
+        for d in decisions {
+            self.act(&d, now);
+        }
+    }
+
+    /// Logs one decision, then carries it out (unless dry-run, or already done).
+    fn act(&mut self, d: &reaper::Decision, now: u64) {
+        let key = (d.pid, d.start);
+        if self.settled.contains(&key) || self.pending.iter().any(|p| (p.pid, p.start) == key) {
+            return;
+        }
+        let (target, target_start, sig) = match d.act {
+            reaper::Act::Term => (d.pid, d.start, Some(libc::SIGTERM)),
+            reaper::Act::Kill => (d.pid, d.start, Some(libc::SIGKILL)),
+            reaper::Act::Log => (d.pid, d.start, None),
+            reaper::Act::SigchldParent | reaper::Act::KillParent => {
+                let procs = self.scanner.procs();
+                let Ok(i) = procs.binary_search_by_key(&d.ppid, |p| p.pid) else {
+                    return;
+                };
+                let sig = if d.act == reaper::Act::KillParent {
+                    libc::SIGKILL
+                } else {
+                    libc::SIGCHLD
+                };
+                (d.ppid, procs[i].start, Some(sig))
+            }
+        };
+        let dry_run = self.cfg.agent.dry_run;
+        self.log_reap(
+            "reap",
+            d,
+            d.act.name(),
+            (target != d.pid).then_some(target),
+            dry_run,
+        );
+        let (Some(sig), false) = (sig, dry_run) else {
+            self.settled.push(key);
+            return;
+        };
+        match reaper::signal(&self.cfg.paths.proc, target, target_start, sig) {
+            Ok(pidfd) if d.act == reaper::Act::Term => {
+                self.pending.push(reaper::Pending {
+                    pid: d.pid,
+                    start: d.start,
+                    rule: d.rule,
+                    sent_ns: now,
+                    pidfd,
+                });
+            }
+            Ok(_) => self.settled.push(key),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) => {
+                self.settled.push(key);
+                self.log_reap_failed(d.pid, d.rule, d.act.name(), &e);
+            }
+        }
+    }
+
+    /// SIGKILL for every SIGTERM that `grace` did not end.
+    fn escalate(&mut self, now: u64) {
+        let grace = self.cfg.reaper.grace.as_nanos() as u64;
+        let proc_root = self.cfg.paths.proc.clone();
+        let mut still = Vec::new();
+        for p in std::mem::take(&mut self.pending) {
+            if !p.alive(&proc_root) {
+                continue;
+            }
+            if now.saturating_sub(p.sent_ns) < grace {
+                still.push(p);
+                continue;
+            }
+            let rule = self
+                .cfg
+                .reap
+                .get(p.rule)
+                .map_or("?", |r| r.name.as_str())
+                .to_string();
+            let after = crate::cleanup::fmt_age(grace / 1_000_000_000);
+            let name = self.proc_name(p.pid);
+            self.log
+                .event(Level::Warn, "reap")
+                .i64("pid", p.pid as i64)
+                .bytes("name", &name)
+                .str("action", "kill")
+                .str("rule", &rule)
+                .str("reason", &format!("still running {after} after SIGTERM"))
+                .emit();
+            if let Err(e) = p.kill(&proc_root)
+                && e.raw_os_error() != Some(libc::ESRCH)
+            {
+                self.log_reap_failed(p.pid, p.rule, "kill", &e);
+            }
+            self.settled.push((p.pid, p.start));
+        }
+        self.pending = still;
+    }
+
+    fn reaper_path(&self) -> PathBuf {
+        self.cfg.agent.state_dir.join("reaper")
+    }
+
+    /// `--once`: the state clocks and pending SIGTERMs of the previous run.
+    fn load_reaper(&mut self) {
+        let path = self.reaper_path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        match state::parse_reaper(&bytes) {
+            Ok(r) => {
+                self.reaper_clock.since = r
+                    .states
+                    .iter()
+                    .map(|&(pid, start, st, since)| ((pid, start), (st, since)))
+                    .collect();
+                self.settled = r.settled;
+                for (pid, start, rule, sent_ns) in r.pending {
+                    if let Some(rule) = self.cfg.reap.iter().position(|x| x.name == rule) {
+                        self.pending.push(reaper::Pending {
+                            pid,
+                            start,
+                            rule,
+                            sent_ns,
+                            pidfd: None,
+                        });
+                    }
+                }
+            }
+            Err(why) => self
+                .log
+                .error(Level::Warn, "state", why)
+                .path("path", &path)
+                .emit(),
+        }
+    }
+
+    /// `--once`: what the next run needs to go on counting and escalating.
+    fn save_reaper(&mut self) {
+        if !(self.cfg.reaper.enabled && !self.cfg.reap.is_empty() && self.actor()) {
+            return;
+        }
+        let r = state::ReaperState {
+            states: self
+                .reaper_clock
+                .since
+                .iter()
+                .map(|(&(pid, start), &(st, since))| (pid, start, st, since))
+                .collect(),
+            pending: self
+                .pending
+                .iter()
+                .filter_map(|p| {
+                    self.cfg
+                        .reap
+                        .get(p.rule)
+                        .map(|r| (p.pid, p.start, r.name.clone(), p.sent_ns))
+                })
+                .collect(),
+            settled: self.settled.clone(),
+        };
+        state::format_reaper(&mut self.scratch, &r);
+        let result = AtomicFile::new(&self.reaper_path(), 0o600)
+            .and_then(|f| f.write(self.scratch.as_bytes(), true));
+        if let Err(e) = result {
+            self.log.error(Level::Error, "state", e).emit();
+        }
+    }
+
+    fn proc_name(&self, pid: i32) -> Vec<u8> {
+        let procs = self.scanner.procs();
+        procs
+            .binary_search_by_key(&pid, |p| p.pid)
+            .map(|i| self.scanner.name(&procs[i]).to_vec())
+            .unwrap_or_default()
+    }
+
+    fn log_reap(
+        &mut self,
+        event: &str,
+        d: &reaper::Decision,
+        action: &str,
+        target: Option<i32>,
+        dry_run: bool,
+    ) {
+        let name = self.proc_name(d.pid);
+        let user = self
+            .users
+            .name(d.uid)
+            .map(str::to_owned)
+            .unwrap_or_else(|| d.uid.to_string());
+        let state = crate::config::ProcState::of_letter(d.state).map_or("other", |s| s.name());
+        let rule = self
+            .cfg
+            .reap
+            .get(d.rule)
+            .map_or("?", |r| r.name.as_str())
+            .to_string();
+        let age = crate::cleanup::fmt_age(d.age_s);
+        let level = if d.act == reaper::Act::Log {
+            Level::Info
+        } else {
+            Level::Warn
+        };
+        let e = self
+            .log
+            .event(level, event)
+            .i64("pid", d.pid as i64)
+            .bytes("name", &name)
+            .str("user", &user)
+            .str("state", state)
+            .str("age", &age)
+            .str("action", action)
+            .str("rule", &rule)
+            .str("reason", &d.reason);
+        let e = match target {
+            Some(t) => e.i64("target", t as i64),
+            None => e,
+        };
+        e.opt("dry_run", dry_run.then_some("yes")).emit();
+    }
+
+    fn log_reap_failed(&mut self, pid: i32, rule: usize, action: &str, e: &std::io::Error) {
+        let name = self.proc_name(pid);
+        let rule = self
+            .cfg
+            .reap
+            .get(rule)
+            .map_or("?", |r| r.name.as_str())
+            .to_string();
+        self.log
+            .event(Level::Error, "reap_failed")
+            .i64("pid", pid as i64)
+            .bytes("name", &name)
+            .str("action", action)
+            .str("rule", &rule)
+            .str("errno", &crate::error::errno_name(e))
+            .str("error", &crate::error::errno_text(e))
+            .emit();
+    }
+
+    /// SPEC §4 step 5: every cleanup rule, within one budget per cycle (half the
+    /// interval, at most 2 s, and 500,000 directory entries), stopped by SIGTERM.
+    fn cleanup(&mut self, signals: Option<&Signals>) {
+        let stop = || signals.is_some_and(|s| s.stop_requested().is_some());
+        let window =
+            (self.cfg.agent.interval / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
+        let mut budget = cleanup::Budget::new(
+            sys::monotonic_ns() + window.as_nanos() as u64,
+            500_000,
+            &stop,
+        );
+        let now_s = (sys::realtime_ns() / 1_000_000_000) as i64;
+        let dry_run = self.cfg.agent.dry_run;
+        self.cleanup_errors
+            .resize(self.cfg.cleanup.len(), String::new());
+        for (rule, last_error) in self.cfg.cleanup.iter().zip(&mut self.cleanup_errors) {
+            let mut ctx = cleanup::Ctx {
+                now_s,
+                dry_run,
+                disk_warn: self.cfg.thresholds.disk.warn,
+                log: &mut self.log,
+                budget: &mut budget,
+                last_error,
+            };
+            let sum = cleanup::run(rule, &mut ctx);
+            if sum.errors == 0 {
+                last_error.clear();
+            }
+            let spent = budget.spent;
+            if sum.files > 0 || sum.new_error || spent.is_some() {
+                self.log
+                    .event(Level::Info, "cleanup_done")
+                    .str("rule", &rule.name)
+                    .u64("files", sum.files)
+                    .u64("bytes", sum.bytes)
+                    .u64("errors", sum.errors)
+                    .opt("budget_spent", spent)
+                    .opt("dry_run", dry_run.then_some("yes"))
+                    .emit();
+            }
+            if spent.is_some() {
+                break;
+            }
+        }
+    }
+
     fn needs_scan(&self) -> bool {
         self.cfg.agent.top > 0
             && self.metrics.iter().any(|m| {
@@ -528,6 +892,7 @@ impl Agent {
             self.log.error(Level::Error, "scan", e).emit();
             return;
         }
+        self.scanned_cycle = Some(self.cycles);
         let n = self.cfg.agent.top as usize;
         let window = self.scanner.window_ns().unwrap_or(0) as f64 / 1e9;
         let mut idx = std::mem::take(&mut self.top_idx);
@@ -696,6 +1061,15 @@ impl Agent {
                         .emit();
                     return;
                 }
+                // Pending SIGTERMs follow their rule by name; errors start afresh.
+                for p in &mut self.pending {
+                    let name = self.cfg.reap.get(p.rule).map(|r| r.name.clone());
+                    p.rule = name
+                        .and_then(|n| new.reap.iter().position(|r| r.name == n))
+                        .unwrap_or(usize::MAX);
+                }
+                self.pending.retain(|p| p.rule != usize::MAX);
+                self.cleanup_errors.clear();
                 let old = std::mem::replace(&mut self.cfg, new);
                 self.log.reopen(&Target::from_config(&self.cfg));
                 if let Some(why) = self.guard_capabilities() {
@@ -804,6 +1178,7 @@ impl Agent {
         self.cycle(None);
         if self.actor() {
             self.save_state(true);
+            self.save_reaper();
         }
         let load1 = self.host.load.as_ref().ok().map(|l| l.one);
         let mut line = String::new();

@@ -28,13 +28,16 @@ macro_rules! err {
 }
 
 pub mod agent;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod log;
 pub mod passwd;
 pub mod policy;
 pub mod procfs;
+pub mod reaper;
 pub mod report;
 pub mod sample;
 pub mod scan;

@@ -68,6 +68,11 @@ impl Users {
         Some(&self.by_uid[i].name)
     }
 
+    /// The uid of a user name (the first entry with that name).
+    pub fn uid_of(&self, name: &str) -> Option<u32> {
+        self.by_uid.iter().find(|u| u.name == name).map(|u| u.uid)
+    }
+
     pub fn len(&self) -> usize {
         self.by_uid.len()
     }

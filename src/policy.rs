@@ -294,6 +294,50 @@ pub fn may_keep_capabilities(
     }
 }
 
+/// Capability bits (linux/capability.h).
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
+pub const CAP_FOWNER: u32 = 3;
+pub const CAP_KILL: u32 = 5;
+
+/// For a process that is not root, which configured features its missing
+/// capabilities limit, and how: what `event=start` reports as `limited=`.
+pub fn privilege_limits(uid: u32, caps: u64, cfg: &Config) -> Vec<String> {
+    if uid == 0 {
+        return Vec::new();
+    }
+    let missing = |bits: &[(u32, &'static str)]| -> Vec<&'static str> {
+        bits.iter()
+            .filter(|(b, _)| caps >> b & 1 == 0)
+            .map(|(_, n)| *n)
+            .collect()
+    };
+    let mut out = Vec::new();
+    if cfg.reaper.enabled && !cfg.reap.is_empty() {
+        let m = missing(&[(CAP_KILL, "cap_kill")]);
+        if !m.is_empty() {
+            out.push(format!(
+                "reaper: no {}, signals only uid {uid}'s processes",
+                m.join(",")
+            ));
+        }
+    }
+    if !cfg.cleanup.is_empty() {
+        let m = missing(&[
+            (CAP_DAC_OVERRIDE, "cap_dac_override"),
+            (CAP_FOWNER, "cap_fowner"),
+            (CAP_DAC_READ_SEARCH, "cap_dac_read_search"),
+        ]);
+        if !m.is_empty() {
+            out.push(format!(
+                "cleanup: no {}, reads and removes only what uid {uid} may",
+                m.join(",")
+            ));
+        }
+    }
+    out
+}
+
 /// Carries hysteresis over a reload: a metric that still exists keeps its counters.
 pub fn carry_over(old: &[Metric], new: &mut [Metric]) {
     for m in new {

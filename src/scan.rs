@@ -28,6 +28,20 @@ pub struct Proc {
     name_len: u16,
 }
 
+impl Proc {
+    /// A record with no name (for tests of code that takes scans).
+    pub fn bare(pid: i32, ppid: i32, state: u8, start: u64, ticks: u64) -> Proc {
+        Proc {
+            pid,
+            ppid,
+            start,
+            ticks,
+            state,
+            ..Proc::default()
+        }
+    }
+}
+
 /// The previous scan's counters, enough to compute CPU% (also loaded from state_dir
 /// so that consecutive `--once` runs need only one scan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -329,6 +329,78 @@ pub fn parse_procs(text: &[u8]) -> Result<(u64, u64, Vec<PrevTicks>), &'static s
     Ok((saved, btime, procs))
 }
 
+const REAPER_MAGIC: &str = "system-agent-reaper 1";
+
+/// What the reaper carries from one `--once` to the next: since when each process
+/// has been in its state (`in_state_for`), and the SIGTERMs waiting for `grace`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReaperState {
+    /// (pid, start, state letter, since ns)
+    pub states: Vec<(i32, u64, u8, u64)>,
+    /// (pid, start, rule name, sent ns)
+    pub pending: Vec<(i32, u64, String, u64)>,
+    /// (pid, start) already dealt with.
+    pub settled: Vec<(i32, u64)>,
+}
+
+pub fn format_reaper(out: &mut String, r: &ReaperState) {
+    out.clear();
+    let _ = writeln!(out, "{REAPER_MAGIC}");
+    for (pid, start, st, since) in &r.states {
+        let _ = writeln!(out, "state {pid} {start} {} {since}", *st as char);
+    }
+    for (pid, start, rule, sent) in &r.pending {
+        let _ = writeln!(out, "pending {pid} {start} {sent} {rule}");
+    }
+    for (pid, start) in &r.settled {
+        let _ = writeln!(out, "settled {pid} {start}");
+    }
+    out.push_str(END);
+}
+
+pub fn parse_reaper(text: &[u8]) -> Result<ReaperState, &'static str> {
+    if !text.starts_with(REAPER_MAGIC.as_bytes()) {
+        return Err("not a version 1 reaper file");
+    }
+    let mut r = ReaperState::default();
+    for line in lines(complete(text)?).skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let mut f = fields(line);
+        let word = f.next();
+        let mut num = || f.next().and_then(parse_u64).ok_or("bad reaper line");
+        match word {
+            Some(b"state") => {
+                let pid = i32::try_from(num()?).map_err(|_| "bad pid")?;
+                let start = num()?;
+                let st = match f.next() {
+                    Some([c]) if c.is_ascii_alphabetic() => *c,
+                    _ => return Err("bad state letter"),
+                };
+                let since = f.next().and_then(parse_u64).ok_or("bad reaper line")?;
+                r.states.push((pid, start, st, since));
+            }
+            Some(b"pending") => {
+                let pid = i32::try_from(num()?).map_err(|_| "bad pid")?;
+                let start = num()?;
+                let sent = num()?;
+                let rule = f
+                    .next()
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .ok_or("bad rule")?;
+                r.pending.push((pid, start, rule.to_string(), sent));
+            }
+            Some(b"settled") => {
+                let pid = i32::try_from(num()?).map_err(|_| "bad pid")?;
+                r.settled.push((pid, num()?));
+            }
+            _ => return Err("unknown line"),
+        }
+    }
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +443,24 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn reaper_round_trip() {
+        let r = ReaperState {
+            states: vec![(10, 20, b'T', 30)],
+            pending: vec![(11, 21, "hogs".into(), 31)],
+            settled: vec![(12, 22)],
+        };
+        let mut s = String::new();
+        format_reaper(&mut s, &r);
+        assert_eq!(
+            s,
+            "system-agent-reaper 1\nstate 10 20 T 30\npending 11 21 31 hogs\nsettled 12 22\nend\n"
+        );
+        assert_eq!(parse_reaper(s.as_bytes()), Ok(r));
+        assert!(parse_reaper(b"system-agent-reaper 1\nstate 1 2 T\nend\n").is_err());
+        assert!(parse_reaper(b"system-agent-reaper 1\nstate 1 2 T 3\n").is_err());
     }
 
     #[test]

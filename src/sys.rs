@@ -356,6 +356,133 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: never follows a final symlink.
+pub fn fstatat_nofollow(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: zeroed stat is a valid out-parameter; name is NUL-terminated.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// The mount id of an open file (`statx` `STATX_MNT_ID`, Linux 5.8+): tells a bind
+/// mount of the same filesystem apart, which `st_dev` cannot. `None` where the
+/// kernel does not report it.
+pub fn mount_id(fd: RawFd) -> io::Result<Option<u64>> {
+    // SAFETY: zeroed statx is a valid out-parameter; "" with AT_EMPTY_PATH means fd.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let empty = c"";
+    cvt(unsafe {
+        libc::statx(
+            fd,
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    })?;
+    Ok((stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id))
+}
+
+/// `unlinkat(dir, name, flags)`: removes the name `name` inside the directory `dir`
+/// holds, and nothing else; with `AT_REMOVEDIR`, an empty directory.
+pub fn unlinkat(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated.
+    cvt(unsafe { libc::unlinkat(dir, name.as_ptr(), flags) }).map(drop)
+}
+
+/// `fstatvfs(2)`.
+pub fn fstatvfs(fd: RawFd) -> io::Result<FsStats> {
+    // SAFETY: zeroed statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::fstatvfs(fd, &mut st) })?;
+    Ok(FsStats {
+        blocks: st.f_blocks as u64,
+        bfree: st.f_bfree as u64,
+        bavail: st.f_bavail as u64,
+        files: st.f_files as u64,
+        ffree: st.f_ffree as u64,
+        frsize: st.f_frsize as u64,
+    })
+}
+
+/// Entries of one open directory read with `getdents64` into a small buffer of its
+/// own, so a deep walk holds a few KiB per level (a glibc `DIR` holds 32 KiB) and a
+/// directory of a million entries streams through it.
+pub struct DirStream {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+}
+
+/// `d_type` values.
+pub const DT_DIR: u8 = 4;
+
+impl DirStream {
+    pub fn new(fd: OwnedFd) -> DirStream {
+        DirStream {
+            fd,
+            buf: vec![0; 4096],
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The next entry's name (without `.` and `..`), or `None` at the end.
+    pub fn next_name(&mut self) -> io::Result<Option<&[u8]>> {
+        Ok(self.next_range()?.map(|(a, b)| &self.buf[a..b]))
+    }
+
+    fn next_range(&mut self) -> io::Result<Option<(usize, usize)>> {
+        loop {
+            if self.pos >= self.len {
+                // SAFETY: getdents64 writes at most buf.len() bytes into buf.
+                let n = unsafe {
+                    libc::syscall(
+                        libc::SYS_getdents64,
+                        self.fd.as_raw_fd(),
+                        self.buf.as_mut_ptr(),
+                        self.buf.len(),
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                if n == 0 {
+                    return Ok(None);
+                }
+                self.pos = 0;
+                self.len = n as usize;
+            }
+            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+            let rec = &self.buf[self.pos..self.len];
+            if rec.len() < 19 {
+                return Err(io::Error::from(io::ErrorKind::InvalidData));
+            }
+            let reclen = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
+            if reclen < 19 || reclen > rec.len() {
+                return Err(io::Error::from(io::ErrorKind::InvalidData));
+            }
+            let start = self.pos + 19;
+            self.pos += reclen;
+            let raw = &self.buf[start..start + reclen - 19];
+            let end = start + raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+            if matches!(&self.buf[start..end], b"." | b"..") {
+                continue;
+            }
+            return Ok(Some((start, end)));
+        }
+    }
+}
+
 /// A directory stream over a kept-open directory fd, rewound for each pass, so a
 /// process scan opens /proc once per agent lifetime rather than once per cycle.
 pub struct Dir {

@@ -180,6 +180,12 @@ for_cycles = 3
 
 [disk]
 mounts = /
+
+[reaper]
+enabled = no
+grace = 10s
+protect =
+scope = root
 ";
 
 /// `to_ini()` of tests/fixtures/config/full.ini.
@@ -217,6 +223,31 @@ for_cycles = 1000
 
 [disk]
 mounts = / /home /var /srv
+
+[reaper]
+enabled = yes
+grace = 30s
+protect = sshd systemd*
+scope = all
+
+[cleanup.tmp]
+paths = /tmp /var/tmp
+match = *.tmp core.*
+older_than = 2d
+when = always
+recursive = yes
+remove_empty_dirs = yes
+protect = keep-*
+
+[reap.hogs]
+match = stress* yes
+cmdline = *--forever *
+user = alice bob
+state = running stopped
+older_than = 1h
+in_state_for = 5m
+cpu_over = 10m
+action = kill
 ";
 
 // ---------------------------------------------------------------- defaults
@@ -310,17 +341,15 @@ fn sections_list_every_key_in_file_order() {
             ],
         ),
         ("disk", &["mounts"]),
+        ("reaper", &["enabled", "grace", "protect", "scope"]),
     ];
     assert_eq!(config::SECTIONS, expected);
     let from_sections: Vec<(&str, &str)> = config::SECTIONS
         .iter()
         .flat_map(|(s, keys)| keys.iter().map(move |k| (*s, *k)))
         .collect();
-    let from_entries: Vec<(&str, &str)> = Config::default()
-        .entries()
-        .into_iter()
-        .map(|(s, k, _)| (s, k))
-        .collect();
+    let entries = Config::default().entries();
+    let from_entries: Vec<(&str, &str)> = entries.iter().map(|(s, k, _)| (s.as_str(), *k)).collect();
     assert_eq!(from_entries, from_sections);
 }
 
@@ -1482,11 +1511,17 @@ fn changed_keys_lists_exactly_the_differing_keys_in_file_order() {
     assert_eq!(c.changed_keys(&Config::default()), want);
     assert_eq!(Config::default().changed_keys(&c), want);
     let full = Config::load(&fixture("full.ini"), true).unwrap();
+    // Every key differs; the rules exist only in the file, so each of their keys
+    // counts, in both directions.
+    let rules = [("cleanup.tmp", config::RULE_SECTIONS[0].1), ("reap.hogs", config::RULE_SECTIONS[1].1)];
     let all: Vec<String> = config::SECTIONS
         .iter()
+        .copied()
+        .chain(rules)
         .flat_map(|(s, keys)| keys.iter().map(move |k| format!("{s}.{k}")))
         .collect();
     assert_eq!(full.changed_keys(&Config::default()), all);
+    assert_eq!(Config::default().changed_keys(&full), all);
 }
 
 // ---------------------------------------------------------------- the binary

@@ -6,6 +6,7 @@
 mod source;
 pub mod value;
 
+use crate::glob::Glob;
 use crate::log::Level;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ pub struct Config {
     pub paths: Paths,
     pub thresholds: Thresholds,
     pub disk: Disk,
+    pub cleanup: Vec<CleanupRule>,
+    pub reaper: Reaper,
+    pub reap: Vec<ReapRule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +77,128 @@ pub struct Thresholds {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Disk {
     pub mounts: Vec<PathBuf>,
+}
+
+/// `[cleanup.NAME]`: which old files to remove, where, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanupRule {
+    pub name: String,
+    pub paths: Vec<PathBuf>,
+    /// Globs on the file name.
+    pub matches: Vec<Glob>,
+    /// By modification time.
+    pub older_than: Duration,
+    pub when: When,
+    pub recursive: bool,
+    pub remove_empty_dirs: bool,
+    /// Extra name globs never removed (beside the always-spared names).
+    pub protect: Vec<Glob>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Only while the filesystem holding the path is at or above `disk_warn`,
+    /// oldest first, stopping once it is below.
+    DiskHigh,
+    /// Every candidate, every cycle.
+    Always,
+}
+
+/// `[reaper]`: the switch and the limits every `[reap.NAME]` rule shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reaper {
+    pub enabled: bool,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Process names (globs) never touched.
+    pub protect: Vec<Glob>,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only processes whose root directory is the agent's own.
+    Root,
+    /// Every process in /proc.
+    All,
+}
+
+/// `[reap.NAME]`: which processes to stop, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReapRule {
+    pub name: String,
+    /// Globs on the process name (`comm`).
+    pub matches: Vec<Glob>,
+    /// A glob on the whole command line (arguments joined by spaces).
+    pub cmdline: Option<Glob>,
+    /// User names; empty: any user but root.
+    pub users: Vec<String>,
+    /// Process states; empty: any.
+    pub states: Vec<ProcState>,
+    /// Since the process started.
+    pub older_than: Option<Duration>,
+    /// How long it has been seen in its current state.
+    pub in_state_for: Option<Duration>,
+    /// CPU time used (user + system).
+    pub cpu_over: Option<Duration>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    Running,
+    Sleeping,
+    DiskSleep,
+    Stopped,
+    Zombie,
+}
+
+impl ProcState {
+    pub const ALL: [(ProcState, &'static str); 5] = [
+        (ProcState::Running, "running"),
+        (ProcState::Sleeping, "sleeping"),
+        (ProcState::DiskSleep, "disk-sleep"),
+        (ProcState::Stopped, "stopped"),
+        (ProcState::Zombie, "zombie"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        ProcState::ALL
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("?", |(_, n)| n)
+    }
+
+    /// The state of a `/proc/PID/stat` letter (`t`, traced, counts as stopped).
+    pub fn of_letter(c: u8) -> Option<ProcState> {
+        match c {
+            b'R' => Some(ProcState::Running),
+            b'S' => Some(ProcState::Sleeping),
+            b'D' => Some(ProcState::DiskSleep),
+            b'T' | b't' => Some(ProcState::Stopped),
+            b'Z' => Some(ProcState::Zombie),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// SIGTERM, then SIGKILL after `[reaper] grace`.
+    Term,
+    Kill,
+    /// Report only.
+    Log,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Term => "term",
+            Action::Kill => "kill",
+            Action::Log => "log",
+        }
+    }
 }
 
 /// A syslog facility by its name and its code (already shifted, as in `<PRI>`).
@@ -195,6 +321,14 @@ impl Default for Config {
             disk: Disk {
                 mounts: vec![PathBuf::from("/")],
             },
+            cleanup: Vec::new(),
+            reaper: Reaper {
+                enabled: false,
+                grace: Duration::from_secs(10),
+                protect: Vec::new(),
+                scope: Scope::Root,
+            },
+            reap: Vec::new(),
         }
     }
 }
@@ -236,6 +370,36 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("disk", &["mounts"]),
+    ("reaper", &["enabled", "grace", "protect", "scope"]),
+];
+
+/// Sections that come once per rule, as `[PREFIX.NAME]`, and their keys.
+pub const RULE_SECTIONS: &[(&str, &[&str])] = &[
+    (
+        "cleanup",
+        &[
+            "paths",
+            "match",
+            "older_than",
+            "when",
+            "recursive",
+            "remove_empty_dirs",
+            "protect",
+        ],
+    ),
+    (
+        "reap",
+        &[
+            "match",
+            "cmdline",
+            "user",
+            "state",
+            "older_than",
+            "in_state_for",
+            "cpu_over",
+            "action",
+        ],
+    ),
 ];
 
 impl Config {
@@ -290,16 +454,20 @@ impl Config {
                 "paths" => b.each(s, |b, e| b.paths(&mut cfg.paths, e)),
                 "thresholds" => b.each(s, |b, e| b.thresholds(&mut cfg.thresholds, e)),
                 "disk" => b.each(s, |b, e| b.disk(&mut cfg.disk, e)),
-                other => {
-                    let hint = value::nearest(other, SECTIONS.iter().map(|(n, _)| *n))
-                        .map(|n| format!(" (did you mean [{n}]?)"))
-                        .unwrap_or_default();
-                    b.error(
-                        s.line,
-                        &format!("[{other}]"),
-                        &format!("unknown section{hint}"),
-                    );
-                }
+                "reaper" => b.each(s, |b, e| b.reaper(&mut cfg.reaper, e)),
+                other => match other.split_once('.') {
+                    Some(("cleanup", name)) => {
+                        if let Some(rule) = b.cleanup_rule(s, name) {
+                            cfg.cleanup.push(rule);
+                        }
+                    }
+                    Some(("reap", name)) => {
+                        if let Some(rule) = b.reap_rule(s, name) {
+                            cfg.reap.push(rule);
+                        }
+                    }
+                    _ => b.unknown_section(s),
+                },
             }
         }
         b.check_limits(&sections, &cfg.thresholds);
@@ -314,51 +482,119 @@ impl Config {
     }
 
     /// The effective configuration as (section, key, value), every key included.
-    pub fn entries(&self) -> Vec<(&'static str, &'static str, String)> {
+    pub fn entries(&self) -> Vec<(String, &'static str, String)> {
         use value::{fmt_bool, fmt_duration, fmt_path};
         let a = &self.agent;
         let opt_path = |p: &Option<PathBuf>| p.as_deref().map(fmt_path).unwrap_or_default();
         let num = |v: Option<f64>| v.map(value::fmt_number).unwrap_or_default();
+        let opt_dur = |d: Option<Duration>| d.map(fmt_duration).unwrap_or_default();
+        let globs = |g: &[Glob]| g.iter().map(Glob::as_str).collect::<Vec<_>>().join(" ");
+        let paths = |p: &[PathBuf]| p.iter().map(|p| fmt_path(p)).collect::<Vec<_>>().join(" ");
         let t = &self.thresholds;
-        let mounts: Vec<String> = self.disk.mounts.iter().map(|p| fmt_path(p)).collect();
-        vec![
-            ("agent", "interval", fmt_duration(a.interval)),
-            ("agent", "log_file", opt_path(&a.log_file)),
-            ("agent", "log_level", a.log_level.name().to_string()),
-            ("agent", "syslog", fmt_bool(a.syslog)),
-            ("agent", "syslog_socket", fmt_path(&a.syslog_socket)),
-            (
-                "agent",
-                "syslog_facility",
-                a.syslog_facility.name.to_string(),
-            ),
-            ("agent", "state_dir", fmt_path(&a.state_dir)),
-            ("agent", "metrics_file", opt_path(&a.metrics_file)),
-            ("agent", "dry_run", fmt_bool(a.dry_run)),
-            ("agent", "top", a.top.to_string()),
-            ("paths", "proc", fmt_path(&self.paths.proc)),
-            ("paths", "passwd", fmt_path(&self.paths.passwd)),
-            ("thresholds", "cpu_warn", num(t.cpu.warn)),
-            ("thresholds", "cpu_crit", num(t.cpu.crit)),
-            ("thresholds", "mem_warn", num(t.mem.warn)),
-            ("thresholds", "mem_crit", num(t.mem.crit)),
-            ("thresholds", "swap_warn", num(t.swap.warn)),
-            ("thresholds", "swap_crit", num(t.swap.crit)),
-            ("thresholds", "load_warn", num(t.load.warn)),
-            ("thresholds", "load_crit", num(t.load.crit)),
-            ("thresholds", "disk_warn", num(t.disk.warn)),
-            ("thresholds", "disk_crit", num(t.disk.crit)),
-            ("thresholds", "inode_warn", num(t.inode.warn)),
-            ("thresholds", "inode_crit", num(t.inode.crit)),
-            ("thresholds", "for_cycles", t.for_cycles.to_string()),
-            ("disk", "mounts", mounts.join(" ")),
-        ]
+        let r = &self.reaper;
+        let mut out: Vec<(String, &'static str, String)> = Vec::new();
+        let mut add = |section: &str, key: &'static str, value: String| {
+            out.push((section.to_string(), key, value))
+        };
+        add("agent", "interval", fmt_duration(a.interval));
+        add("agent", "log_file", opt_path(&a.log_file));
+        add("agent", "log_level", a.log_level.name().to_string());
+        add("agent", "syslog", fmt_bool(a.syslog));
+        add("agent", "syslog_socket", fmt_path(&a.syslog_socket));
+        add(
+            "agent",
+            "syslog_facility",
+            a.syslog_facility.name.to_string(),
+        );
+        add("agent", "state_dir", fmt_path(&a.state_dir));
+        add("agent", "metrics_file", opt_path(&a.metrics_file));
+        add("agent", "dry_run", fmt_bool(a.dry_run));
+        add("agent", "top", a.top.to_string());
+        add("paths", "proc", fmt_path(&self.paths.proc));
+        add("paths", "passwd", fmt_path(&self.paths.passwd));
+        for (name, l) in [
+            ("cpu", t.cpu),
+            ("mem", t.mem),
+            ("swap", t.swap),
+            ("load", t.load),
+            ("disk", t.disk),
+            ("inode", t.inode),
+        ] {
+            let (warn, crit) = LIMIT_KEYS
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map(|(_, w, c)| (*w, *c))
+                .unwrap_or(("", ""));
+            add("thresholds", warn, num(l.warn));
+            add("thresholds", crit, num(l.crit));
+        }
+        add("thresholds", "for_cycles", t.for_cycles.to_string());
+        add("disk", "mounts", paths(&self.disk.mounts));
+        add("reaper", "enabled", fmt_bool(r.enabled));
+        add("reaper", "grace", fmt_duration(r.grace));
+        add("reaper", "protect", globs(&r.protect));
+        add(
+            "reaper",
+            "scope",
+            if r.scope == Scope::Root {
+                "root"
+            } else {
+                "all"
+            }
+            .to_string(),
+        );
+        for c in &self.cleanup {
+            let sec = format!("cleanup.{}", c.name);
+            add(&sec, "paths", paths(&c.paths));
+            add(&sec, "match", globs(&c.matches));
+            add(&sec, "older_than", fmt_duration(c.older_than));
+            add(
+                &sec,
+                "when",
+                if c.when == When::Always {
+                    "always"
+                } else {
+                    "disk_high"
+                }
+                .to_string(),
+            );
+            add(&sec, "recursive", fmt_bool(c.recursive));
+            add(&sec, "remove_empty_dirs", fmt_bool(c.remove_empty_dirs));
+            add(&sec, "protect", globs(&c.protect));
+        }
+        for p in &self.reap {
+            let sec = format!("reap.{}", p.name);
+            add(&sec, "match", globs(&p.matches));
+            add(
+                &sec,
+                "cmdline",
+                p.cmdline
+                    .as_ref()
+                    .map(|g| g.as_str().to_string())
+                    .unwrap_or_default(),
+            );
+            add(&sec, "user", p.users.join(" "));
+            add(
+                &sec,
+                "state",
+                p.states
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            add(&sec, "older_than", opt_dur(p.older_than));
+            add(&sec, "in_state_for", opt_dur(p.in_state_for));
+            add(&sec, "cpu_over", opt_dur(p.cpu_over));
+            add(&sec, "action", p.action.name().to_string());
+        }
+        out
     }
 
     /// The effective configuration as INI text that `Config::parse` accepts.
     pub fn to_ini(&self) -> String {
         let mut out = String::new();
-        let mut current = "";
+        let mut current = String::new();
         for (section, key, value) in self.entries() {
             if section != current {
                 if !current.is_empty() {
@@ -378,16 +614,40 @@ impl Config {
         out
     }
 
-    /// `section.key` of every setting that differs from `other`, in file order.
+    /// `section.key` of every setting that differs from `other` (or that only one of
+    /// them has, as for an added or removed rule), in file order.
     pub fn changed_keys(&self, other: &Config) -> Vec<String> {
-        self.entries()
-            .into_iter()
-            .zip(other.entries())
-            .filter(|(a, b)| a.2 != b.2)
-            .map(|(a, _)| format!("{}.{}", a.0, a.1))
-            .collect()
+        let mine = self.entries();
+        let theirs = other.entries();
+        let find = |list: &[(String, &str, String)], s: &str, k: &str| {
+            list.iter()
+                .find(|(s2, k2, _)| s2 == s && *k2 == k)
+                .map(|e| e.2.clone())
+        };
+        let mut out: Vec<String> = mine
+            .iter()
+            .filter(|(s, k, v)| find(&theirs, s, k).as_ref() != Some(v))
+            .map(|(s, k, _)| format!("{s}.{k}"))
+            .collect();
+        out.extend(
+            theirs
+                .iter()
+                .filter(|(s, k, _)| find(&mine, s, k).is_none())
+                .map(|(s, k, _)| format!("{s}.{k}")),
+        );
+        out
     }
 }
+
+/// The threshold keys of each metric, in file order.
+const LIMIT_KEYS: [(&str, &str, &str); 6] = [
+    ("cpu", "cpu_warn", "cpu_crit"),
+    ("mem", "mem_warn", "mem_crit"),
+    ("swap", "swap_warn", "swap_crit"),
+    ("load", "load_warn", "load_crit"),
+    ("disk", "disk_warn", "disk_crit"),
+    ("inode", "inode_warn", "inode_crit"),
+];
 
 /// Collects errors while typed values are filled in.
 struct Builder<'a> {
@@ -523,6 +783,182 @@ impl Builder<'_> {
         Ok(())
     }
 
+    fn unknown_section(&mut self, s: &RawSection) {
+        let name = s.name.as_str();
+        let rules = RULE_SECTIONS.iter().map(|(p, _)| *p);
+        let msg = if rules.clone().any(|p| p == name) {
+            format!("unknown section (rules need a name: [{name}.NAME])")
+        } else {
+            let known = SECTIONS
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .chain(rules.map(|p| format!("{p}.NAME")));
+            let known: Vec<String> = known.collect();
+            match value::nearest(name, known.iter().map(String::as_str)) {
+                Some(n) => format!("unknown section (did you mean [{n}]?)"),
+                None => "unknown section".to_string(),
+            }
+        };
+        self.error(s.line, &format!("[{name}]"), &msg);
+    }
+
+    /// A rule's name: letters, digits, `_`, `-`, `.`; it appears in events.
+    fn rule_name(&mut self, s: &RawSection, name: &str) -> bool {
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_-.".contains(&c));
+        if !ok {
+            let msg = "a rule name needs letters, digits, '_', '-' or '.'";
+            self.error(s.line, &format!("[{}]", s.name), msg);
+        }
+        ok
+    }
+
+    fn reaper(&mut self, r: &mut Reaper, e: &RawEntry) -> Result<(), String> {
+        let v = e.value.as_str();
+        match e.key.as_str() {
+            "enabled" => r.enabled = value::boolean(v)?,
+            "grace" => r.grace = value::duration(v)?,
+            "protect" => r.protect = value::list(v).iter().map(|g| Glob::new(g)).collect(),
+            "scope" => {
+                r.scope = match v {
+                    "root" => Scope::Root,
+                    "all" => Scope::All,
+                    _ => return Err(format!("invalid scope \"{v}\" (expected root or all)")),
+                }
+            }
+            other => return Err(unknown_key("reaper", other)),
+        }
+        Ok(())
+    }
+
+    fn cleanup_rule(&mut self, s: &RawSection, name: &str) -> Option<CleanupRule> {
+        if !self.rule_name(s, name) {
+            return None;
+        }
+        let mut r = CleanupRule {
+            name: name.to_string(),
+            paths: Vec::new(),
+            matches: vec![Glob::new("*")],
+            older_than: Duration::from_secs(7 * 86_400),
+            when: When::DiskHigh,
+            recursive: false,
+            remove_empty_dirs: false,
+            protect: Vec::new(),
+        };
+        let before = self.errors.len();
+        self.each(s, |_, e| {
+            let v = e.value.as_str();
+            match e.key.as_str() {
+                "paths" => {
+                    let mut paths = Vec::new();
+                    for p in value::list(v) {
+                        let p = value::path(&p)?;
+                        if p == Path::new("/") {
+                            return Err(
+                                "refusing to clean / (name the directories to clean)".to_string()
+                            );
+                        }
+                        paths.push(p);
+                    }
+                    r.paths = paths;
+                }
+                "match" => r.matches = globs(v)?,
+                "older_than" => r.older_than = value::duration(v)?,
+                "when" => {
+                    r.when = match v {
+                        "disk_high" => When::DiskHigh,
+                        "always" => When::Always,
+                        _ => {
+                            return Err(format!(
+                                "invalid when \"{v}\" (expected disk_high or always)"
+                            ));
+                        }
+                    }
+                }
+                "recursive" => r.recursive = value::boolean(v)?,
+                "remove_empty_dirs" => r.remove_empty_dirs = value::boolean(v)?,
+                "protect" => r.protect = value::list(v).iter().map(|g| Glob::new(g)).collect(),
+                other => return Err(unknown_key("cleanup", other)),
+            }
+            Ok(())
+        });
+        if r.paths.is_empty() && self.errors.len() == before {
+            self.error(
+                s.line,
+                &format!("{}.paths", s.name),
+                "a cleanup rule needs paths",
+            );
+        }
+        (self.errors.len() == before).then_some(r)
+    }
+
+    fn reap_rule(&mut self, s: &RawSection, name: &str) -> Option<ReapRule> {
+        if !self.rule_name(s, name) {
+            return None;
+        }
+        let mut r = ReapRule {
+            name: name.to_string(),
+            matches: Vec::new(),
+            cmdline: None,
+            users: Vec::new(),
+            states: Vec::new(),
+            older_than: None,
+            in_state_for: None,
+            cpu_over: None,
+            action: Action::Term,
+        };
+        let before = self.errors.len();
+        let optional = |v: &str| {
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                value::duration(v).map(Some)
+            }
+        };
+        self.each(s, |_, e| {
+            let v = e.value.as_str();
+            match e.key.as_str() {
+                "match" => r.matches = globs(v)?,
+                "cmdline" => r.cmdline = (!v.is_empty()).then(|| Glob::new(v)),
+                "user" => r.users = value::list(v),
+                "state" => {
+                    let mut states = Vec::new();
+                    for w in value::list(v) {
+                        match ProcState::ALL.iter().find(|(_, n)| *n == w) {
+                            Some((st, _)) => states.push(*st),
+                            None => {
+                                return Err(format!(
+                                    "invalid state \"{w}\" (expected running, sleeping, disk-sleep, stopped or zombie)"
+                                ));
+                            }
+                        }
+                    }
+                    r.states = states;
+                }
+                "older_than" => r.older_than = optional(v)?,
+                "in_state_for" => r.in_state_for = optional(v)?,
+                "cpu_over" => r.cpu_over = optional(v)?,
+                "action" => {
+                    r.action = match v {
+                        "term" => Action::Term,
+                        "kill" => Action::Kill,
+                        "log" => Action::Log,
+                        _ => return Err(format!("invalid action \"{v}\" (expected term, kill or log)")),
+                    }
+                }
+                other => return Err(unknown_key("reap", other)),
+            }
+            Ok(())
+        });
+        if r.matches.is_empty() && r.cmdline.is_none() && self.errors.len() == before {
+            let msg = "a reap rule needs match or cmdline (match = * to name every process)";
+            self.error(s.line, &format!("[{}]", s.name), msg);
+        }
+        (self.errors.len() == before).then_some(r)
+    }
+
     /// A warn limit above its crit limit is an error reported on the crit line (or
     /// the warn line when crit is the default).
     fn check_limits(&mut self, sections: &[RawSection], t: &Thresholds) {
@@ -579,9 +1015,20 @@ fn needs_quotes(v: &str) -> bool {
         || v.ends_with('\\')
 }
 
+/// A list of globs; empty is an error (a rule that matches nothing is a typo).
+fn globs(v: &str) -> Result<Vec<Glob>, String> {
+    let g: Vec<Glob> = value::list(v).iter().map(|g| Glob::new(g)).collect();
+    if g.is_empty() {
+        Err("at least one glob is required (* for any)".to_string())
+    } else {
+        Ok(g)
+    }
+}
+
 fn unknown_key(section: &str, key: &str) -> String {
     let known = SECTIONS
         .iter()
+        .chain(RULE_SECTIONS)
         .find(|(s, _)| *s == section)
         .map(|(_, k)| *k)
         .unwrap_or(&[]);

@@ -1,0 +1,662 @@
+//! Disk cleanup (SPEC §3 `[cleanup.NAME]`, §6): remove old files the rules name, and
+//! nothing else, ever.
+//!
+//! How it stays inside the rule:
+//! - Every directory is opened relative to its parent's descriptor with
+//!   `O_NOFOLLOW | O_DIRECTORY` (the rule's own path component by component from
+//!   `/`), and checked to be the directory `fstatat` just saw, on the root's device
+//!   and mount: a symlink, a directory swapped in between listing and descent, or a
+//!   bind or tmpfs mount inside the tree is never entered.
+//! - Entries are examined with `fstatat(AT_SYMLINK_NOFOLLOW)` and removed with
+//!   `unlinkat` on the parent's descriptor, right after a second `fstatat` shows the
+//!   same inode: a name can only ever be removed from the directory we hold. Only
+//!   regular files and symlinks themselves go (and empty directories when asked);
+//!   never sockets, FIFOs or devices; never the always-spared names or `protect`.
+//! - Nothing under a root is ever opened for writing, renamed, chowned or chmodded.
+//! - The walk is iterative, at most `MAX_DEPTH` levels deep, with a small buffer per
+//!   level, and stops at a per-cycle entry and time budget or a stop signal; for
+//!   `when = disk_high` it keeps only the `MAX_CANDIDATES` oldest files, so memory
+//!   stays bounded however large the tree.
+
+use crate::config::{CleanupRule, When};
+use crate::error::errno_text;
+use crate::glob::{self, Glob};
+use crate::log::{Level, Logger};
+use crate::sample::DiskUsage;
+use crate::sys::{self, DirStream};
+use std::collections::BinaryHeap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Names no rule may remove (SPEC §6), nor descend into.
+pub const ALWAYS_SPARED: [&str; 6] = [
+    ".X11-unix",
+    ".ICE-unix",
+    "systemd-private-*",
+    "*.sock",
+    "*.pid",
+    "*.lock",
+];
+
+/// Deepest level the walk enters below a rule's directory.
+pub const MAX_DEPTH: usize = 64;
+
+/// How many oldest files a `disk_high` pass keeps as candidates.
+pub const MAX_CANDIDATES: usize = 4096;
+
+/// What one cycle may spend on cleanup, over all rules.
+pub struct Budget<'a> {
+    pub deadline_ns: u64,
+    pub entries_left: u64,
+    /// True when the agent must stop (SIGTERM), so the walk ends at once.
+    pub stop: &'a dyn Fn() -> bool,
+    /// Why the budget ran out, once it has.
+    pub spent: Option<&'static str>,
+    ticks: u32,
+}
+
+impl<'a> Budget<'a> {
+    pub fn new(deadline_ns: u64, entries: u64, stop: &'a dyn Fn() -> bool) -> Budget<'a> {
+        Budget {
+            deadline_ns,
+            entries_left: entries,
+            stop,
+            spent: None,
+            ticks: 0,
+        }
+    }
+
+    /// Charges one entry; false once the budget is spent.
+    fn take(&mut self) -> bool {
+        if self.spent.is_some() {
+            return false;
+        }
+        if self.entries_left == 0 {
+            self.spent = Some("entries");
+            return false;
+        }
+        self.entries_left -= 1;
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(256) {
+            if (self.stop)() {
+                self.spent = Some("signal");
+            } else if sys::monotonic_ns() >= self.deadline_ns {
+                self.spent = Some("time");
+            }
+        }
+        self.spent.is_none()
+    }
+}
+
+/// One cycle's inputs besides the rule.
+pub struct Ctx<'a, 'b> {
+    pub now_s: i64,
+    pub dry_run: bool,
+    /// `[thresholds] disk_warn`.
+    pub disk_warn: Option<f64>,
+    pub log: &'a mut Logger,
+    pub budget: &'a mut Budget<'b>,
+    /// The rule's first error of the previous cycle: the same error again is not
+    /// logged again (a directory it may not read stays so; one line is enough).
+    pub last_error: &'a mut String,
+}
+
+/// What a rule did this cycle.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub files: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    /// An error not seen the cycle before was logged.
+    pub new_error: bool,
+}
+
+/// The identity of an entry as first seen, to check before removing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    dev: u64,
+    ino: u64,
+    mtime: i64,
+    size: u64,
+}
+
+impl Seen {
+    fn of(st: &libc::stat) -> Seen {
+        Seen {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mtime: st.st_mtime,
+            size: st.st_size.max(0) as u64,
+        }
+    }
+}
+
+/// A `disk_high` candidate: its path below the rule's directory, oldest first out
+/// of the heap's reverse order.
+#[derive(Debug, PartialEq, Eq)]
+struct Candidate {
+    seen: Seen,
+    rel: Vec<u8>,
+}
+
+impl Ord for Candidate {
+    /// The heap keeps the newest on top, so it is the one dropped when full.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.seen
+            .mtime
+            .cmp(&other.seen.mtime)
+            .then_with(|| self.rel.cmp(&other.rel))
+    }
+}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One open directory of the walk.
+struct Frame {
+    stream: DirStream,
+    /// Length of `rel` before this directory's name (where to cut when leaving it).
+    rel_len: usize,
+    /// The directory as seen from its parent, for removing it when empty.
+    seen: Seen,
+    depth: usize,
+}
+
+/// Whether a file with modification time `mtime` is older than `older_than` seconds.
+/// A file dated in the future is not old.
+pub fn is_old(mtime: i64, now: i64, older_than: u64) -> bool {
+    mtime <= now && (now - mtime) as u64 >= older_than
+}
+
+/// Whether a name is spared by SPEC §6 or by the rule's `protect`.
+pub fn is_spared(name: &[u8], protect: &[Glob]) -> bool {
+    ALWAYS_SPARED
+        .iter()
+        .any(|g| glob::matches(g.as_bytes(), name))
+        || glob::any(protect, name)
+}
+
+/// `3d`, `5h`, `12m`, `40s`: an age in its largest whole unit.
+pub fn fmt_age(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Runs one rule over all its paths.
+pub fn run(rule: &CleanupRule, ctx: &mut Ctx) -> Summary {
+    let mut sum = Summary::default();
+    for path in &rule.paths {
+        if ctx.budget.spent.is_some() {
+            break;
+        }
+        run_path(rule, path, ctx, &mut sum);
+    }
+    sum
+}
+
+fn run_path(rule: &CleanupRule, root_path: &Path, ctx: &mut Ctx, sum: &mut Summary) {
+    let root = match open_root(root_path) {
+        Ok(r) => r,
+        Err(e) => {
+            error(ctx, rule, root_path.as_os_str().as_bytes(), &e, sum);
+            return;
+        }
+    };
+    if rule.when == When::DiskHigh && !disk_high(&root, ctx.disk_warn, 0) {
+        return;
+    }
+    let mut heap: BinaryHeap<Candidate> = BinaryHeap::new();
+    walk(rule, root_path, &root, ctx, sum, &mut heap);
+    if rule.when == When::DiskHigh {
+        remove_oldest(rule, root_path, &root, heap.into_sorted_vec(), ctx, sum);
+    }
+}
+
+/// The rule's directory, opened one component at a time from `/` without following
+/// any symlink, with its device and mount.
+struct Root {
+    fd: OwnedFd,
+    dev: u64,
+    mnt: Option<u64>,
+}
+
+fn open_root(path: &Path) -> std::io::Result<Root> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let mut fd = sys::open(c"/", flags, 0)?;
+    for comp in path
+        .as_os_str()
+        .as_bytes()
+        .split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+    {
+        let name =
+            CString::new(comp).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        fd = sys::openat(fd.as_raw_fd(), &name, flags)?;
+    }
+    let st = sys::fstat(fd.as_raw_fd())?;
+    let mnt = sys::mount_id(fd.as_raw_fd()).unwrap_or(None);
+    Ok(Root {
+        fd,
+        dev: st.st_dev,
+        mnt,
+    })
+}
+
+/// Opens `name` in `dir` as a directory to descend into, only if it is the very
+/// directory `seen` was taken from and lies on the root's device and mount.
+fn open_child(dir: RawFd, name: &CString, seen: &Seen, root: &Root) -> Option<OwnedFd> {
+    let fd = sys::openat(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+    )
+    .ok()?;
+    let st = sys::fstat(fd.as_raw_fd()).ok()?;
+    let same = st.st_dev == seen.dev && st.st_ino == seen.ino && st.st_dev == root.dev;
+    let same_mount = root.mnt.is_none() || sys::mount_id(fd.as_raw_fd()).ok().flatten() == root.mnt;
+    (same && same_mount).then_some(fd)
+}
+
+fn dup(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    (new >= 0).then(|| unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn walk(
+    rule: &CleanupRule,
+    root_path: &Path,
+    root: &Root,
+    ctx: &mut Ctx,
+    sum: &mut Summary,
+    heap: &mut BinaryHeap<Candidate>,
+) {
+    let older = rule.older_than.as_secs();
+    let Some(fd) = dup(root.fd.as_raw_fd()) else {
+        return;
+    };
+    let root_seen = Seen {
+        dev: root.dev,
+        ino: 0,
+        mtime: i64::MAX,
+        size: 0,
+    };
+    let mut frames = vec![Frame {
+        stream: DirStream::new(fd),
+        rel_len: 0,
+        seen: root_seen,
+        depth: 0,
+    }];
+    let mut rel: Vec<u8> = Vec::new();
+    let mut deep_reported = false;
+    while let Some(frame) = frames.last_mut() {
+        let dirfd = frame.stream.fd();
+        let depth = frame.depth;
+        let name = match frame.stream.next_name() {
+            Ok(Some(n)) => n.to_vec(),
+            Ok(None) => {
+                let done = frames.pop().map(|f| (f.rel_len, f.seen, f.depth));
+                if let (Some((rel_len, seen, d)), Some(parent)) = (done, frames.last()) {
+                    if d > 0 && rule.remove_empty_dirs && is_old(seen.mtime, ctx.now_s, older) {
+                        remove_empty_dir(
+                            rule,
+                            root_path,
+                            parent.stream.fd(),
+                            &rel,
+                            rel_len,
+                            &seen,
+                            ctx,
+                            sum,
+                        );
+                    }
+                    rel.truncate(rel_len);
+                }
+                continue;
+            }
+            Err(e) => {
+                error(ctx, rule, &full(root_path, &rel), &e, sum);
+                frames.pop();
+                continue;
+            }
+        };
+        if !ctx.budget.take() {
+            return;
+        }
+        if is_spared(&name, &rule.protect) {
+            continue;
+        }
+        let Ok(cname) = CString::new(name.as_slice()) else {
+            continue;
+        };
+        let Ok(st) = sys::fstatat_nofollow(dirfd, &cname) else {
+            continue;
+        };
+        let seen = Seen::of(&st);
+        let entry_len = push_name(&mut rel, &name);
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR if rule.recursive => {
+                if depth + 1 > MAX_DEPTH {
+                    if !deep_reported {
+                        deep_reported = true;
+                        let path = full(root_path, &rel);
+                        ctx.log
+                            .event(Level::Warn, "error")
+                            .str("what", "cleanup")
+                            .str("rule", &rule.name)
+                            .bytes("path", &path)
+                            .str("error", "depth cap reached; not descending further")
+                            .u64("max_depth", MAX_DEPTH as u64)
+                            .emit();
+                    }
+                } else if let Some(fd) = open_child(dirfd, &cname, &seen, root) {
+                    frames.push(Frame {
+                        stream: DirStream::new(fd),
+                        rel_len: entry_len,
+                        seen,
+                        depth: depth + 1,
+                    });
+                    continue;
+                }
+            }
+            libc::S_IFREG | libc::S_IFLNK
+                if glob::any(&rule.matches, &name) && is_old(seen.mtime, ctx.now_s, older) =>
+            {
+                match rule.when {
+                    When::Always => {
+                        remove_file(rule, root_path, dirfd, &cname, &rel, &seen, ctx, sum)
+                    }
+                    When::DiskHigh => keep_oldest(
+                        heap,
+                        Candidate {
+                            seen,
+                            rel: rel.clone(),
+                        },
+                    ),
+                }
+            }
+            // Sockets, FIFOs, devices, and directories of a non-recursive rule.
+            _ => {}
+        }
+        rel.truncate(entry_len);
+    }
+}
+
+/// Appends `/name` (or `name` at the top) to `rel`; returns the length before it.
+fn push_name(rel: &mut Vec<u8>, name: &[u8]) -> usize {
+    let len = rel.len();
+    if len > 0 {
+        rel.push(b'/');
+    }
+    rel.extend_from_slice(name);
+    len
+}
+
+fn full(root: &Path, rel: &[u8]) -> Vec<u8> {
+    let mut p = root.as_os_str().as_bytes().to_vec();
+    if !rel.is_empty() {
+        if p.last() != Some(&b'/') {
+            p.push(b'/');
+        }
+        p.extend_from_slice(rel);
+    }
+    p
+}
+
+fn keep_oldest(heap: &mut BinaryHeap<Candidate>, c: Candidate) {
+    if heap.len() < MAX_CANDIDATES {
+        heap.push(c);
+    } else if heap.peek().is_some_and(|newest| c < *newest) {
+        heap.pop();
+        heap.push(c);
+    }
+}
+
+/// Whether the filesystem holding `root` is at or above `disk_warn`, counting
+/// `freed` bytes as already gone (what a dry run would have removed).
+fn disk_high(root: &Root, warn: Option<f64>, freed: u64) -> bool {
+    let (Some(warn), Ok(mut st)) = (warn, sys::fstatvfs(root.fd.as_raw_fd())) else {
+        return false;
+    };
+    let blocks = freed.div_ceil(st.frsize.max(1));
+    st.bfree = st.bfree.saturating_add(blocks).min(st.blocks);
+    st.bavail = st.bavail.saturating_add(blocks);
+    DiskUsage::from_stats(&st).used_percent as f64 >= warn
+}
+
+/// `disk_high`: removes candidates oldest first while the filesystem stays high,
+/// re-opening each one's directory from the root without following symlinks.
+fn remove_oldest(
+    rule: &CleanupRule,
+    root_path: &Path,
+    root: &Root,
+    oldest: Vec<Candidate>,
+    ctx: &mut Ctx,
+    sum: &mut Summary,
+) {
+    let mut freed = 0;
+    for c in oldest {
+        if !disk_high(root, ctx.disk_warn, if ctx.dry_run { freed } else { 0 })
+            || (ctx.budget.stop)()
+        {
+            break;
+        }
+        let (dir, name) = match c.rel.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&c.rel[..i], &c.rel[i + 1..]),
+            None => (&b""[..], &c.rel[..]),
+        };
+        let Some(dirfd) = reopen_dir(root, dir) else {
+            continue;
+        };
+        let Ok(cname) = CString::new(name) else {
+            continue;
+        };
+        let before = sum.bytes;
+        remove_file(
+            rule,
+            root_path,
+            dirfd.as_raw_fd(),
+            &cname,
+            &c.rel,
+            &c.seen,
+            ctx,
+            sum,
+        );
+        freed += sum.bytes - before;
+    }
+}
+
+/// The directory `rel` below the root, each component opened with `O_NOFOLLOW` and
+/// checked to be on the root's device and mount.
+fn reopen_dir(root: &Root, rel: &[u8]) -> Option<OwnedFd> {
+    let mut fd = dup(root.fd.as_raw_fd())?;
+    for comp in rel.split(|&c| c == b'/').filter(|c| !c.is_empty()) {
+        let name = CString::new(comp).ok()?;
+        let st = sys::fstatat_nofollow(fd.as_raw_fd(), &name).ok()?;
+        fd = open_child(fd.as_raw_fd(), &name, &Seen::of(&st), root)?;
+    }
+    Some(fd)
+}
+
+/// Removes `name` from `dir` if it is still the file `seen` described (the same
+/// inode, still a regular file or symlink): logged first, then unlinked.
+#[allow(clippy::too_many_arguments)]
+fn remove_file(
+    rule: &CleanupRule,
+    root_path: &Path,
+    dir: RawFd,
+    name: &CString,
+    rel: &[u8],
+    seen: &Seen,
+    ctx: &mut Ctx,
+    sum: &mut Summary,
+) {
+    let Ok(now) = sys::fstatat_nofollow(dir, name) else {
+        return;
+    };
+    let kind = now.st_mode & libc::S_IFMT;
+    if Seen::of(&now) != *seen || !matches!(kind, libc::S_IFREG | libc::S_IFLNK) {
+        return;
+    }
+    let path = full(root_path, rel);
+    let age = fmt_age((ctx.now_s - seen.mtime).max(0) as u64);
+    let kind = if kind == libc::S_IFLNK {
+        "symlink"
+    } else {
+        "file"
+    };
+    let e = ctx
+        .log
+        .event(Level::Info, "cleanup")
+        .str("rule", &rule.name)
+        .bytes("path", &path)
+        .str("kind", kind)
+        .u64("bytes", seen.size)
+        .str("age", &age);
+    if ctx.dry_run {
+        e.str("dry_run", "yes").emit();
+    } else {
+        e.emit();
+        if let Err(err) = sys::unlinkat(dir, name, 0) {
+            if err.raw_os_error() != Some(libc::ENOENT) {
+                error(ctx, rule, &path, &err, sum);
+            }
+            return;
+        }
+    }
+    sum.files += 1;
+    sum.bytes += seen.size;
+}
+
+/// Removes an old directory that the walk left empty (`remove_empty_dirs`).
+#[allow(clippy::too_many_arguments)]
+fn remove_empty_dir(
+    rule: &CleanupRule,
+    root_path: &Path,
+    parent: RawFd,
+    rel: &[u8],
+    rel_len: usize,
+    seen: &Seen,
+    ctx: &mut Ctx,
+    sum: &mut Summary,
+) {
+    let name = &rel[if rel_len == 0 { 0 } else { rel_len + 1 }..];
+    let Ok(cname) = CString::new(name) else {
+        return;
+    };
+    let Ok(now) = sys::fstatat_nofollow(parent, &cname) else {
+        return;
+    };
+    if now.st_mode & libc::S_IFMT != libc::S_IFDIR
+        || now.st_dev != seen.dev
+        || now.st_ino != seen.ino
+        || now.st_nlink > 2
+    {
+        return;
+    }
+    if ctx.dry_run {
+        // Whether it would be empty is not known without removing its files.
+        return;
+    }
+    match sys::unlinkat(parent, &cname, libc::AT_REMOVEDIR) {
+        Ok(()) => {
+            let path = full(root_path, rel);
+            let age = fmt_age((ctx.now_s - seen.mtime).max(0) as u64);
+            ctx.log
+                .event(Level::Info, "cleanup")
+                .str("rule", &rule.name)
+                .bytes("path", &path)
+                .str("kind", "dir")
+                .u64("bytes", 0)
+                .str("age", &age)
+                .emit();
+            sum.files += 1;
+        }
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOTEMPTY | libc::EEXIST | libc::ENOENT)
+            ) => {}
+        Err(e) => error(ctx, rule, &full(root_path, rel), &e, sum),
+    }
+}
+
+/// Counts an error. Only the first of a rule in a cycle is logged, and not when it
+/// is the one already logged last cycle, so a tree of unreadable files is one line,
+/// not thousands, and not one every cycle.
+fn error(ctx: &mut Ctx, rule: &CleanupRule, path: &[u8], e: &std::io::Error, sum: &mut Summary) {
+    sum.errors += 1;
+    if sum.errors != 1 {
+        return;
+    }
+    let text = format!("{} {}", String::from_utf8_lossy(path), errno_text(e));
+    if *ctx.last_error != text {
+        *ctx.last_error = text;
+        sum.new_error = true;
+        ctx.log
+            .event(Level::Warn, "error")
+            .str("what", "cleanup")
+            .str("rule", &rule.name)
+            .bytes("path", path)
+            .str("errno", &crate::error::errno_name(e))
+            .str("error", &errno_text(e))
+            .emit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_and_sparing() {
+        assert!(is_old(100, 200, 100));
+        assert!(!is_old(101, 200, 100));
+        assert!(!is_old(300, 200, 0), "a file from the future is not old");
+        assert!(is_spared(b".X11-unix", &[]));
+        assert!(is_spared(b"systemd-private-abc", &[]));
+        assert!(is_spared(b"app.sock", &[]));
+        assert!(is_spared(b"run.pid", &[]));
+        assert!(is_spared(b"db.lock", &[]));
+        assert!(!is_spared(b"app.log", &[]));
+        assert!(is_spared(b"keep-me", &[Glob::new("keep-*")]));
+        assert_eq!(fmt_age(59), "59s");
+        assert_eq!(fmt_age(3600 * 5 + 7), "5h");
+        assert_eq!(fmt_age(86_400 * 3), "3d");
+    }
+
+    #[test]
+    fn the_heap_keeps_the_oldest() {
+        let mut heap = BinaryHeap::new();
+        let seen = |m| Seen {
+            dev: 1,
+            ino: m as u64,
+            mtime: m,
+            size: 1,
+        };
+        for m in (0..MAX_CANDIDATES as i64 + 100).rev() {
+            keep_oldest(
+                &mut heap,
+                Candidate {
+                    seen: seen(m),
+                    rel: m.to_string().into_bytes(),
+                },
+            );
+        }
+        let sorted = heap.into_sorted_vec();
+        assert_eq!(sorted.len(), MAX_CANDIDATES);
+        assert_eq!(sorted[0].seen.mtime, 0);
+        assert_eq!(
+            sorted.last().map(|c| c.seen.mtime),
+            Some(MAX_CANDIDATES as i64 - 1)
+        );
+    }
+}
