@@ -389,6 +389,9 @@ impl Details for ProcDetails<'_> {
     }
 }
 
+// Integer arguments of the variadic `syscall(2)` are widened to `c_long`: the
+// kernel reads whole registers.
+
 /// Whether this kernel has pidfds (Linux 5.3+); without them the start-time check
 /// followed by `kill` leaves a window of microseconds, which the start event notes.
 pub fn pidfd_supported() -> bool {
@@ -397,7 +400,7 @@ pub fn pidfd_supported() -> bool {
 
 fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -409,10 +412,10 @@ fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
     let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig,
+            fd.as_raw_fd() as libc::c_long,
+            sig as libc::c_long,
             std::ptr::null::<u8>(),
-            0,
+            0 as libc::c_long,
         )
     };
     if r < 0 {

@@ -369,17 +369,22 @@ pub fn fstatat_nofollow(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
 /// kernel does not report it.
 pub fn mount_id(fd: RawFd) -> io::Result<Option<u64>> {
     // SAFETY: zeroed statx is a valid out-parameter; "" with AT_EMPTY_PATH means fd.
+    // The raw syscall, not glibc's statx(), which a static build leaves unresolved.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     let empty = c"";
-    cvt(unsafe {
-        libc::statx(
-            fd,
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            fd as libc::c_long,
             empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            libc::STATX_MNT_ID,
-            &mut stx,
+            libc::AT_EMPTY_PATH as libc::c_long,
+            libc::STATX_MNT_ID as libc::c_long,
+            &mut stx as *mut libc::statx,
         )
-    })?;
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok((stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id))
 }
 
@@ -444,7 +449,7 @@ impl DirStream {
                 let n = unsafe {
                     libc::syscall(
                         libc::SYS_getdents64,
-                        self.fd.as_raw_fd(),
+                        self.fd.as_raw_fd() as libc::c_long,
                         self.buf.as_mut_ptr(),
                         self.buf.len(),
                     )

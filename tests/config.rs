@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use system_agent::config::{self, Config, ConfigError, Facility, Limits};
+use system_agent::config::{
+    self, Action, Config, ConfigError, Facility, Limits, ProcState, Scope, When,
+};
+use system_agent::glob::Glob;
 use system_agent::log::Level;
 
 const FILE: &str = "/etc/a.ini";
@@ -349,7 +352,8 @@ fn sections_list_every_key_in_file_order() {
         .flat_map(|(s, keys)| keys.iter().map(move |k| (*s, *k)))
         .collect();
     let entries = Config::default().entries();
-    let from_entries: Vec<(&str, &str)> = entries.iter().map(|(s, k, _)| (s.as_str(), *k)).collect();
+    let from_entries: Vec<(&str, &str)> =
+        entries.iter().map(|(s, k, _)| (s.as_str(), *k)).collect();
     assert_eq!(from_entries, from_sections);
 }
 
@@ -1513,7 +1517,10 @@ fn changed_keys_lists_exactly_the_differing_keys_in_file_order() {
     let full = Config::load(&fixture("full.ini"), true).unwrap();
     // Every key differs; the rules exist only in the file, so each of their keys
     // counts, in both directions.
-    let rules = [("cleanup.tmp", config::RULE_SECTIONS[0].1), ("reap.hogs", config::RULE_SECTIONS[1].1)];
+    let rules = [
+        ("cleanup.tmp", config::RULE_SECTIONS[0].1),
+        ("reap.hogs", config::RULE_SECTIONS[1].1),
+    ];
     let all: Vec<String> = config::SECTIONS
         .iter()
         .copied()
@@ -1691,5 +1698,167 @@ fn service_with_an_invalid_config_exits_78() {
             "{}:2: agent.interval: interval \"0\" out of range (expected 10ms to 24h)\n",
             path.display()
         )
+    );
+}
+
+// ---------------------------------------------------------------- rules: cleanup, reaper
+
+#[test]
+fn cleanup_rule_defaults_and_every_key() {
+    let c = ok("[cleanup.logs]\npaths = /var/log/aion\n");
+    let r = &c.cleanup[0];
+    assert_eq!(r.name, "logs");
+    assert_eq!(r.paths, vec![p("/var/log/aion")]);
+    assert_eq!(r.matches, vec![Glob::new("*")]);
+    assert_eq!(r.older_than, Duration::from_secs(7 * 86_400));
+    assert_eq!(r.when, When::DiskHigh);
+    assert!(!r.recursive && !r.remove_empty_dirs && r.protect.is_empty());
+    let c = ok(
+        "[cleanup.t]\npaths = /tmp, /var/tmp\nmatch = *.tmp core.*\nolder_than = 12h\nwhen = always\n\
+                recursive = yes\nremove_empty_dirs = on\nprotect = keep-*\n",
+    );
+    let r = &c.cleanup[0];
+    assert_eq!(r.paths, vec![p("/tmp"), p("/var/tmp")]);
+    assert_eq!(r.matches, vec![Glob::new("*.tmp"), Glob::new("core.*")]);
+    assert_eq!(r.older_than, Duration::from_secs(12 * 3600));
+    assert_eq!(r.when, When::Always);
+    assert!(r.recursive && r.remove_empty_dirs);
+    assert_eq!(r.protect, vec![Glob::new("keep-*")]);
+    // Several rules keep file order.
+    let c = ok("[cleanup.b]\npaths = /b\n[cleanup.a]\npaths = /a\n");
+    assert_eq!(
+        c.cleanup
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "a"]
+    );
+}
+
+#[test]
+fn cleanup_rule_errors() {
+    assert_eq!(
+        errors("[cleanup.x]\nmatch = *\n"),
+        ["/etc/a.ini:1: cleanup.x.paths: a cleanup rule needs paths"]
+    );
+    assert_eq!(
+        bad("cleanup.x", "paths", "/"),
+        "/etc/a.ini:2: cleanup.x.paths: refusing to clean / (name the directories to clean)"
+    );
+    assert_eq!(
+        bad("cleanup.x", "paths", "/tmp tmp"),
+        "/etc/a.ini:2: cleanup.x.paths: not an absolute path: \"tmp\""
+    );
+    let with_paths = |k: &str, v: &str| errors(&format!("[cleanup.x]\n{k} = {v}\npaths = /tmp\n"));
+    assert_eq!(
+        with_paths("when", "sometimes"),
+        ["/etc/a.ini:2: cleanup.x.when: invalid when \"sometimes\" (expected disk_high or always)"]
+    );
+    assert_eq!(
+        with_paths("match", ""),
+        ["/etc/a.ini:2: cleanup.x.match: at least one glob is required (* for any)"]
+    );
+    assert_eq!(
+        with_paths("older_than", "a week"),
+        [
+            "/etc/a.ini:2: cleanup.x.older_than: invalid duration \"a week\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
+        ]
+    );
+    assert_eq!(
+        with_paths("recursive", "deep"),
+        [
+            "/etc/a.ini:2: cleanup.x.recursive: invalid boolean \"deep\" (expected yes/no/true/false/on/off/1/0)"
+        ]
+    );
+    assert_eq!(
+        with_paths("older", "1d"),
+        ["/etc/a.ini:2: cleanup.x.older: unknown key \"older\" (did you mean \"older_than\"?)"]
+    );
+    assert_eq!(
+        errors("[cleanup]\npaths = /tmp\n"),
+        ["/etc/a.ini:1: [cleanup]: unknown section (rules need a name: [cleanup.NAME])"]
+    );
+    assert_eq!(
+        errors("[cleanup.my rule]\npaths = /tmp\n"),
+        ["/etc/a.ini:1: [cleanup.my rule]: a rule name needs letters, digits, '_', '-' or '.'"]
+    );
+    assert_eq!(
+        errors("[cleanup.a]\npaths = /a\n[cleanup.a]\npaths = /b\n"),
+        [
+            "/etc/a.ini:3: [cleanup.a]: section repeated (first on line 1)",
+            "/etc/a.ini:4: cleanup.a.paths: key repeated (first on line 2)",
+        ]
+    );
+}
+
+#[test]
+fn reaper_and_reap_rules() {
+    let c = ok("[reaper]\nenabled = yes\ngrace = 30s\nprotect = sshd, systemd*\nscope = all\n");
+    assert!(c.reaper.enabled);
+    assert_eq!(c.reaper.grace, Duration::from_secs(30));
+    assert_eq!(
+        c.reaper.protect,
+        vec![Glob::new("sshd"), Glob::new("systemd*")]
+    );
+    assert_eq!(c.reaper.scope, Scope::All);
+    let c = ok("[reap.hogs]\nmatch = stress*\n");
+    let r = &c.reap[0];
+    assert_eq!((r.name.as_str(), r.action), ("hogs", Action::Term));
+    assert!(r.users.is_empty() && r.states.is_empty() && r.cmdline.is_none());
+    assert_eq!(
+        (r.older_than, r.in_state_for, r.cpu_over),
+        (None, None, None)
+    );
+    let c = ok(
+        "[reap.x]\ncmdline = \"/usr/bin/python3 *train*\"\nuser = alice, root\nstate = stopped zombie\n\
+                older_than = 1h\nin_state_for = 5m\ncpu_over = 10m\naction = log\n",
+    );
+    let r = &c.reap[0];
+    assert!(r.matches.is_empty());
+    assert_eq!(r.cmdline, Some(Glob::new("/usr/bin/python3 *train*")));
+    assert_eq!(r.users, ["alice", "root"]);
+    assert_eq!(r.states, vec![ProcState::Stopped, ProcState::Zombie]);
+    assert_eq!(r.older_than, Some(Duration::from_secs(3600)));
+    assert_eq!(r.in_state_for, Some(Duration::from_secs(300)));
+    assert_eq!(r.cpu_over, Some(Duration::from_secs(600)));
+    assert_eq!(r.action, Action::Log);
+}
+
+#[test]
+fn reaper_errors() {
+    assert_eq!(
+        bad("reaper", "scope", "host"),
+        "/etc/a.ini:2: reaper.scope: invalid scope \"host\" (expected root or all)"
+    );
+    assert_eq!(
+        bad("reaper", "enabled", "maybe"),
+        "/etc/a.ini:2: reaper.enabled: invalid boolean \"maybe\" (expected yes/no/true/false/on/off/1/0)"
+    );
+    assert_eq!(
+        errors("[reap.x]\naction = kill\n"),
+        [
+            "/etc/a.ini:1: [reap.x]: a reap rule needs match or cmdline (match = * to name every process)"
+        ]
+    );
+    let with_match = |k: &str, v: &str| errors(&format!("[reap.x]\n{k} = {v}\nmatch = *\n"));
+    assert_eq!(
+        with_match("state", "running dead"),
+        [
+            "/etc/a.ini:2: reap.x.state: invalid state \"dead\" (expected running, sleeping, disk-sleep, stopped or zombie)"
+        ]
+    );
+    assert_eq!(
+        with_match("action", "stop"),
+        ["/etc/a.ini:2: reap.x.action: invalid action \"stop\" (expected term, kill or log)"]
+    );
+    assert_eq!(
+        with_match("cpu_over", "lots"),
+        [
+            "/etc/a.ini:2: reap.x.cpu_over: invalid duration \"lots\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
+        ]
+    );
+    assert_eq!(
+        errors("[reapr]\nenabled = yes\n"),
+        ["/etc/a.ini:1: [reapr]: unknown section (did you mean [reaper]?)"]
     );
 }

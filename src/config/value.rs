@@ -187,12 +187,13 @@ pub fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The closest candidate, if it is close enough to be a typo.
+/// The closest candidate, if it is close enough to be a typo or a shortening
+/// (`older` for `older_than`).
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (distance(word, c), c))
-        .filter(|&(d, c)| d <= 2.max(c.len() / 3))
+        .filter(|&(d, c)| d <= 2.max(c.len() / 3) || (word.len() >= 3 && c.starts_with(word)))
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
 }

@@ -59,6 +59,17 @@ assert_eq() {  # assert_eq WHAT EXPECTED ACTUAL
     [ "$2" = "$3" ] || fail "$1: expected [$2], got [$3]"
 }
 
+# The documented substitution (README, "Trying it under a prefix"): every path the
+# shipped files name, except /proc, /etc/passwd and /dev/log, moves under $1.
+# move_paths PREFIX [SED ARGS...] (e.g. -i FILE, or FILE to print).
+move_paths() {
+    local t=$1
+    shift
+    # /tmp first, and only as a whole value word, since $t itself is under /tmp.
+    sed -e "s#\([ =]\)/tmp\( \|\$\)#\1$t/tmp\2#g" -e "s|/opt/aion/|$t/opt/aion/|g" \
+        -e "s|/etc/aion/|$t/etc/aion/|g" -e "s|/var/|$t/var/|g" "$@"
+}
+
 # Ensures the host has a user aion (Supervisor's user=aion needs it) and removes it at
 # exit if this test created it.
 ensure_host_aion() {

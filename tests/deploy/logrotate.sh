@@ -7,11 +7,8 @@ source "$(dirname "$0")/lib.bash"
 setup logrotate
 ensure_host_aion
 "$REPO/scripts/install" --root "$T" --binary "$BIN" 2>/dev/null
-subst() {
-    sed -e "s|/var/log/aion|$T/var/log/aion|g" -e "s|/var/lib/aion|$T/var/lib/aion|g" "$@"
-}
-subst "$T/etc/logrotate.d/system_agent" > "$T/logrotate.conf"
-subst "$T/etc/aion/system_agent.ini" |
+move_paths "$T" "$T/etc/logrotate.d/system_agent" > "$T/logrotate.conf"
+move_paths "$T" "$T/etc/aion/system_agent.ini" |
     sed -e 's/^interval = 10s$/interval = 50ms/' -e 's/^syslog = yes$/syslog = no/' > "$T/agent.ini"
 chmod 0644 "$T/agent.ini"
 LOG=$T/var/log/aion/system_agent.log

@@ -7,8 +7,11 @@ source "$(dirname "$0")/lib.bash"
 setup privileges
 ensure_host_aion
 "$REPO/scripts/install" --root "$T" --binary "$BIN" 2>/dev/null
-sed -e "s|/var/log/aion|$T/var/log/aion|g" -e "s|/var/lib/aion|$T/var/lib/aion|g" \
-    -e 's/^syslog = yes$/syslog = no/' "$T/etc/aion/system_agent.ini" > "$T/agent.ini"
+# The shipped config (cleanup rules on) with the reaper enabled and one rule, so
+# both features that need capabilities are configured.
+move_paths "$T" -e 's/^syslog = yes$/syslog = no/' -e 's/^enabled = no$/enabled = yes/' \
+    "$T/etc/aion/system_agent.ini" > "$T/agent.ini"
+printf '\n[reap.none]\nmatch = no-such-process\naction = log\n' >> "$T/agent.ini"
 chmod 0644 "$T/agent.ini"
 LOG=$T/var/log/aion/system_agent.log
 uid=$(id -u aion)
@@ -21,33 +24,34 @@ start_line() {  # start_line BINARY [CONFIG]: the start event of one --once run 
 
 line=$(start_line "$T/opt/aion/bin/system-agent")
 case "$line" in
-    *" uid=$uid "*" caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill users="*" actions=on") ;;
+    *" uid=$uid "*" caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill pidfd=yes users="*" actions=on") ;;
     *) fail "as aion with capabilities: $line" ;;
 esac
-ok "as aion with the installed capabilities: caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill"
+ok "as aion with the installed capabilities: every feature, nothing limited"
 
 install -o 0 -g aion -m 0750 "$T/opt/aion/bin/system-agent" "$T/opt/aion/bin/plain"
 [ -z "$(getcap "$T/opt/aion/bin/plain")" ] || fail "the copy kept its capabilities"
 line=$(start_line "$T/opt/aion/bin/plain")
+limited="reaper: no cap_kill, signals only uid $uid's processes; cleanup: no cap_dac_override,cap_fowner,cap_dac_read_search, reads and removes only what uid $uid may"
 case "$line" in
-    *" uid=$uid "*" caps=none users="*" actions=on") ;;
+    *" uid=$uid "*" caps=none limited=\"$limited\" pidfd=yes users="*" actions=on") ;;
     *) fail "as aion without capabilities: $line" ;;
 esac
-ok "as aion without them: caps=none"
+ok "as aion without them: caps=none and exactly which features are limited, and why"
 
 # A config that aion (or anyone but root) could write: the capabilities are dropped.
 cp "$T/agent.ini" "$T/own.ini"
 chown aion "$T/own.ini"
 line=$(start_line "$T/opt/aion/bin/system-agent" "$T/own.ini")
 case "$line" in
-    *" caps=none caps_dropped=\"$T/own.ini is owned by uid $uid, not root\" users="*) ;;
+    *" caps=none caps_dropped=\"$T/own.ini is owned by uid $uid, not root\" limited="*) ;;
     *) fail "with a config owned by aion: $line" ;;
 esac
 chown root "$T/own.ini"
 chmod 0666 "$T/own.ini"
 line=$(start_line "$T/opt/aion/bin/system-agent" "$T/own.ini")
 case "$line" in
-    *" caps=none caps_dropped=\"$T/own.ini is writable by group or others (mode 666)\" users="*) ;;
+    *" caps=none caps_dropped=\"$T/own.ini is writable by group or others (mode 666)\" limited="*) ;;
     *) fail "with a world-writable config: $line" ;;
 esac
 ok "a config aion could write makes it drop every capability"

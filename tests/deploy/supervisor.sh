@@ -9,14 +9,11 @@ setup supervisor
 ensure_host_aion
 "$REPO/scripts/install" --root "$T" --binary "$BIN" 2>/dev/null
 
-# The documented substitution: every /opt/aion, /etc/aion, /var/log/aion and
-# /var/lib/aion path moves under $T.
-subst() {
-    sed -e "s|/opt/aion/|$T/opt/aion/|g" -e "s|/etc/aion/|$T/etc/aion/|g" \
-        -e "s|/var/log/aion|$T/var/log/aion|g" -e "s|/var/lib/aion|$T/var/lib/aion|g" "$@"
-}
-subst "$T/etc/supervisor/conf.d/system_agent.conf" > "$T/program.conf"
-subst -i "$T/etc/aion/system_agent.ini"
+# The documented substitution: every shipped path moves under $T.
+move_paths "$T" "$T/etc/supervisor/conf.d/system_agent.conf" > "$T/program.conf"
+move_paths "$T" -i "$T/etc/aion/system_agent.ini"
+grep -q "^paths = $T/tmp $T/var/tmp$" "$T/etc/aion/system_agent.ini" ||
+    fail "the substitution did not move the cleanup paths: $(grep ^paths "$T/etc/aion/system_agent.ini")"
 grep -q "^command=$T/opt/aion/bin/system-agent -c $T/etc/aion/system_agent.ini$" "$T/program.conf" ||
     fail "substitution did not reach the command line: $(grep ^command "$T/program.conf")"
 
