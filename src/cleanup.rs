@@ -487,7 +487,7 @@ fn reopen_dir(root: &Root, rel: &[u8]) -> Option<OwnedFd> {
 }
 
 /// Removes `name` from `dir` if it is still the file `seen` described (the same
-/// inode, still a regular file or symlink): logged first, then unlinked.
+/// inode, still a regular file or symlink), and logs it.
 #[allow(clippy::too_many_arguments)]
 fn remove_file(
     rule: &CleanupRule,
@@ -513,25 +513,26 @@ fn remove_file(
     } else {
         "file"
     };
-    let e = ctx
-        .log
+    // Logged once it is done (or, in a dry run, decided): a removal that fails is
+    // an error line instead, so a file that cannot go is not reported as removed
+    // every cycle.
+    if !ctx.dry_run
+        && let Err(err) = sys::unlinkat(dir, name, 0)
+    {
+        if err.raw_os_error() != Some(libc::ENOENT) {
+            error(ctx, rule, &path, &err, sum);
+        }
+        return;
+    }
+    ctx.log
         .event(Level::Info, "cleanup")
         .str("rule", &rule.name)
         .bytes("path", &path)
         .str("kind", kind)
         .u64("bytes", seen.size)
-        .str("age", &age);
-    if ctx.dry_run {
-        e.str("dry_run", "yes").emit();
-    } else {
-        e.emit();
-        if let Err(err) = sys::unlinkat(dir, name, 0) {
-            if err.raw_os_error() != Some(libc::ENOENT) {
-                error(ctx, rule, &path, &err, sum);
-            }
-            return;
-        }
-    }
+        .str("age", &age)
+        .opt("dry_run", ctx.dry_run.then_some("yes"))
+        .emit();
     sum.files += 1;
     sum.bytes += seen.size;
 }

@@ -63,3 +63,62 @@ if runuser -u nobody -- "$T/opt/aion/bin/system-agent" --version >/dev/null 2>&1
     fail "user nobody could run the binary that carries capabilities"
 fi
 ok "user nobody cannot run it"
+
+# Without the capabilities, each action they would allow fails with one clear line,
+# not a line every cycle: a reaper rule against another user's process (EPERM) and a
+# cleanup rule over root's file in a sticky directory (EPERM). Inside a private PID
+# namespace, against a process this test starts.
+mkdir -p "$T/bin" "$T/sticky" "$T/state2"
+cp /bin/sleep "$T/bin/victim"
+chmod 1777 "$T/sticky"
+chown aion "$T/state2"
+echo root > "$T/sticky/rootfile"
+touch -d '10 days ago' "$T/sticky/rootfile"
+cat > "$T/limited.ini" <<CONF
+[agent]
+interval = 100ms
+log_file = $T/limited.log
+syslog = no
+state_dir = $T/state2
+top = 0
+[disk]
+mounts =
+[cleanup.sticky]
+paths = $T/sticky
+when = always
+older_than = 1d
+[reaper]
+enabled = yes
+scope = all
+[reap.v]
+match = victim
+user = nobody
+action = term
+CONF
+touch "$T/limited.log"
+chown aion "$T/limited.log"
+cat > "$T/limited.sh" <<SCRIPT
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$T/bin/victim" 100 &
+victim=\$!
+setpriv --reuid=aion --regid=aion --clear-groups "$T/opt/aion/bin/plain" -c "$T/limited.ini" &
+agent=\$!
+for i in \$(seq 100); do
+    [ "\$(grep -c event=sample "$T/limited.log")" -ge 8 ] && break
+    sleep 0.1
+done
+kill -TERM \$agent
+wait \$agent
+echo "agent=\$? victim_alive=\$(kill -0 \$victim 2>/dev/null && echo yes || echo no)" > "$T/limited.out"
+SCRIPT
+timeout 30 unshare --pid --fork --mount-proc --kill-child bash "$T/limited.sh"
+assert_eq "outcome" "agent=0 victim_alive=yes" "$(cat "$T/limited.out")"
+[ "$(count "$T/limited.log" "event=sample")" -ge 8 ] || fail "fewer than 8 cycles: $(cat "$T/limited.log")"
+assert_eq "reap_failed lines" 1 "$(count "$T/limited.log" "event=reap_failed")"
+grep -q "event=reap_failed pid=[0-9]* name=victim action=term rule=v errno=EPERM error=\"Operation not permitted\"" "$T/limited.log" ||
+    fail "reap_failed line: $(grep reap_failed "$T/limited.log")"
+assert_eq "cleanup error lines" 1 "$(count "$T/limited.log" "what=cleanup")"
+assert_eq "cleanup lines claiming a removal" 0 "$(count "$T/limited.log" "event=cleanup ")"
+grep -q "level=warn event=error what=cleanup rule=sticky path=$T/sticky/rootfile errno=EPERM " "$T/limited.log" ||
+    fail "cleanup error line: $(grep what=cleanup "$T/limited.log")"
+[ -e "$T/sticky/rootfile" ] || fail "root's file was removed without the capabilities"
+ok "without capabilities: one reap_failed and one cleanup error over $(count "$T/limited.log" "event=sample") cycles"
