@@ -123,18 +123,17 @@ struct Seen {
 }
 
 impl Seen {
-    fn of(st: &libc::stat) -> Seen {
+    fn of(st: &sys::EntryStat) -> Seen {
         Seen {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            mtime: st.st_mtime,
-            size: st.st_size.max(0) as u64,
+            dev: st.dev,
+            ino: st.ino,
+            mtime: st.mtime,
+            size: st.size,
         }
     }
 }
 
-/// A `disk_high` candidate: its path below the rule's directory, oldest first out
-/// of the heap's reverse order.
+/// A `disk_high` candidate: its path below the rule's directory.
 #[derive(Debug, PartialEq, Eq)]
 struct Candidate {
     seen: Seen,
@@ -165,6 +164,8 @@ struct Frame {
     /// The directory as seen from its parent, for removing it when empty.
     seen: Seen,
     depth: usize,
+    /// Something in it stays (kept, or not removable): it will not end up empty.
+    keeps: bool,
 }
 
 /// Whether a file with modification time `mtime` is older than `older_than` seconds.
@@ -207,7 +208,18 @@ fn run_path(rule: &CleanupRule, root_path: &Path, ctx: &mut Ctx, sum: &mut Summa
     let root = match open_root(root_path) {
         Ok(r) => r,
         Err(e) => {
-            error(ctx, rule, root_path.as_os_str().as_bytes(), &e, sum);
+            let hint = matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)).then_some(
+                " (a cleanup path may not pass through a symlink: name the real directory)",
+            );
+            let text = format!("{}{}", errno_text(&e), hint.unwrap_or(""));
+            report(
+                ctx,
+                rule,
+                root_path.as_os_str().as_bytes(),
+                &crate::error::errno_name(&e),
+                &text,
+                sum,
+            );
             return;
         }
     };
@@ -249,6 +261,13 @@ fn open_root(path: &Path) -> std::io::Result<Root> {
         dev: st.st_dev,
         mnt,
     })
+}
+
+/// Whether an entry belongs to the root's filesystem and mount: not another
+/// device, not on another mount, not itself mounted over (a file or directory
+/// bind-mounted onto a name in the tree).
+fn on_root_mount(st: &sys::EntryStat, root: &Root) -> bool {
+    st.dev == root.dev && !st.mount_root && (root.mnt.is_none() || st.mnt_id == root.mnt)
 }
 
 /// Opens `name` in `dir` as a directory to descend into, only if it is the very
@@ -295,98 +314,174 @@ fn walk(
         rel_len: 0,
         seen: root_seen,
         depth: 0,
+        keeps: true,
     }];
     let mut rel: Vec<u8> = Vec::new();
-    let mut deep_reported = false;
     while let Some(frame) = frames.last_mut() {
         let dirfd = frame.stream.fd();
         let depth = frame.depth;
         let name = match frame.stream.next_name() {
             Ok(Some(n)) => n.to_vec(),
             Ok(None) => {
-                let done = frames.pop().map(|f| (f.rel_len, f.seen, f.depth));
-                if let (Some((rel_len, seen, d)), Some(parent)) = (done, frames.last()) {
-                    if d > 0 && rule.remove_empty_dirs && is_old(seen.mtime, ctx.now_s, older) {
-                        remove_empty_dir(
-                            rule,
-                            root_path,
-                            parent.stream.fd(),
-                            &rel,
-                            rel_len,
-                            &seen,
-                            ctx,
-                            sum,
-                        );
-                    }
-                    rel.truncate(rel_len);
-                }
+                leave_dir(rule, root_path, &mut frames, &mut rel, ctx, sum);
                 continue;
             }
             Err(e) => {
-                error(ctx, rule, &full(root_path, &rel), &e, sum);
-                frames.pop();
+                report(
+                    ctx,
+                    rule,
+                    &full(root_path, &rel),
+                    &crate::error::errno_name(&e),
+                    &errno_text(&e),
+                    sum,
+                );
+                if let Some(f) = frames.pop() {
+                    rel.truncate(f.rel_len);
+                }
+                if let Some(parent) = frames.last_mut() {
+                    parent.keeps = true;
+                }
                 continue;
             }
         };
         if !ctx.budget.take() {
             return;
         }
-        if is_spared(&name, &rule.protect) {
-            continue;
-        }
-        let Ok(cname) = CString::new(name.as_slice()) else {
-            continue;
-        };
-        let Ok(st) = sys::fstatat_nofollow(dirfd, &cname) else {
-            continue;
-        };
-        let seen = Seen::of(&st);
-        let entry_len = push_name(&mut rel, &name);
-        match st.st_mode & libc::S_IFMT {
-            libc::S_IFDIR if rule.recursive => {
-                if depth + 1 > MAX_DEPTH {
-                    if !deep_reported {
-                        deep_reported = true;
-                        let path = full(root_path, &rel);
-                        ctx.log
-                            .event(Level::Warn, "error")
-                            .str("what", "cleanup")
-                            .str("rule", &rule.name)
-                            .bytes("path", &path)
-                            .str("error", "depth cap reached; not descending further")
-                            .u64("max_depth", MAX_DEPTH as u64)
-                            .emit();
-                    }
-                } else if let Some(fd) = open_child(dirfd, &cname, &seen, root) {
-                    frames.push(Frame {
-                        stream: DirStream::new(fd),
-                        rel_len: entry_len,
-                        seen,
-                        depth: depth + 1,
-                    });
-                    continue;
-                }
+        let gone = visit(
+            rule,
+            root_path,
+            root,
+            dirfd,
+            depth,
+            &name,
+            &mut rel,
+            &mut frames,
+            ctx,
+            sum,
+            heap,
+            older,
+        );
+        if !gone && let Some(f) = frames.last_mut() {
+            // (When `visit` pushed a subdirectory, the frame on top is that child
+            // and its own outcome is settled when it is left.)
+            if f.depth == depth {
+                f.keeps = true;
             }
-            libc::S_IFREG | libc::S_IFLNK
-                if glob::any(&rule.matches, &name) && is_old(seen.mtime, ctx.now_s, older) =>
-            {
-                match rule.when {
-                    When::Always => {
-                        remove_file(rule, root_path, dirfd, &cname, &rel, &seen, ctx, sum)
-                    }
-                    When::DiskHigh => keep_oldest(
+        }
+    }
+}
+
+/// Examines one entry of the directory on top of `frames`. Returns whether it is
+/// gone (removed, or would be in a dry run) or is a directory now being walked.
+#[allow(clippy::too_many_arguments)]
+fn visit(
+    rule: &CleanupRule,
+    root_path: &Path,
+    root: &Root,
+    dirfd: RawFd,
+    depth: usize,
+    name: &[u8],
+    rel: &mut Vec<u8>,
+    frames: &mut Vec<Frame>,
+    ctx: &mut Ctx,
+    sum: &mut Summary,
+    heap: &mut BinaryHeap<Candidate>,
+    older: u64,
+) -> bool {
+    if is_spared(name, &rule.protect) {
+        return false;
+    }
+    let Ok(cname) = CString::new(name) else {
+        return false;
+    };
+    let Ok(st) = sys::statx_nofollow(dirfd, &cname) else {
+        return false;
+    };
+    if !on_root_mount(&st, root) {
+        return false;
+    }
+    let seen = Seen::of(&st);
+    let entry_len = push_name(rel, name);
+    let gone = match st.kind {
+        libc::S_IFDIR if rule.recursive => {
+            if depth + 1 > MAX_DEPTH {
+                let path = full(root_path, rel);
+                report(
+                    ctx,
+                    rule,
+                    &path,
+                    "",
+                    &format!("depth cap {MAX_DEPTH} reached; not descending further"),
+                    sum,
+                );
+                false
+            } else if let Some(fd) = open_child(dirfd, &cname, &seen, root) {
+                frames.push(Frame {
+                    stream: DirStream::new(fd),
+                    rel_len: entry_len,
+                    seen,
+                    depth: depth + 1,
+                    keeps: false,
+                });
+                return true;
+            } else {
+                false
+            }
+        }
+        libc::S_IFREG | libc::S_IFLNK
+            if glob::any(&rule.matches, name) && is_old(seen.mtime, ctx.now_s, older) =>
+        {
+            match rule.when {
+                When::Always => remove_file(rule, root_path, dirfd, &cname, rel, &seen, ctx, sum),
+                When::DiskHigh => {
+                    keep_oldest(
                         heap,
                         Candidate {
                             seen,
                             rel: rel.clone(),
                         },
-                    ),
+                    );
+                    false
                 }
             }
-            // Sockets, FIFOs, devices, and directories of a non-recursive rule.
-            _ => {}
         }
-        rel.truncate(entry_len);
+        // Sockets, FIFOs, devices, young or unmatched files, directories of a
+        // non-recursive rule: they stay.
+        _ => false,
+    };
+    rel.truncate(entry_len);
+    gone
+}
+
+/// Leaves the directory on top of `frames`: removes it if it was old and nothing
+/// in it stays (`remove_empty_dirs`); otherwise its parent keeps something.
+fn leave_dir(
+    rule: &CleanupRule,
+    root_path: &Path,
+    frames: &mut Vec<Frame>,
+    rel: &mut Vec<u8>,
+    ctx: &mut Ctx,
+    sum: &mut Summary,
+) {
+    let Some(done) = frames.pop() else { return };
+    let Some(parent) = frames.last() else { return };
+    let removable = !done.keeps
+        && rule.remove_empty_dirs
+        && is_old(done.seen.mtime, ctx.now_s, rule.older_than.as_secs());
+    let gone = removable
+        && remove_empty_dir(
+            rule,
+            root_path,
+            parent.stream.fd(),
+            rel,
+            done.rel_len,
+            &done.seen,
+            ctx,
+            sum,
+        );
+    rel.truncate(done.rel_len);
+    if !gone && let Some(parent) = frames.last_mut() {
+        parent.keeps = true;
     }
 }
 
@@ -480,14 +575,18 @@ fn reopen_dir(root: &Root, rel: &[u8]) -> Option<OwnedFd> {
     let mut fd = dup(root.fd.as_raw_fd())?;
     for comp in rel.split(|&c| c == b'/').filter(|c| !c.is_empty()) {
         let name = CString::new(comp).ok()?;
-        let st = sys::fstatat_nofollow(fd.as_raw_fd(), &name).ok()?;
+        let st = sys::statx_nofollow(fd.as_raw_fd(), &name).ok()?;
+        if !on_root_mount(&st, root) {
+            return None;
+        }
         fd = open_child(fd.as_raw_fd(), &name, &Seen::of(&st), root)?;
     }
     Some(fd)
 }
 
 /// Removes `name` from `dir` if it is still the file `seen` described (the same
-/// inode, still a regular file or symlink), and logs it.
+/// inode, still a regular file or symlink, on the root's mount), and logs it.
+/// Returns whether it is gone (or would be, in a dry run).
 #[allow(clippy::too_many_arguments)]
 fn remove_file(
     rule: &CleanupRule,
@@ -498,21 +597,17 @@ fn remove_file(
     seen: &Seen,
     ctx: &mut Ctx,
     sum: &mut Summary,
-) {
-    let Ok(now) = sys::fstatat_nofollow(dir, name) else {
-        return;
+) -> bool {
+    let Ok(now) = sys::statx_nofollow(dir, name) else {
+        return false;
     };
-    let kind = now.st_mode & libc::S_IFMT;
-    if Seen::of(&now) != *seen || !matches!(kind, libc::S_IFREG | libc::S_IFLNK) {
-        return;
+    if Seen::of(&now) != *seen
+        || !matches!(now.kind, libc::S_IFREG | libc::S_IFLNK)
+        || now.mount_root
+    {
+        return false;
     }
     let path = full(root_path, rel);
-    let age = fmt_age((ctx.now_s - seen.mtime).max(0) as u64);
-    let kind = if kind == libc::S_IFLNK {
-        "symlink"
-    } else {
-        "file"
-    };
     // Logged once it is done (or, in a dry run, decided): a removal that fails is
     // an error line instead, so a file that cannot go is not reported as removed
     // every cycle.
@@ -520,10 +615,23 @@ fn remove_file(
         && let Err(err) = sys::unlinkat(dir, name, 0)
     {
         if err.raw_os_error() != Some(libc::ENOENT) {
-            error(ctx, rule, &path, &err, sum);
+            report(
+                ctx,
+                rule,
+                &path,
+                &crate::error::errno_name(&err),
+                &errno_text(&err),
+                sum,
+            );
         }
-        return;
+        return false;
     }
+    let kind = if now.kind == libc::S_IFLNK {
+        "symlink"
+    } else {
+        "file"
+    };
+    let age = fmt_age((ctx.now_s - seen.mtime).max(0) as u64);
     ctx.log
         .event(Level::Info, "cleanup")
         .str("rule", &rule.name)
@@ -535,9 +643,11 @@ fn remove_file(
         .emit();
     sum.files += 1;
     sum.bytes += seen.size;
+    true
 }
 
-/// Removes an old directory that the walk left empty (`remove_empty_dirs`).
+/// Removes an old directory that the walk left (or, in a dry run, would leave)
+/// empty; returns whether it is gone.
 #[allow(clippy::too_many_arguments)]
 fn remove_empty_dir(
     rule: &CleanupRule,
@@ -548,69 +658,89 @@ fn remove_empty_dir(
     seen: &Seen,
     ctx: &mut Ctx,
     sum: &mut Summary,
-) {
+) -> bool {
     let name = &rel[if rel_len == 0 { 0 } else { rel_len + 1 }..];
     let Ok(cname) = CString::new(name) else {
-        return;
+        return false;
     };
-    let Ok(now) = sys::fstatat_nofollow(parent, &cname) else {
-        return;
+    let Ok(now) = sys::statx_nofollow(parent, &cname) else {
+        return false;
     };
-    if now.st_mode & libc::S_IFMT != libc::S_IFDIR
-        || now.st_dev != seen.dev
-        || now.st_ino != seen.ino
-        || now.st_nlink > 2
-    {
-        return;
+    if now.kind != libc::S_IFDIR || now.dev != seen.dev || now.ino != seen.ino || now.mount_root {
+        return false;
     }
-    if ctx.dry_run {
-        // Whether it would be empty is not known without removing its files.
-        return;
-    }
-    match sys::unlinkat(parent, &cname, libc::AT_REMOVEDIR) {
-        Ok(()) => {
-            let path = full(root_path, rel);
-            let age = fmt_age((ctx.now_s - seen.mtime).max(0) as u64);
-            ctx.log
-                .event(Level::Info, "cleanup")
-                .str("rule", &rule.name)
-                .bytes("path", &path)
-                .str("kind", "dir")
-                .u64("bytes", 0)
-                .str("age", &age)
-                .emit();
-            sum.files += 1;
+    if !ctx.dry_run {
+        match sys::unlinkat(parent, &cname, libc::AT_REMOVEDIR) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOTEMPTY | libc::EEXIST | libc::ENOENT)
+                ) =>
+            {
+                return false;
+            }
+            Err(e) => {
+                report(
+                    ctx,
+                    rule,
+                    &full(root_path, rel),
+                    &crate::error::errno_name(&e),
+                    &errno_text(&e),
+                    sum,
+                );
+                return false;
+            }
         }
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOTEMPTY | libc::EEXIST | libc::ENOENT)
-            ) => {}
-        Err(e) => error(ctx, rule, &full(root_path, rel), &e, sum),
     }
+    let path = full(root_path, rel);
+    let age = fmt_age((ctx.now_s - seen.mtime).max(0) as u64);
+    ctx.log
+        .event(Level::Info, "cleanup")
+        .str("rule", &rule.name)
+        .bytes("path", &path)
+        .str("kind", "dir")
+        .u64("bytes", 0)
+        .str("age", &age)
+        .opt("dry_run", ctx.dry_run.then_some("yes"))
+        .emit();
+    sum.files += 1;
+    true
 }
 
-/// Counts an error. Only the first of a rule in a cycle is logged, and not when it
+/// Counts a problem. Only the first of a rule in a cycle is logged, and not when it
 /// is the one already logged last cycle, so a tree of unreadable files is one line,
 /// not thousands, and not one every cycle.
-fn error(ctx: &mut Ctx, rule: &CleanupRule, path: &[u8], e: &std::io::Error, sum: &mut Summary) {
+fn report(
+    ctx: &mut Ctx,
+    rule: &CleanupRule,
+    path: &[u8],
+    errno: &str,
+    text: &str,
+    sum: &mut Summary,
+) {
     sum.errors += 1;
     if sum.errors != 1 {
         return;
     }
-    let text = format!("{} {}", String::from_utf8_lossy(path), errno_text(e));
-    if *ctx.last_error != text {
-        *ctx.last_error = text;
-        sum.new_error = true;
-        ctx.log
-            .event(Level::Warn, "error")
-            .str("what", "cleanup")
-            .str("rule", &rule.name)
-            .bytes("path", path)
-            .str("errno", &crate::error::errno_name(e))
-            .str("error", &errno_text(e))
-            .emit();
+    let key = format!("{} {errno} {text}", String::from_utf8_lossy(path));
+    if *ctx.last_error == key {
+        return;
     }
+    *ctx.last_error = key;
+    sum.new_error = true;
+    let e = ctx
+        .log
+        .event(Level::Warn, "error")
+        .str("what", "cleanup")
+        .str("rule", &rule.name)
+        .bytes("path", path);
+    let e = if errno.is_empty() {
+        e
+    } else {
+        e.str("errno", errno)
+    };
+    e.str("error", text).emit();
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ pub fn errno_name(e: &io::Error) -> String {
         libc::ELOOP => "ELOOP",
         libc::ECONNREFUSED => "ECONNREFUSED",
         libc::EDQUOT => "EDQUOT",
+        libc::EBUSY => "EBUSY",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::EXDEV => "EXDEV",
         _ => return n.to_string(),
     };
     name.to_string()

@@ -388,6 +388,56 @@ pub fn mount_id(fd: RawFd) -> io::Result<Option<u64>> {
     Ok((stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id))
 }
 
+/// What `statx` says of one directory entry, without following a final symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryStat {
+    /// File type bits (`S_IFMT` of the mode).
+    pub kind: u32,
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u32,
+    pub size: u64,
+    pub mtime: i64,
+    /// `None` where the kernel does not report mount ids.
+    pub mnt_id: Option<u64>,
+    /// The entry is itself a mount point (a file or directory mounted over).
+    pub mount_root: bool,
+}
+
+/// `statx(dir, name, AT_SYMLINK_NOFOLLOW)` with the mount id and mount-root flag,
+/// which `fstatat` lacks: a file bind-mounted over a name is told apart from one
+/// that belongs to the directory.
+pub fn statx_nofollow(dir: RawFd, name: &CStr) -> io::Result<EntryStat> {
+    // SAFETY: zeroed statx is a valid out-parameter; name is NUL-terminated. The raw
+    // syscall, not glibc's statx(), which a static build leaves unresolved.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID;
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            dir as libc::c_long,
+            name.as_ptr(),
+            (libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC) as libc::c_long,
+            mask as libc::c_long,
+            &mut stx as *mut libc::statx,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(EntryStat {
+        kind: u32::from(stx.stx_mode) & libc::S_IFMT,
+        dev: libc::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+        ino: stx.stx_ino,
+        nlink: stx.stx_nlink,
+        size: stx.stx_size,
+        mtime: stx.stx_mtime.tv_sec,
+        mnt_id: (stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id),
+        mount_root: stx.stx_attributes_mask & (libc::STATX_ATTR_MOUNT_ROOT as u64) != 0
+            && stx.stx_attributes & (libc::STATX_ATTR_MOUNT_ROOT as u64) != 0,
+    })
+}
+
 /// `unlinkat(dir, name, flags)`: removes the name `name` inside the directory `dir`
 /// holds, and nothing else; with `AT_REMOVEDIR`, an empty directory.
 pub fn unlinkat(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
