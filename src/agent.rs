@@ -591,6 +591,10 @@ impl Agent {
             reaper::Act::Kill => (d.pid, d.start, Some(libc::SIGKILL)),
             reaper::Act::Log => (d.pid, d.start, None),
             reaper::Act::SigchldParent | reaper::Act::KillParent => {
+                // Only on account of a zombie that is still one now.
+                if !reaper::still_zombie(&self.cfg.paths.proc, d.pid, d.start) {
+                    return;
+                }
                 let procs = self.scanner.procs();
                 let Ok(i) = procs.binary_search_by_key(&d.ppid, |p| p.pid) else {
                     return;
@@ -617,6 +621,11 @@ impl Agent {
         };
         match reaper::signal(&self.cfg.paths.proc, target, target_start, sig) {
             Ok(pidfd) if d.act == reaper::Act::Term => {
+                if matches!(d.state, b'T' | b't')
+                    && let Some(fd) = &pidfd
+                {
+                    let _ = reaper::resume(fd);
+                }
                 self.pending.push(reaper::Pending {
                     pid: d.pid,
                     start: d.start,
@@ -641,6 +650,9 @@ impl Agent {
         let mut still = Vec::new();
         for p in std::mem::take(&mut self.pending) {
             if !p.alive(&proc_root) {
+                // Done with: it exited (if its parent leaves a zombie, that is the
+                // parent's to reap, not a new process to act on).
+                self.settled.push((p.pid, p.start));
                 continue;
             }
             if now.saturating_sub(p.sent_ns) < grace {
@@ -765,7 +777,12 @@ impl Agent {
             .name(d.uid)
             .map(str::to_owned)
             .unwrap_or_else(|| d.uid.to_string());
-        let state = crate::config::ProcState::of_letter(d.state).map_or("other", |s| s.name());
+        // A live group whose main thread exited shows `Z` without being a zombie.
+        let state = match crate::config::ProcState::of_letter(d.state) {
+            Some(crate::config::ProcState::Zombie) if !d.zombie => "other",
+            Some(s) => s.name(),
+            None => "other",
+        };
         let rule = self
             .cfg
             .reap

@@ -86,6 +86,7 @@ pub struct Decision {
     pub ppid: i32,
     pub uid: u32,
     pub state: u8,
+    pub zombie: bool,
     pub age_s: u64,
     pub rule: usize,
     pub act: Act,
@@ -178,7 +179,7 @@ impl Plan<'_> {
                     continue;
                 };
                 let uid = details.uid(p.pid).unwrap_or(u32::MAX);
-                let act = match (p.state == b'Z', rule.action) {
+                let act = match (p.zombie, rule.action) {
                     (_, Action::Log) => Act::Log,
                     (false, Action::Term) => Act::Term,
                     (false, Action::Kill) => Act::Kill,
@@ -207,6 +208,7 @@ impl Plan<'_> {
                     ppid: p.ppid,
                     uid,
                     state: p.state,
+                    zombie: p.zombie,
                     age_s: self.facts.age_s(p),
                     rule: ri,
                     act,
@@ -232,7 +234,7 @@ impl Plan<'_> {
             why.push(format!("name {}", g.as_str()));
         }
         if !rule.states.is_empty() {
-            let st = ProcState::of_letter(p.state)?;
+            let st = p.rule_state()?;
             if !rule.states.contains(&st) {
                 return None;
             }
@@ -282,7 +284,10 @@ impl Plan<'_> {
             }
             why.push(format!("cmdline {}", g.as_str()));
         }
-        if self.cfg.scope == Scope::Root && !details.same_root(p.pid) {
+        // A zombie has no root directory left; its parent's decides (and is the
+        // one that will be signalled).
+        let who = if p.zombie { p.ppid } else { p.pid };
+        if self.cfg.scope == Scope::Root && !details.same_root(who) {
             return None;
         }
         Some(why.join(", "))
@@ -425,10 +430,12 @@ fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
     }
 }
 
-/// The start time of `pid` now, from `[paths] proc`.
-fn start_time(proc_root: &Path, pid: i32) -> Option<u64> {
+/// The start time of `pid` now, from `[paths] proc`, and whether it is a zombie.
+fn start_time(proc_root: &Path, pid: i32) -> Option<(u64, bool)> {
     let bytes = std::fs::read(proc_root.join(pid.to_string()).join("stat")).ok()?;
-    parse_pid_stat(&bytes).ok().map(|s| s.starttime)
+    parse_pid_stat(&bytes)
+        .ok()
+        .map(|s| (s.starttime, s.is_zombie()))
 }
 
 /// Signals process `pid` only if it is still the one that started at `start`:
@@ -444,14 +451,14 @@ pub fn signal(
     let gone = || std::io::Error::from_raw_os_error(libc::ESRCH);
     match pidfd_open(pid) {
         Ok(fd) => {
-            if start_time(proc_root, pid) != Some(start) {
+            if start_time(proc_root, pid).map(|t| t.0) != Some(start) {
                 return Err(gone());
             }
             pidfd_send_signal(&fd, sig)?;
             Ok(Some(fd))
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            if start_time(proc_root, pid) != Some(start) {
+            if start_time(proc_root, pid).map(|t| t.0) != Some(start) {
                 return Err(gone());
             }
             // SAFETY: kill(2) of a pid whose start time we just checked.
@@ -464,6 +471,18 @@ pub fn signal(
     }
 }
 
+/// Whether `pid` is still the zombie that started at `start` (checked again right
+/// before its parent is signalled on its account).
+pub fn still_zombie(proc_root: &Path, pid: i32, start: u64) -> bool {
+    start_time(proc_root, pid) == Some((start, true))
+}
+
+/// Sends SIGCONT through a pidfd: a stopped process holds a SIGTERM pending until
+/// it runs again, so it gets to handle it (as systemd does).
+pub fn resume(pidfd: &OwnedFd) -> std::io::Result<()> {
+    pidfd_send_signal(pidfd, libc::SIGCONT)
+}
+
 /// A SIGTERM sent, waiting for `grace` before SIGKILL.
 pub struct Pending {
     pub pid: i32,
@@ -474,11 +493,12 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Still alive? Through the pidfd when there is one (POLLIN once it exited).
+    /// Still alive? Through the pidfd when there is one (POLLIN once it exited);
+    /// otherwise the same start time and not a zombie.
     pub fn alive(&self, proc_root: &Path) -> bool {
         match &self.pidfd {
             Some(fd) => !sys::poll_readable(fd, 0).unwrap_or(true),
-            None => start_time(proc_root, self.pid) == Some(self.start),
+            None => start_time(proc_root, self.pid) == Some((self.start, false)),
         }
     }
 
@@ -517,6 +537,7 @@ mod tests {
     }
 
     fn proc(pid: i32, ppid: i32, state: u8, start: u64, ticks: u64) -> Proc {
+        // `bare` counts a `Z` as a zombie (one thread).
         Proc::bare(pid, ppid, state, start, ticks)
     }
 

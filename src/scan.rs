@@ -24,6 +24,8 @@ pub struct Proc {
     pub rss_pages: u64,
     pub state: u8,
     pub kthread: bool,
+    /// See `PidStat::is_zombie`.
+    pub zombie: bool,
     name_at: u32,
     name_len: u16,
 }
@@ -37,8 +39,18 @@ impl Proc {
             start,
             ticks,
             state,
+            zombie: state == b'Z',
             ..Proc::default()
         }
+    }
+
+    /// The state for rules: a live group whose main thread exited shows `Z` but is
+    /// not a zombie, and has no state a rule can name.
+    pub fn rule_state(&self) -> Option<crate::config::ProcState> {
+        if self.state == b'Z' && !self.zombie {
+            return None;
+        }
+        crate::config::ProcState::of_letter(self.state)
     }
 }
 
@@ -158,6 +170,7 @@ impl Scanner {
                 rss_pages: st.rss_pages,
                 state: st.state,
                 kthread: st.is_kernel_thread(),
+                zombie: st.is_zombie(),
                 name_at: names.len() as u32,
                 name_len: name.len() as u16,
             });

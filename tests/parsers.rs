@@ -489,6 +489,7 @@ fn capture(pid: i32, name: &'static [u8], starttime: u64, rss_pages: u64) -> Pid
         stime: 0,
         starttime,
         rss_pages,
+        num_threads: 1,
     }
 }
 
@@ -508,6 +509,7 @@ fn pid_stat_init() {
             stime: 68,
             starttime: 5,
             rss_pages: 2835,
+            num_threads: 11,
         }
     );
     assert!(!p.is_kernel_thread());
@@ -530,6 +532,7 @@ fn pid_stat_kernel_threads() {
             stime: 0,
             starttime: 5,
             rss_pages: 0,
+            num_threads: 1,
         }
     );
     assert_eq!(kthreadd.flags & PF_KTHREAD, PF_KTHREAD);
@@ -548,6 +551,7 @@ fn pid_stat_kernel_threads() {
             stime: 0,
             starttime: 5,
             rss_pages: 0,
+            num_threads: 1,
         }
     );
     assert!(kworker.is_kernel_thread());
@@ -578,6 +582,7 @@ fn pid_stat_zombie() {
             stime: 0,
             starttime: 114680,
             rss_pages: 0,
+            num_threads: 1,
         }
     );
     assert!(!z.is_kernel_thread());
@@ -1807,4 +1812,15 @@ fn fuzz_config_parse() {
         ok >= ROUNDS / 50 && bad >= ROUNDS / 50,
         "ok {ok}, errors {bad}"
     );
+}
+
+#[test]
+fn a_zombie_is_state_z_with_one_thread() {
+    assert!(parse_pid_stat(PID_ZOMBIE).unwrap().is_zombie());
+    // A live group whose main thread exited: state Z, two threads.
+    let defunct_leader = b"4 (victim) Z 3 4 4 0 -1 4194560 0 0 0 0 1 1 0 0 20 0 2 0 100 0 0";
+    let st = parse_pid_stat(defunct_leader).unwrap();
+    assert_eq!((st.state, st.num_threads), (b'Z', 2));
+    assert!(!st.is_zombie());
+    assert!(!parse_pid_stat(PID_INIT).unwrap().is_zombie());
 }

@@ -30,6 +30,9 @@ pub struct PidStat<'a> {
     pub starttime: u64,
     /// Resident set in pages (can read negative on some kernels; clamped to 0).
     pub rss_pages: u64,
+    /// Threads in the group. A group whose main thread exited shows state `Z`
+    /// while its other threads run: only `Z` with one thread is a zombie.
+    pub num_threads: u64,
 }
 
 impl PidStat<'_> {
@@ -37,6 +40,12 @@ impl PidStat<'_> {
     /// its children are ordinary processes.
     pub fn is_kernel_thread(&self) -> bool {
         self.flags & PF_KTHREAD != 0
+    }
+
+    /// A zombie: exited, waiting for its parent (not a live group whose main
+    /// thread alone has exited).
+    pub fn is_zombie(&self) -> bool {
+        self.state == b'Z' && self.num_threads <= 1
     }
 
     pub fn cpu_ticks(&self) -> u64 {
@@ -95,6 +104,7 @@ pub fn parse_pid_stat(buf: &[u8]) -> Result<PidStat<'_>, ParseError> {
         stime: num(12)?,
         starttime: num(19)?,
         rss_pages: int(21)?.max(0) as u64,
+        num_threads: num(17)?,
     })
 }
 
