@@ -855,6 +855,7 @@ impl Agent {
                 log: &mut self.log,
                 budget: &mut budget,
                 last_error,
+                path_buf: &mut self.path_buf,
             };
             let sum = cleanup::run(rule, &mut ctx);
             if sum.errors == 0 {

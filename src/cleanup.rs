@@ -101,6 +101,9 @@ pub struct Ctx<'a, 'b> {
     /// The rule's first error of the previous cycle: the same error again is not
     /// logged again (a directory it may not read stays so; one line is enough).
     pub last_error: &'a mut String,
+    /// Scratch for a NUL-terminated path, so the common case (a `disk_high` rule
+    /// with the disk below `disk_warn`) costs one `statvfs` and no allocation.
+    pub path_buf: &'a mut Vec<u8>,
 }
 
 /// What a rule did this cycle.
@@ -205,6 +208,13 @@ pub fn run(rule: &CleanupRule, ctx: &mut Ctx) -> Summary {
 }
 
 fn run_path(rule: &CleanupRule, root_path: &Path, ctx: &mut Ctx, sum: &mut Summary) {
+    if rule.when == When::DiskHigh
+        && let Ok(c) = sys::cpath(ctx.path_buf, &[root_path.as_os_str().as_bytes()])
+        && let Ok(st) = sys::statvfs(c)
+        && !at_or_above(st, ctx.disk_warn, 0)
+    {
+        return;
+    }
     let root = match open_root(root_path) {
         Ok(r) => r,
         Err(e) => {
@@ -518,9 +528,11 @@ fn keep_oldest(heap: &mut BinaryHeap<Candidate>, c: Candidate) {
 /// Whether the filesystem holding `root` is at or above `disk_warn`, counting
 /// `freed` bytes as already gone (what a dry run would have removed).
 fn disk_high(root: &Root, warn: Option<f64>, freed: u64) -> bool {
-    let (Some(warn), Ok(mut st)) = (warn, sys::fstatvfs(root.fd.as_raw_fd())) else {
-        return false;
-    };
+    sys::fstatvfs(root.fd.as_raw_fd()).is_ok_and(|st| at_or_above(st, warn, freed))
+}
+
+fn at_or_above(mut st: sys::FsStats, warn: Option<f64>, freed: u64) -> bool {
+    let Some(warn) = warn else { return false };
     let blocks = freed.div_ceil(st.frsize.max(1));
     st.bfree = st.bfree.saturating_add(blocks).min(st.blocks);
     st.bavail = st.bavail.saturating_add(blocks);

@@ -1,7 +1,9 @@
 //! SPEC §7: "a cycle without a process scan reads a handful of files and allocates
 //! nothing in steady state". A counting global allocator measures the cycles of a
-//! real `Agent` on a fixture /proc tree (log file, metrics file and state on), after
-//! a few warm-up cycles have grown its buffers. The scan cycle is held to the same.
+//! real `Agent` on a fixture /proc tree (log file, metrics file and state on, and
+//! the shipped cleanup rules' shape: `disk_high` with the disk below its limit),
+//! after a few warm-up cycles have grown its buffers. The scan cycle is held to the
+//! same.
 
 mod common;
 
@@ -71,16 +73,23 @@ fn agent(t: &TempDir, thresholds: &str) -> Agent {
     );
     t.write("proc/100/cmdline", "worker\0--busy\0");
     t.write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    for d in ["logs", "tmp", "var/tmp"] {
+        std::fs::create_dir_all(t.join(d)).expect("cleanup dirs");
+    }
     let p = |r: &str| t.join(r).display().to_string();
     let text = format!(
         "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n\
-         [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[thresholds]\n{thresholds}\n",
+         [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[thresholds]\n{thresholds}\n\
+         [cleanup.logs]\npaths = {}\nmatch = *.gz\n[cleanup.tmp]\npaths = {} {}\nrecursive = yes\n",
         p("agent.log"),
         p("state"),
         p("metrics.prom"),
         p("proc"),
         p("etc/passwd"),
         p(""),
+        p("logs"),
+        p("tmp"),
+        p("var/tmp"),
     );
     let cfg = Config::parse(Path::new("alloc.ini"), &text).expect("valid config");
     let opts = Options {
