@@ -9,6 +9,9 @@
 //!        → metrics file → state
 //! ```
 
+use crate::alerts;
+use crate::audit;
+use crate::child::{self, Child};
 use crate::cleanup;
 use crate::config::Config;
 use crate::error::Error;
@@ -24,6 +27,7 @@ use crate::scan::Scanner;
 use crate::signals::Signals;
 use crate::state::{self, AtomicFile, Lock, LockOutcome};
 use crate::sys;
+use crate::tasks;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -103,6 +107,33 @@ pub struct Agent {
     settled: Vec<(i32, u64)>,
     /// Per cleanup rule, its last logged error (see `cleanup::Ctx::last_error`).
     cleanup_errors: Vec<String>,
+    /// Per task (config order): last success, last start, idle cycles.
+    task_states: Vec<tasks::TaskState>,
+    tasks_loaded: bool,
+    /// The task running now, if any (at most one).
+    running: Option<RunningTask>,
+    /// Tasks reported as skipped since the config was loaded (once per load).
+    task_skipped: Vec<String>,
+    /// What was last told per metric key (alerts), loaded lazily from state_dir.
+    told: Vec<alerts::Told>,
+    told_loaded: bool,
+    /// Alert deliveries (mailer, command) still running.
+    deliveries: Vec<Delivery>,
+    /// This cycle's top processes, one line each, for alert mails: the first
+    /// `last_top_n` of `last_top` (whose strings are reused).
+    last_top: Vec<String>,
+    last_top_n: usize,
+    hostname: String,
+    /// The audit trail's own log (file and syslog facility), when auditing.
+    audit_log: Option<Logger>,
+    audit_targets: Vec<audit::Target>,
+    /// Per user: where reading their history stands, loaded from state_dir once.
+    hist: Vec<audit::HistState>,
+    hist_loaded: bool,
+    /// The last refusal logged per user, so it is not logged every cycle.
+    audit_errors: Vec<(String, String)>,
+    /// The history state as last written.
+    hist_written: String,
     cmd: Vec<u8>,
     buf: Vec<u8>,
     path_buf: Vec<u8>,
@@ -142,6 +173,22 @@ impl Agent {
             pending: Vec::new(),
             settled: Vec::new(),
             cleanup_errors: Vec::new(),
+            task_states: Vec::new(),
+            tasks_loaded: false,
+            running: None,
+            task_skipped: Vec::new(),
+            told: Vec::new(),
+            told_loaded: false,
+            deliveries: Vec::new(),
+            last_top: Vec::new(),
+            last_top_n: 0,
+            hostname: sys::hostname(),
+            audit_log: None,
+            audit_targets: Vec::new(),
+            hist: Vec::new(),
+            hist_loaded: false,
+            audit_errors: Vec::new(),
+            hist_written: String::new(),
             cmd: Vec::with_capacity(CMDLINE_MAX),
             buf: Vec::with_capacity(4096),
             path_buf: Vec::with_capacity(64),
@@ -154,6 +201,7 @@ impl Agent {
         };
         agent.caps_dropped = agent.guard_capabilities();
         agent.load_users();
+        agent.load_audit_targets();
         agent.open_files();
         agent
     }
@@ -161,6 +209,10 @@ impl Agent {
     /// Drops all capabilities when the config does not allow keeping them (see
     /// `policy::may_keep_capabilities`); returns why, if it did.
     fn guard_capabilities(&mut self) -> Option<String> {
+        if sys::getuid() != 0 {
+            // Only what the configured features use stays effective.
+            let _ = sys::set_effective_capabilities(policy::needed_capabilities(&self.cfg));
+        }
         if sys::effective_capabilities().unwrap_or(0) == 0 {
             return None;
         }
@@ -190,6 +242,21 @@ impl Agent {
                     .str("effect", "user names shown as uids")
                     .emit();
             }
+        }
+    }
+
+    /// The audited users' history paths, and a line for each named user that
+    /// passwd lacks (once per load).
+    fn load_audit_targets(&mut self) {
+        if !self.cfg.audit.bash_history {
+            self.audit_targets.clear();
+            return;
+        }
+        let (targets, missing) = audit::targets(&self.cfg.audit, &self.users);
+        self.audit_targets = targets;
+        for name in missing {
+            let why = format!("user {name} is not in {}", self.cfg.paths.passwd.display());
+            self.log.error(Level::Warn, "audit", why).emit();
         }
     }
 
@@ -381,6 +448,16 @@ impl Agent {
         }
         if self.actor() && !self.cfg.cleanup.is_empty() {
             self.cleanup(signals);
+        }
+        if self.actor() && self.cfg.audit.bash_history {
+            self.audit();
+        }
+        if self.actor() && (!self.cfg.tasks.is_empty() || self.running.is_some()) {
+            self.tasks();
+        }
+        if self.actor() && (!self.cfg.alert.email.is_empty() || !self.cfg.alert.command.is_empty())
+        {
+            self.alerts();
         }
         self.cycles += 1;
         if self.actor() {
@@ -832,6 +909,595 @@ impl Agent {
             .emit();
     }
 
+    /// SPEC §4 step 7: count idle cycles, watch the running task, start a due one.
+    /// `--once` waits for a task it starts (within its timeout).
+    fn tasks(&mut self) {
+        if !self.tasks_loaded {
+            self.tasks_loaded = true;
+            let saved = if self.once {
+                self.load_tasks()
+            } else {
+                self.task_states.clone()
+            };
+            self.task_states = tasks::states_for(&self.cfg.tasks, &saved);
+        }
+        tasks::observe_cpu(&self.cfg.tasks, &mut self.task_states, self.cpu_percent);
+        self.tend_task();
+        if self.running.is_none()
+            && let Some(i) = tasks::next(&self.cfg.tasks, &self.task_states, sys::realtime_ns())
+        {
+            self.start_task(i);
+        }
+        if self.once {
+            while self.running.is_some() {
+                let fds: Vec<i32> = self
+                    .running
+                    .iter()
+                    .flat_map(|r| r.child.poll_fds())
+                    .collect();
+                let mut pfds: Vec<libc::pollfd> = fds
+                    .iter()
+                    .map(|&fd| libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                // SAFETY: a valid pollfd array (possibly empty: then a 100 ms sleep).
+                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+                self.tend_task();
+            }
+            self.save_tasks();
+        }
+    }
+
+    /// Reports a task that cannot run, once per config load.
+    fn skip_task(&mut self, i: usize, why: &str) {
+        let name = self.cfg.tasks[i].name.clone();
+        self.task_states[i].last_attempt_ns = sys::realtime_ns();
+        if !self.task_skipped.contains(&name) {
+            self.log
+                .event(Level::Warn, "task_skipped")
+                .str("name", &name)
+                .str("reason", why)
+                .emit();
+            self.task_skipped.push(name);
+        }
+    }
+
+    fn start_task(&mut self, i: usize) {
+        let t = self.cfg.tasks[i].clone();
+        let prog = Path::new(&t.command[0]);
+        let runnable = std::fs::metadata(prog).is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.is_file() && m.permissions().mode() & 0o111 != 0
+        });
+        if !runnable {
+            return self.skip_task(
+                i,
+                &format!("{} is missing or not executable", prog.display()),
+            );
+        }
+        let ids = match &t.user {
+            None => None,
+            Some(u) => match self.users.by_name(u) {
+                None => {
+                    return self.skip_task(
+                        i,
+                        &format!("user {u} is not in {}", self.cfg.paths.passwd.display()),
+                    );
+                }
+                Some(user) if user.uid == sys::getuid() => None,
+                Some(user) => {
+                    let caps = sys::effective_capabilities().unwrap_or(0);
+                    let can = sys::getuid() == 0
+                        || ((caps >> policy::CAP_SETUID) & (caps >> policy::CAP_SETGID) & 1) == 1;
+                    if !can {
+                        return self.skip_task(
+                            i,
+                            &format!("cannot run as {u}: needs root or cap_setuid and cap_setgid"),
+                        );
+                    }
+                    Some((user.uid, user.gid))
+                }
+            },
+        };
+        let argv: Option<Vec<std::ffi::CString>> = t
+            .command
+            .iter()
+            .map(|a| std::ffi::CString::new(a.as_str()).ok())
+            .collect();
+        let Some(argv) = argv else {
+            return self.skip_task(i, "the command contains a NUL byte");
+        };
+        if self.cfg.agent.dry_run {
+            // Decided and logged, not run; counted as done, so it is not decided
+            // again every cycle.
+            self.log
+                .event(Level::Info, "task_start")
+                .str("name", &t.name)
+                .opt("user", t.user.as_deref())
+                .str("command", &t.command.join(" "))
+                .str("dry_run", "yes")
+                .emit();
+            let now = sys::realtime_ns();
+            self.task_states[i].last_attempt_ns = now;
+            self.task_states[i].last_success_ns = now;
+            return;
+        }
+        let spec = child::Spec {
+            argv,
+            env: child::base_env(),
+            ids,
+            nice: t.nice,
+            stdin: None,
+        };
+        self.task_states[i].last_attempt_ns = sys::realtime_ns();
+        match Child::spawn(&spec, t.timeout.as_nanos() as u64) {
+            Ok(c) => {
+                self.log
+                    .event(Level::Info, "task_start")
+                    .str("name", &t.name)
+                    .i64("pid", c.pid as i64)
+                    .opt("user", t.user.as_deref())
+                    .str("command", &t.command.join(" "))
+                    .emit();
+                self.running = Some(RunningTask {
+                    name: t.name.clone(),
+                    child: c,
+                });
+            }
+            Err(e) => {
+                self.log
+                    .error(Level::Error, "task", crate::error::errno_text(&e))
+                    .str("name", &t.name)
+                    .emit();
+            }
+        }
+        if !self.once {
+            self.save_tasks();
+        }
+    }
+
+    /// Drains the running task's output, enforces its timeout, and reaps it when
+    /// it has exited (`task_done`). Called each cycle and on every wake-up.
+    fn tend_task(&mut self) {
+        let Some(r) = &mut self.running else { return };
+        r.child.pump();
+        let now = sys::monotonic_ns();
+        if r.child.enforce_timeout(now) {
+            let timeout = self
+                .cfg
+                .tasks
+                .iter()
+                .find(|t| t.name == r.name)
+                .map(|t| t.timeout)
+                .unwrap_or_default();
+            let after = crate::config::value::fmt_duration(timeout);
+            self.log
+                .event(Level::Warn, "task_timeout")
+                .str("name", &r.name)
+                .i64("pid", r.child.pid as i64)
+                .str("after", &after)
+                .str("action", "SIGTERM to its process group, SIGKILL 5s later")
+                .emit();
+        }
+        let Some(exit) = r.child.try_wait() else {
+            return;
+        };
+        let Some(r) = self.running.take() else { return };
+        self.log_task_done(&r, exit, None);
+        if let Some(s) = self.task_states.iter_mut().find(|s| s.name == r.name)
+            && exit.success()
+            && r.child.term_sent_ns.is_none()
+        {
+            s.last_success_ns = sys::realtime_ns();
+        }
+        if !self.once {
+            self.save_tasks();
+        }
+    }
+
+    fn log_task_done(&mut self, r: &RunningTask, exit: child::Exit, note: Option<&str>) {
+        let secs = sys::monotonic_ns().saturating_sub(r.child.started_ns) as f64 / 1e9;
+        let stderr = r.child.stderr.text();
+        let clean = exit.success() && stderr.is_empty() && r.child.term_sent_ns.is_none();
+        let exit_text = exit.to_string();
+        let e = self
+            .log
+            .event(if clean { Level::Info } else { Level::Warn }, "task_done")
+            .str("name", &r.name)
+            .str("exit", &exit_text)
+            .num("duration", secs, 2)
+            .u64("stdout_lines", r.child.stdout.lines)
+            .u64("stderr_lines", r.child.stderr.lines);
+        let e = if stderr.is_empty() {
+            e
+        } else {
+            e.bytes("stderr_tail", &stderr)
+        };
+        e.opt("note", note).emit();
+    }
+
+    /// Stops a running task with the agent (SPEC §1: reap every child before exit).
+    fn stop_task(&mut self) {
+        if let Some(mut r) = self.running.take() {
+            r.child.stop(1000);
+            let exit = r.child.exit.unwrap_or(child::Exit::Signal(libc::SIGKILL));
+            self.log_task_done(&r, exit, Some("stopped with the agent"));
+            self.save_tasks();
+        }
+    }
+
+    fn tasks_path(&self) -> PathBuf {
+        self.cfg.agent.state_dir.join("tasks")
+    }
+
+    fn load_tasks(&mut self) -> Vec<tasks::TaskState> {
+        let path = self.tasks_path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Vec::new();
+        };
+        match tasks::parse(&bytes) {
+            Ok(s) => s,
+            Err(why) => {
+                self.log
+                    .error(Level::Warn, "state", why)
+                    .path("path", &path)
+                    .emit();
+                Vec::new()
+            }
+        }
+    }
+
+    fn save_tasks(&mut self) {
+        if !self.actor() || self.task_states.is_empty() {
+            return;
+        }
+        tasks::format(&mut self.scratch, &self.task_states);
+        let result = AtomicFile::new(&self.tasks_path(), 0o600)
+            .and_then(|f| f.write(self.scratch.as_bytes(), true));
+        if let Err(e) = result {
+            self.log.error(Level::Error, "state", e).emit();
+        }
+    }
+
+    /// SPEC §4 step 6: each audited user's new commands, one `history` event each.
+    fn audit(&mut self) {
+        if !self.hist_loaded {
+            self.hist_loaded = true;
+            self.hist = self.load_hist();
+        }
+        let max = self.cfg.audit.max_bytes;
+        for i in 0..self.audit_targets.len() {
+            let t = &self.audit_targets[i];
+            let (st, first) = match self.hist.iter().position(|h| h.user == t.user.name) {
+                Some(j) => (j, false),
+                None => {
+                    self.hist.push(audit::HistState {
+                        user: t.user.name.clone(),
+                        ..Default::default()
+                    });
+                    (self.hist.len() - 1, true)
+                }
+            };
+            let result = audit::read_new(t, &mut self.hist[st], first, max, &mut self.buf);
+            let (name, uid) = (t.user.name.clone(), t.user.uid);
+            match result {
+                Ok(cmds) => {
+                    self.audit_errors.retain(|(u, _)| *u != name);
+                    let now = sys::realtime_ns();
+                    if let Some(log) = &mut self.audit_log {
+                        for c in cmds {
+                            let ts = c.ts.map_or(now, |s| s.saturating_mul(1_000_000_000));
+                            log.event_at(Level::Info, "history", ts)
+                                .str("user", &name)
+                                .u64("uid", uid as u64)
+                                .bytes("cmd", &c.cmd)
+                                .emit();
+                        }
+                    }
+                }
+                Err(why) => {
+                    if !self
+                        .audit_errors
+                        .iter()
+                        .any(|(u, w)| *u == name && *w == why)
+                    {
+                        let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+                            self.audit_targets[i].path.as_bytes(),
+                        ));
+                        self.log
+                            .error(Level::Warn, "audit", &why)
+                            .str("user", &name)
+                            .path("path", &path)
+                            .str("effect", "nothing copied")
+                            .emit();
+                        self.audit_errors.retain(|(u, _)| *u != name);
+                        self.audit_errors.push((name, why));
+                    }
+                }
+            }
+        }
+        self.save_hist();
+    }
+
+    fn hist_path(&self) -> PathBuf {
+        self.cfg.agent.state_dir.join("audit")
+    }
+
+    fn load_hist(&mut self) -> Vec<audit::HistState> {
+        let path = self.hist_path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Vec::new();
+        };
+        match audit::parse(&bytes) {
+            Ok(h) => {
+                self.hist_written = String::from_utf8_lossy(&bytes).into_owned();
+                h
+            }
+            Err(why) => {
+                self.log
+                    .error(Level::Warn, "state", why)
+                    .path("path", &path)
+                    .emit();
+                Vec::new()
+            }
+        }
+    }
+
+    /// Writes state_dir/audit when an offset moved (not every cycle).
+    fn save_hist(&mut self) {
+        audit::format(&mut self.scratch, &self.hist);
+        if self.scratch == self.hist_written {
+            return;
+        }
+        std::mem::swap(&mut self.scratch, &mut self.hist_written);
+        let result = AtomicFile::new(&self.hist_path(), 0o600)
+            .and_then(|f| f.write(self.hist_written.as_bytes(), true));
+        if let Err(e) = result {
+            self.hist_written.clear();
+            self.log.error(Level::Error, "state", e).emit();
+        }
+    }
+
+    /// SPEC §4 step 8: the notices due (see `alerts::decide`), each handed to the
+    /// mailer and/or the alert command; `--once` waits for them (within timeout).
+    fn alerts(&mut self) {
+        if !self.told_loaded {
+            self.told_loaded = true;
+            self.told = self.load_alerts();
+        }
+        let a = &self.cfg.alert;
+        let now = sys::realtime_ns();
+        let notices = alerts::decide(
+            &self.metrics,
+            &mut self.told,
+            a.min_level,
+            a.cooldown.as_nanos() as u64,
+            now,
+        );
+        for n in &notices {
+            self.deliver(n, now);
+        }
+        if !notices.is_empty() && !self.once {
+            self.save_alerts();
+        }
+        if self.once {
+            while !self.deliveries.is_empty() {
+                let fds: Vec<i32> = self
+                    .deliveries
+                    .iter()
+                    .flat_map(|d| d.child.poll_fds())
+                    .collect();
+                let mut pfds: Vec<libc::pollfd> = fds
+                    .iter()
+                    .map(|&fd| libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                // SAFETY: a valid pollfd array (possibly empty: then a 100 ms sleep).
+                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+                self.tend_deliveries();
+            }
+            self.save_alerts();
+        }
+    }
+
+    fn deliver(&mut self, n: &alerts::Notice, now: u64) {
+        let a = self.cfg.alert.clone();
+        if self.cfg.agent.dry_run {
+            let vias = [
+                (!a.email.is_empty()).then_some("mail"),
+                (!a.command.is_empty()).then_some("command"),
+            ];
+            for via in vias.into_iter().flatten() {
+                self.log_delivery("alert_sent", via, n, None, None, true);
+            }
+            return;
+        }
+        let timeout = a.timeout.as_nanos() as u64;
+        if !a.email.is_empty() {
+            let from = a
+                .from
+                .clone()
+                .unwrap_or_else(|| format!("system-agent@{}", self.hostname));
+            let msg = alerts::message(
+                n,
+                &self.hostname,
+                &from,
+                &a.email,
+                now,
+                std::process::id(),
+                &self.last_top[..self.last_top_n],
+            );
+            let argv: Vec<std::ffi::CString> = a
+                .sendmail
+                .iter()
+                .filter_map(|s| std::ffi::CString::new(s.as_str()).ok())
+                .collect();
+            let spec = child::Spec {
+                argv,
+                env: child::base_env(),
+                ids: None,
+                nice: 0,
+                stdin: Some(msg.into_bytes()),
+            };
+            self.start_delivery("mail", n, &spec, timeout);
+        }
+        if !a.command.is_empty() {
+            let mut env = child::base_env();
+            for (k, v) in alerts::env(n, &self.hostname) {
+                if let Ok(c) = std::ffi::CString::new(format!("{k}={v}")) {
+                    env.push(c);
+                }
+            }
+            let argv: Vec<std::ffi::CString> = a
+                .command
+                .iter()
+                .filter_map(|s| std::ffi::CString::new(s.as_str()).ok())
+                .collect();
+            let spec = child::Spec {
+                argv,
+                env,
+                ids: None,
+                nice: 0,
+                stdin: None,
+            };
+            self.start_delivery("command", n, &spec, timeout);
+        }
+    }
+
+    fn start_delivery(
+        &mut self,
+        via: &'static str,
+        n: &alerts::Notice,
+        spec: &child::Spec,
+        timeout: u64,
+    ) {
+        match Child::spawn(spec, timeout) {
+            Ok(child) => self.deliveries.push(Delivery {
+                via,
+                notice: n.clone(),
+                child,
+            }),
+            Err(e) => self.log_delivery(
+                "alert_failed",
+                via,
+                n,
+                Some(&crate::error::errno_text(&e)),
+                None,
+                false,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log_delivery(
+        &mut self,
+        event: &str,
+        via: &str,
+        n: &alerts::Notice,
+        error: Option<&str>,
+        exit: Option<&str>,
+        dry_run: bool,
+    ) {
+        let level = if event == "alert_sent" {
+            Level::Info
+        } else {
+            Level::Error
+        };
+        let to = (via == "mail").then(|| self.cfg.alert.email.join(","));
+        let state = if n.level == Status::Ok {
+            "recovered"
+        } else {
+            n.level.name()
+        };
+        self.log
+            .event(level, event)
+            .str("metric", n.kind.name())
+            .opt("mount", n.mount.as_deref())
+            .str("state", state)
+            .str("via", via)
+            .opt("to", to.as_deref())
+            .opt("reminder", n.reminder.then_some("yes"))
+            .opt("exit", exit)
+            .opt("error", error)
+            .opt("dry_run", dry_run.then_some("yes"))
+            .emit();
+    }
+
+    /// Drains, times out and reaps alert deliveries; logs each outcome.
+    fn tend_deliveries(&mut self) {
+        let now = sys::monotonic_ns();
+        let mut i = 0;
+        while i < self.deliveries.len() {
+            let d = &mut self.deliveries[i];
+            d.child.pump();
+            d.child.enforce_timeout(now);
+            let Some(exit) = d.child.try_wait() else {
+                i += 1;
+                continue;
+            };
+            let d = self.deliveries.remove(i);
+            let timed_out = d.child.term_sent_ns.is_some();
+            if exit.success() && !timed_out {
+                self.log_delivery("alert_sent", d.via, &d.notice, None, None, false);
+            } else {
+                let stderr = String::from_utf8_lossy(&d.child.stderr.text()).into_owned();
+                let error = if timed_out {
+                    format!(
+                        "timed out after {}",
+                        crate::config::value::fmt_duration(self.cfg.alert.timeout)
+                    )
+                } else {
+                    stderr
+                };
+                let exit = exit.to_string();
+                self.log_delivery(
+                    "alert_failed",
+                    d.via,
+                    &d.notice,
+                    Some(&error),
+                    Some(&exit),
+                    false,
+                );
+            }
+        }
+    }
+
+    fn alerts_path(&self) -> PathBuf {
+        self.cfg.agent.state_dir.join("alerts")
+    }
+
+    fn load_alerts(&mut self) -> Vec<alerts::Told> {
+        let path = self.alerts_path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Vec::new();
+        };
+        alerts::parse(&bytes).unwrap_or_else(|why| {
+            self.log
+                .error(Level::Warn, "state", why)
+                .path("path", &path)
+                .emit();
+            Vec::new()
+        })
+    }
+
+    fn save_alerts(&mut self) {
+        if !self.actor() {
+            return;
+        }
+        alerts::format(&mut self.scratch, &self.told);
+        let result = AtomicFile::new(&self.alerts_path(), 0o600)
+            .and_then(|f| f.write(self.scratch.as_bytes(), true));
+        if let Err(e) = result {
+            self.log.error(Level::Error, "state", e).emit();
+        }
+    }
+
     /// SPEC §4 step 5: every cleanup rule, within one budget per cycle (half the
     /// interval, at most 2 s, and 500,000 directory entries), stopped by SIGTERM.
     fn cleanup(&mut self, signals: Option<&Signals>) {
@@ -911,6 +1577,7 @@ impl Agent {
             return;
         }
         self.scanned_cycle = Some(self.cycles);
+        self.last_top_n = 0;
         let n = self.cfg.agent.top as usize;
         let window = self.scanner.window_ns().unwrap_or(0) as f64 / 1e9;
         let mut idx = std::mem::take(&mut self.top_idx);
@@ -952,6 +1619,27 @@ impl Agent {
             .scanner
             .cpu_percent(&p, self.ticks_per_sec)
             .unwrap_or(0.0);
+        // Kept for alert mails, in reused strings (this is the scan's hot path).
+        let alerting = !self.cfg.alert.email.is_empty() || !self.cfg.alert.command.is_empty();
+        if alerting && self.last_top_n < 2 * self.cfg.agent.top as usize {
+            if self.last_top_n == self.last_top.len() {
+                self.last_top.push(String::new());
+            }
+            let line = &mut self.last_top[self.last_top_n];
+            self.last_top_n += 1;
+            line.clear();
+            let rss_mib = p.rss_pages.saturating_mul(self.page_size) as f64 / 1048576.0;
+            let _ = write!(line, "by {by} #{rank}: pid {} ", p.pid);
+            match self.users.name(uid) {
+                Some(u) => line.push_str(u),
+                None => {
+                    let _ = write!(line, "{uid}");
+                }
+            }
+            line.push(' ');
+            line.push_str(&String::from_utf8_lossy(self.scanner.name(&p)));
+            let _ = write!(line, ": cpu {cpu:.1}%, rss {rss_mib:.1} MiB");
+        }
         self.log
             .event(Level::Info, "top")
             .str("by", by)
@@ -1088,6 +1776,8 @@ impl Agent {
                 }
                 self.pending.retain(|p| p.rule != usize::MAX);
                 self.cleanup_errors.clear();
+                self.task_states = tasks::states_for(&new.tasks, &self.task_states);
+                self.task_skipped.clear();
                 let old = std::mem::replace(&mut self.cfg, new);
                 self.log.reopen(&Target::from_config(&self.cfg));
                 if let Some(why) = self.guard_capabilities() {
@@ -1107,6 +1797,8 @@ impl Agent {
                 policy::carry_over(&self.metrics, &mut metrics);
                 self.metrics = metrics;
                 self.load_users();
+                self.audit_errors.clear();
+                self.load_audit_targets();
                 self.open_files();
                 let changed = if changed.is_empty() {
                     "none".to_string()
@@ -1179,8 +1871,33 @@ impl Agent {
                 }
                 continue;
             }
-            signals.wait((next - now).div_ceil(1_000_000));
+            // Wake for the next cycle, a signal (SIGCHLD included), the running
+            // task's output, or its timeout.
+            let mut until = next;
+            let mut fds = [0; 7];
+            let mut n = 0;
+            let children = self
+                .running
+                .iter()
+                .map(|r| &r.child)
+                .chain(self.deliveries.iter().map(|d| &d.child));
+            for c in children {
+                until = until.min(c.next_deadline().unwrap_or(u64::MAX));
+                for fd in c.poll_fds() {
+                    if n < fds.len() {
+                        fds[n] = fd;
+                        n += 1;
+                    }
+                }
+            }
+            signals.wait_or(until.saturating_sub(now).div_ceil(1_000_000), &fds[..n]);
+            self.tend_task();
+            self.tend_deliveries();
         };
+        self.stop_task();
+        for mut d in std::mem::take(&mut self.deliveries) {
+            d.child.stop(500);
+        }
         self.save_state(true);
         self.log
             .event(Level::Info, "stop")
@@ -1204,6 +1921,19 @@ impl Agent {
         out!("{line}");
         status
     }
+}
+
+/// One alert being delivered by a child (the mailer or the alert command).
+struct Delivery {
+    via: &'static str,
+    notice: alerts::Notice,
+    child: Child,
+}
+
+/// A task's child, by task name (the config may change while it runs).
+struct RunningTask {
+    name: String,
+    child: Child,
 }
 
 /// Waits `ms`, waking early for a signal when running as a service.

@@ -28,6 +28,9 @@ macro_rules! err {
 }
 
 pub mod agent;
+pub mod alerts;
+pub mod audit;
+pub mod child;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
@@ -44,4 +47,5 @@ pub mod scan;
 pub mod signals;
 pub mod state;
 pub mod sys;
+pub mod tasks;
 pub mod timefmt;

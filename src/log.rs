@@ -65,15 +65,32 @@ impl Level {
 pub struct Target {
     pub level: Level,
     pub file: Option<PathBuf>,
+    /// Mode of a log file this creates (the audit log is 0600).
+    pub mode: u32,
     pub syslog: Option<(PathBuf, u8)>,
 }
 
 impl Target {
+    /// The audit trail: its own file (0600) and syslog facility, on the agent's
+    /// syslog socket.
+    pub fn audit(cfg: &Config) -> Target {
+        let a = &cfg.agent;
+        Target {
+            level: Level::Info,
+            file: cfg.audit.log_file.clone(),
+            mode: 0o600,
+            syslog: a
+                .syslog
+                .then(|| (a.syslog_socket.clone(), cfg.audit.syslog_facility.code)),
+        }
+    }
+
     pub fn from_config(cfg: &Config) -> Target {
         let a = &cfg.agent;
         Target {
             level: a.log_level,
             file: a.log_file.clone(),
+            mode: 0o640,
             syslog: a
                 .syslog
                 .then(|| (a.syslog_socket.clone(), a.syslog_facility.code)),
@@ -100,7 +117,7 @@ impl Logger {
             min: target.level,
             line: String::with_capacity(512),
             body_at: 0,
-            file: target.file.as_deref().map(LogFile::new),
+            file: target.file.as_deref().map(|p| LogFile::new(p, target.mode)),
             syslog: target.syslog.as_ref().map(|(p, f)| Syslog::new(p, *f)),
             now_ns: sys::realtime_ns,
         };
@@ -114,7 +131,7 @@ impl Logger {
         self.min = target.level;
         match (&mut self.file, &target.file) {
             (Some(f), Some(p)) if f.path == *p => f.reopen(),
-            (_, p) => self.file = p.as_deref().map(LogFile::new),
+            (_, p) => self.file = p.as_deref().map(|p| LogFile::new(p, target.mode)),
         }
         match (&mut self.syslog, &target.syslog) {
             (Some(s), Some((p, fac))) if s.path == *p => {
@@ -143,11 +160,17 @@ impl Logger {
 
     /// Starts a line; add fields and call `emit`. Below the minimum level it is a no-op.
     pub fn event(&mut self, level: Level, name: &str) -> Event<'_> {
+        let now = (self.now_ns)();
+        self.event_at(level, name, now)
+    }
+
+    /// An event whose `ts=` is `ts_ns` rather than now (a command's recorded time).
+    pub fn event_at(&mut self, level: Level, name: &str, ts_ns: u64) -> Event<'_> {
         let on = self.enabled(level);
         if on {
             self.line.clear();
             self.line.push_str("ts=");
-            crate::timefmt::rfc3339_millis((self.now_ns)(), &mut self.line);
+            crate::timefmt::rfc3339_millis(ts_ns, &mut self.line);
             self.line.push(' ');
             self.body_at = self.line.len();
             self.line.push_str("level=");
@@ -435,6 +458,7 @@ impl Health {
 /// reopened on SIGHUP, retried at most every 5 s while it cannot be opened.
 struct LogFile {
     path: PathBuf,
+    mode: u32,
     cpath: Option<CString>,
     fd: Option<OwnedFd>,
     next_open_ns: u64,
@@ -444,9 +468,10 @@ struct LogFile {
 const RETRY_NS: u64 = 5_000_000_000;
 
 impl LogFile {
-    fn new(path: &Path) -> LogFile {
+    fn new(path: &Path, mode: u32) -> LogFile {
         let mut f = LogFile {
             path: path.to_path_buf(),
+            mode,
             cpath: CString::new(path.as_os_str().as_bytes()).ok(),
             fd: None,
             next_open_ns: 0,
@@ -460,7 +485,7 @@ impl LogFile {
         self.next_open_ns = sys::monotonic_ns() + RETRY_NS;
         let Some(c) = &self.cpath else { return };
         let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY;
-        let mut result = sys::open(c, flags, 0o640);
+        let mut result = sys::open(c, flags, self.mode);
         if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
             // The log directory is missing (a fresh host, a new chroot): make it.
             if let Some(dir) = self.path.parent() {
@@ -469,7 +494,7 @@ impl LogFile {
                     .mode(0o750)
                     .create(dir);
             }
-            result = sys::open(c, flags, 0o640);
+            result = sys::open(c, flags, self.mode);
         }
         match result {
             Ok(fd) => self.fd = Some(fd),

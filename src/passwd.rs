@@ -70,7 +70,16 @@ impl Users {
 
     /// The uid of a user name (the first entry with that name).
     pub fn uid_of(&self, name: &str) -> Option<u32> {
-        self.by_uid.iter().find(|u| u.name == name).map(|u| u.uid)
+        self.by_name(name).map(|u| u.uid)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&User> {
+        self.by_uid.iter().find(|u| u.name == name)
+    }
+
+    /// Every user, by uid.
+    pub fn all(&self) -> &[User] {
+        &self.by_uid
     }
 
     pub fn len(&self) -> usize {

@@ -299,6 +299,28 @@ pub const CAP_DAC_OVERRIDE: u32 = 1;
 pub const CAP_DAC_READ_SEARCH: u32 = 2;
 pub const CAP_FOWNER: u32 = 3;
 pub const CAP_KILL: u32 = 5;
+pub const CAP_SETGID: u32 = 6;
+pub const CAP_SETUID: u32 = 7;
+
+/// The capabilities the configured features use: the effective set a non-root
+/// agent keeps (the others stay permitted but off, until a reload needs them).
+pub fn needed_capabilities(cfg: &Config) -> u64 {
+    let bit = |b: u32| 1u64 << b;
+    let mut m = 0;
+    if cfg.reaper.enabled && !cfg.reap.is_empty() {
+        m |= bit(CAP_KILL);
+    }
+    if !cfg.cleanup.is_empty() {
+        m |= bit(CAP_DAC_OVERRIDE) | bit(CAP_FOWNER) | bit(CAP_DAC_READ_SEARCH);
+    }
+    if cfg.audit.bash_history {
+        m |= bit(CAP_DAC_READ_SEARCH);
+    }
+    if cfg.tasks.iter().any(|t| t.user.is_some()) {
+        m |= bit(CAP_SETUID) | bit(CAP_SETGID);
+    }
+    m
+}
 
 /// For a process that is not root, which configured features its missing
 /// capabilities limit, and how: what `event=start` reports as `limited=`.
@@ -318,6 +340,26 @@ pub fn privilege_limits(uid: u32, caps: u64, cfg: &Config) -> Vec<String> {
         if !m.is_empty() {
             out.push(format!(
                 "reaper: no {}, signals only uid {uid}'s processes",
+                m.join(",")
+            ));
+        }
+    }
+    for t in &cfg.tasks {
+        let Some(user) = &t.user else { continue };
+        let m = missing(&[(CAP_SETUID, "cap_setuid"), (CAP_SETGID, "cap_setgid")]);
+        if !m.is_empty() {
+            out.push(format!(
+                "task {}: no {}, cannot run as {user}",
+                t.name,
+                m.join(",")
+            ));
+        }
+    }
+    if cfg.audit.bash_history {
+        let m = missing(&[(CAP_DAC_READ_SEARCH, "cap_dac_read_search")]);
+        if !m.is_empty() {
+            out.push(format!(
+                "audit: no {}, reads only uid {uid}'s history",
                 m.join(",")
             ));
         }

@@ -1,9 +1,10 @@
 //! Signals wake the loop at once: each handler (installed by signal-hook) only sets a
 //! flag and writes a byte to a non-blocking pipe that the loop polls with the time
-//! to the next cycle as timeout. The loop decides what to do.
+//! to the next cycle as timeout (and SIGCHLD only writes the byte, so the loop reaps
+//! a child as soon as it exits). The loop decides what to do.
 
 use crate::sys;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,7 +26,10 @@ impl Signals {
             signal_hook::low_level::pipe::register_raw(sig, write.try_clone()?)?;
         }
         signal_hook::flag::register(SIGHUP, Arc::clone(&hup))?;
-        signal_hook::low_level::pipe::register_raw(SIGHUP, write)?;
+        signal_hook::low_level::pipe::register_raw(SIGHUP, write.try_clone()?)?;
+        // A child that exits wakes the loop to reap it (children get default
+        // dispositions back before exec).
+        signal_hook::low_level::pipe::register_raw(SIGCHLD, write)?;
         Ok(Signals { stop, hup, read })
     }
 
@@ -45,8 +49,26 @@ impl Signals {
 
     /// Sleeps up to `ms` or until a signal arrives.
     pub fn wait(&self, ms: u64) {
+        self.wait_or(ms, &[]);
+    }
+
+    /// Sleeps up to `ms`, until a signal arrives, or until one of `fds` (a child's
+    /// output) is readable.
+    pub fn wait_or(&self, ms: u64, fds: &[std::os::fd::RawFd]) {
         let ms = ms.min(i32::MAX as u64) as i32;
-        if let Ok(true) = sys::poll_readable(&self.read, ms) {
+        let mut pfds = [libc::pollfd {
+            fd: -1,
+            events: libc::POLLIN,
+            revents: 0,
+        }; 8];
+        pfds[0].fd = self.read.as_raw_fd();
+        let n = 1 + fds.len().min(pfds.len() - 1);
+        for (slot, &fd) in pfds[1..n].iter_mut().zip(fds) {
+            slot.fd = fd;
+        }
+        // SAFETY: a valid array of `n` pollfds.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, ms) };
+        if r > 0 && pfds[0].revents != 0 {
             sys::drain(self.read.as_raw_fd());
         }
     }

@@ -79,7 +79,7 @@ fn agent(t: &TempDir, thresholds: &str) -> Agent {
     let p = |r: &str| t.join(r).display().to_string();
     let text = format!(
         "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n\
-         [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[thresholds]\n{thresholds}\n\
+         [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[audit]\nbash_history = no\n[thresholds]\n{thresholds}\n\
          [cleanup.logs]\npaths = {}\nmatch = *.gz\n[cleanup.tmp]\npaths = {} {}\nrecursive = yes\n",
         p("agent.log"),
         p("state"),

@@ -255,7 +255,7 @@ impl Env {
         let text = format!(
             "[agent]\nlog_file = {log}\nsyslog = no\nstate_dir = {state}\n{agent}\n\n\
              [paths]\nproc = {proc}\npasswd = {passwd}\n\n[thresholds]\n{thresholds}\n\n\
-             [disk]\nmounts =\n\n{rules}\n",
+             [disk]\nmounts =\n[audit]\nbash_history = no\n\n{rules}\n",
             log = self.p("agent.log"),
             state = self.p("state"),
             proc = self.p("proc"),

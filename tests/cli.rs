@@ -54,7 +54,7 @@ impl Host {
         }
         let agent: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
         let text = format!(
-            "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\n\n[disk]\nmounts =\n\n{extra}",
+            "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n{extra}",
             proc = self.p("proc"),
             passwd = self.p("etc/passwd"),
         );

@@ -189,6 +189,22 @@ enabled = no
 grace = 10s
 protect =
 scope = root
+
+[audit]
+bash_history = yes
+users = all
+log_file = /var/log/aion/audit.log
+syslog_facility = authpriv
+max_bytes = 1M
+
+[alert]
+email =
+from =
+sendmail = /usr/sbin/sendmail -t -i
+command =
+min_level = critical
+cooldown = 1h
+timeout = 30s
 ";
 
 /// `to_ini()` of tests/fixtures/config/full.ini.
@@ -232,6 +248,31 @@ enabled = yes
 grace = 30s
 protect = sshd systemd*
 scope = all
+
+[audit]
+bash_history = no
+users = alice bob
+log_file = /srv/log/audit.log
+syslog_facility = local5
+max_bytes = 64K
+
+[alert]
+email = ops@example.com oncall@example.com
+from = agent@example.com
+sendmail = /usr/bin/msmtp -t
+command = /usr/local/bin/page --urgent
+min_level = warning
+cooldown = 15m
+timeout = 10s
+
+[task.mandb]
+command = /usr/bin/mandb -q
+every = 12h
+when_cpu_below = 15.5
+idle_cycles = 5
+timeout = 10m
+nice = 19
+user = man
 
 [cleanup.tmp]
 paths = /tmp /var/tmp
@@ -345,6 +386,28 @@ fn sections_list_every_key_in_file_order() {
         ),
         ("disk", &["mounts"]),
         ("reaper", &["enabled", "grace", "protect", "scope"]),
+        (
+            "audit",
+            &[
+                "bash_history",
+                "users",
+                "log_file",
+                "syslog_facility",
+                "max_bytes",
+            ],
+        ),
+        (
+            "alert",
+            &[
+                "email",
+                "from",
+                "sendmail",
+                "command",
+                "min_level",
+                "cooldown",
+                "timeout",
+            ],
+        ),
     ];
     assert_eq!(config::SECTIONS, expected);
     let from_sections: Vec<(&str, &str)> = config::SECTIONS
@@ -1517,9 +1580,17 @@ fn changed_keys_lists_exactly_the_differing_keys_in_file_order() {
     let full = Config::load(&fixture("full.ini"), true).unwrap();
     // Every key differs; the rules exist only in the file, so each of their keys
     // counts, in both directions.
+    let keys = |prefix: &str| {
+        config::RULE_SECTIONS
+            .iter()
+            .find(|(p, _)| *p == prefix)
+            .unwrap()
+            .1
+    };
     let rules = [
-        ("cleanup.tmp", config::RULE_SECTIONS[0].1),
-        ("reap.hogs", config::RULE_SECTIONS[1].1),
+        ("task.mandb", keys("task")),
+        ("cleanup.tmp", keys("cleanup")),
+        ("reap.hogs", keys("reap")),
     ];
     let all: Vec<String> = config::SECTIONS
         .iter()

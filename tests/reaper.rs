@@ -211,7 +211,7 @@ impl Scenario {
             "[agent]\ninterval = 100ms\nlog_file = {log}\nsyslog = no\nstate_dir = {state}\ntop = 0\n{agent}\n\
              [paths]\npasswd = {passwd}\n\n\
              [thresholds]\ncpu_warn = 100\ncpu_crit = 100\nmem_warn = 100\nmem_crit = 100\n\n\
-             [disk]\nmounts =\n\n\
+             [disk]\nmounts =\n[audit]\nbash_history = no\n\n\
              [reaper]\nenabled = yes\n{reaper}\n\n{rules}",
             log = self.p("agent.log"),
             state = self.p("state"),

@@ -32,6 +32,9 @@ pub struct Config {
     pub cleanup: Vec<CleanupRule>,
     pub reaper: Reaper,
     pub reap: Vec<ReapRule>,
+    pub tasks: Vec<Task>,
+    pub audit: Audit,
+    pub alert: Alert,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +124,57 @@ pub enum Scope {
     Root,
     /// Every process in /proc.
     All,
+}
+
+/// `[task.NAME]`: a maintenance command run when due and the CPU is idle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub name: String,
+    /// Absolute path, then arguments (split on spaces; no shell, no quoting).
+    pub command: Vec<String>,
+    /// Since the last success.
+    pub every: Duration,
+    /// CPU% below which a cycle counts as idle.
+    pub when_cpu_below: f64,
+    pub idle_cycles: u32,
+    pub timeout: Duration,
+    pub nice: i32,
+    /// Run as this user (from `[paths] passwd`); `None`: the agent's user.
+    pub user: Option<String>,
+}
+
+/// `[audit]`: the shell-history trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audit {
+    pub bash_history: bool,
+    /// Empty: root and every account with uid >= 1000 and a login shell.
+    pub users: Vec<String>,
+    /// `None`: syslog only.
+    pub log_file: Option<PathBuf>,
+    pub syslog_facility: Facility,
+    /// Read per history file per cycle, at most.
+    pub max_bytes: u64,
+}
+
+/// `[alert]`: who hears about `alert` and `recovered` events, and how often.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub email: Vec<String>,
+    /// `None`: `system-agent@HOSTNAME`.
+    pub from: Option<String>,
+    pub sendmail: Vec<String>,
+    /// A program given the alert in `SA_*` variables; empty: none.
+    pub command: Vec<String>,
+    /// `Warning` or `Critical`.
+    pub min_level: AlertLevel,
+    pub cooldown: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AlertLevel {
+    Warning,
+    Critical,
 }
 
 /// `[reap.NAME]`: which processes to stop, and how.
@@ -329,6 +383,26 @@ impl Default for Config {
                 scope: Scope::Root,
             },
             reap: Vec::new(),
+            tasks: Vec::new(),
+            audit: Audit {
+                bash_history: true,
+                users: Vec::new(),
+                log_file: Some(PathBuf::from("/var/log/aion/audit.log")),
+                syslog_facility: Facility {
+                    name: "authpriv",
+                    code: 10 << 3,
+                },
+                max_bytes: 1 << 20,
+            },
+            alert: Alert {
+                email: Vec::new(),
+                from: None,
+                sendmail: vec!["/usr/sbin/sendmail".into(), "-t".into(), "-i".into()],
+                command: Vec::new(),
+                min_level: AlertLevel::Critical,
+                cooldown: Duration::from_secs(3600),
+                timeout: Duration::from_secs(30),
+            },
         }
     }
 }
@@ -371,6 +445,28 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("disk", &["mounts"]),
     ("reaper", &["enabled", "grace", "protect", "scope"]),
+    (
+        "audit",
+        &[
+            "bash_history",
+            "users",
+            "log_file",
+            "syslog_facility",
+            "max_bytes",
+        ],
+    ),
+    (
+        "alert",
+        &[
+            "email",
+            "from",
+            "sendmail",
+            "command",
+            "min_level",
+            "cooldown",
+            "timeout",
+        ],
+    ),
 ];
 
 /// Sections that come once per rule, as `[PREFIX.NAME]`, and their keys.
@@ -385,6 +481,18 @@ pub const RULE_SECTIONS: &[(&str, &[&str])] = &[
             "recursive",
             "remove_empty_dirs",
             "protect",
+        ],
+    ),
+    (
+        "task",
+        &[
+            "command",
+            "every",
+            "when_cpu_below",
+            "idle_cycles",
+            "timeout",
+            "nice",
+            "user",
         ],
     ),
     (
@@ -455,6 +563,8 @@ impl Config {
                 "thresholds" => b.each(s, |b, e| b.thresholds(&mut cfg.thresholds, e)),
                 "disk" => b.each(s, |b, e| b.disk(&mut cfg.disk, e)),
                 "reaper" => b.each(s, |b, e| b.reaper(&mut cfg.reaper, e)),
+                "audit" => b.each(s, |b, e| b.audit(&mut cfg.audit, e)),
+                "alert" => b.each(s, |b, e| b.alert(&mut cfg.alert, e)),
                 other => match other.split_once('.') {
                     Some(("cleanup", name)) => {
                         if let Some(rule) = b.cleanup_rule(s, name) {
@@ -464,6 +574,11 @@ impl Config {
                     Some(("reap", name)) => {
                         if let Some(rule) = b.reap_rule(s, name) {
                             cfg.reap.push(rule);
+                        }
+                    }
+                    Some(("task", name)) => {
+                        if let Some(task) = b.task(s, name) {
+                            cfg.tasks.push(task);
                         }
                     }
                     _ => b.unknown_section(s),
@@ -543,6 +658,51 @@ impl Config {
             }
             .to_string(),
         );
+        let au = &self.audit;
+        add("audit", "bash_history", fmt_bool(au.bash_history));
+        add(
+            "audit",
+            "users",
+            if au.users.is_empty() {
+                "all".to_string()
+            } else {
+                au.users.join(" ")
+            },
+        );
+        add("audit", "log_file", opt_path(&au.log_file));
+        add(
+            "audit",
+            "syslog_facility",
+            au.syslog_facility.name.to_string(),
+        );
+        add("audit", "max_bytes", value::fmt_size(au.max_bytes));
+        let al = &self.alert;
+        add("alert", "email", al.email.join(" "));
+        add("alert", "from", al.from.clone().unwrap_or_default());
+        add("alert", "sendmail", al.sendmail.join(" "));
+        add("alert", "command", al.command.join(" "));
+        add(
+            "alert",
+            "min_level",
+            if al.min_level == AlertLevel::Warning {
+                "warning"
+            } else {
+                "critical"
+            }
+            .to_string(),
+        );
+        add("alert", "cooldown", fmt_duration(al.cooldown));
+        add("alert", "timeout", fmt_duration(al.timeout));
+        for t in &self.tasks {
+            let sec = format!("task.{}", t.name);
+            add(&sec, "command", t.command.join(" "));
+            add(&sec, "every", fmt_duration(t.every));
+            add(&sec, "when_cpu_below", value::fmt_number(t.when_cpu_below));
+            add(&sec, "idle_cycles", t.idle_cycles.to_string());
+            add(&sec, "timeout", fmt_duration(t.timeout));
+            add(&sec, "nice", t.nice.to_string());
+            add(&sec, "user", t.user.clone().unwrap_or_default());
+        }
         for c in &self.cleanup {
             let sec = format!("cleanup.{}", c.name);
             add(&sec, "paths", paths(&c.paths));
@@ -833,6 +993,113 @@ impl Builder<'_> {
         Ok(())
     }
 
+    fn task(&mut self, s: &RawSection, name: &str) -> Option<Task> {
+        if !self.rule_name(s, name) {
+            return None;
+        }
+        let mut t = Task {
+            name: name.to_string(),
+            command: Vec::new(),
+            every: Duration::from_secs(86_400),
+            when_cpu_below: 20.0,
+            idle_cycles: 3,
+            timeout: Duration::from_secs(1800),
+            nice: 10,
+            user: None,
+        };
+        let before = self.errors.len();
+        self.each(s, |_, e| {
+            let v = e.value.as_str();
+            match e.key.as_str() {
+                "command" => t.command = command(v)?,
+                "every" => t.every = value::duration(v)?,
+                "when_cpu_below" => t.when_cpu_below = value::percent(v)?,
+                "idle_cycles" => t.idle_cycles = value::integer(v, 0, 10_000)? as u32,
+                "timeout" => t.timeout = positive(value::duration(v)?, v)?,
+                "nice" => t.nice = nice(v)?,
+                "user" => t.user = (!v.is_empty()).then(|| v.to_string()),
+                other => return Err(unknown_key("task", other)),
+            }
+            Ok(())
+        });
+        if t.command.is_empty() && self.errors.len() == before {
+            self.error(
+                s.line,
+                &format!("{}.command", s.name),
+                "a task needs a command",
+            );
+        }
+        (self.errors.len() == before).then_some(t)
+    }
+
+    fn audit(&mut self, a: &mut Audit, e: &RawEntry) -> Result<(), String> {
+        let v = e.value.as_str();
+        match e.key.as_str() {
+            "bash_history" => a.bash_history = value::boolean(v)?,
+            "users" => {
+                a.users = match v.trim() {
+                    "all" => Vec::new(),
+                    "" => return Err("a list of users, or all, is required".to_string()),
+                    _ => value::list(v),
+                }
+            }
+            "log_file" => a.log_file = value::optional_path(v)?,
+            "syslog_facility" => a.syslog_facility = Facility::parse(v)?,
+            "max_bytes" => {
+                let n = value::size(v)?;
+                if n == 0 {
+                    return Err(format!("invalid size \"{v}\" (must be more than 0)"));
+                }
+                a.max_bytes = n;
+            }
+            other => return Err(unknown_key("audit", other)),
+        }
+        Ok(())
+    }
+
+    fn alert(&mut self, a: &mut Alert, e: &RawEntry) -> Result<(), String> {
+        let v = e.value.as_str();
+        match e.key.as_str() {
+            "email" => {
+                let list = value::list(v);
+                if let Some(bad) = list.iter().find(|m| !is_address(m)) {
+                    return Err(format!("invalid address \"{bad}\" (expected user@host)"));
+                }
+                a.email = list;
+            }
+            "from" => {
+                a.from = match v {
+                    "" => None,
+                    _ if is_address(v) => Some(v.to_string()),
+                    _ => return Err(format!("invalid address \"{v}\" (expected user@host)")),
+                }
+            }
+            "sendmail" => a.sendmail = command(v)?,
+            "command" => {
+                a.command = if v.is_empty() {
+                    Vec::new()
+                } else {
+                    command(v)?
+                }
+            }
+            "min_level" => {
+                a.min_level = match v {
+                    "warning" => AlertLevel::Warning,
+                    "critical" => AlertLevel::Critical,
+                    _ => {
+                        return Err(format!(
+                            "invalid level \"{v}\" (expected warning or critical)"
+                        ));
+                    }
+                }
+            }
+            "cooldown" => a.cooldown = value::duration(v)?,
+            "timeout" => a.timeout = positive(value::duration(v)?, v)?,
+            other => return Err(unknown_key("alert", other)),
+        }
+        Ok(())
+    }
+
     fn cleanup_rule(&mut self, s: &RawSection, name: &str) -> Option<CleanupRule> {
         if !self.rule_name(s, name) {
             return None;
@@ -1013,6 +1280,46 @@ fn needs_quotes(v: &str) -> bool {
         || v.trim() != v
         || v.starts_with(['"', '\''])
         || v.ends_with('\\')
+}
+
+/// A command line: an absolute program path and its arguments, split on spaces.
+fn command(v: &str) -> Result<Vec<String>, String> {
+    let argv: Vec<String> = v.split_ascii_whitespace().map(str::to_owned).collect();
+    match argv.first() {
+        None => Err("a command is required".to_string()),
+        Some(p) if !p.starts_with('/') => {
+            Err(format!("the program must be an absolute path: \"{p}\""))
+        }
+        Some(_) => Ok(argv),
+    }
+}
+
+fn positive(d: Duration, v: &str) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err(format!("invalid duration \"{v}\" (must be more than 0)"))
+    } else {
+        Ok(d)
+    }
+}
+
+fn nice(v: &str) -> Result<i32, String> {
+    match v.parse::<i32>() {
+        Ok(n) if (-20..=19).contains(&n) => Ok(n),
+        _ => Err(format!("invalid nice \"{v}\" (expected -20 to 19)")),
+    }
+}
+
+/// A plain mail address: `local@domain`, printable ASCII, no spaces, commas,
+/// angle brackets or quotes (nothing that could end or extend a header).
+pub fn is_address(s: &str) -> bool {
+    let ok = |c: char| {
+        c.is_ascii_graphic() && !matches!(c, ',' | '<' | '>' | '"' | '(' | ')' | ';' | ':' | '\\')
+    };
+    let mut parts = s.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(l), Some(d), None) => !l.is_empty() && !d.is_empty() && s.chars().all(ok),
+        _ => false,
+    }
 }
 
 /// A list of globs; empty is an error (a rule that matches nothing is a typo).

@@ -27,7 +27,7 @@ check /etc/supervisor/conf.d/system_agent.conf "644 0:0"
 check /etc/logrotate.d/system_agent "644 0:0"
 [ ! -e "$R/etc/cron.d/system_agent" ] || fail "the cron file was installed beside the Supervisor one"
 caps=$(getcap "$R/opt/aion/bin/system-agent")
-case "$caps" in *"cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill=ep") ;; *) fail "capabilities: $caps" ;; esac
+case "$caps" in *"cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill,cap_setgid,cap_setuid=ep") ;; *) fail "capabilities: $caps" ;; esac
 cmp -s "$BIN" "$R/opt/aion/bin/system-agent" || fail "installed binary differs from $BIN"
 ok "installed: modes, owners, capabilities"
 

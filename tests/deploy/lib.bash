@@ -66,8 +66,10 @@ move_paths() {
     local t=$1
     shift
     # /tmp first, and only as a whole value word, since $t itself is under /tmp.
+    # Programs too (/usr/bin/mandb, /usr/sbin/sendmail): a test never runs the
+    # host's maintenance tasks (the task is reported skipped instead).
     sed -e "s#\([ =]\)/tmp\( \|\$\)#\1$t/tmp\2#g" -e "s|/opt/aion/|$t/opt/aion/|g" \
-        -e "s|/etc/aion/|$t/etc/aion/|g" -e "s|/var/|$t/var/|g" "$@"
+        -e "s|/etc/aion/|$t/etc/aion/|g" -e "s|/var/|$t/var/|g" -e "s|= /usr/|= $t/usr/|g" "$@"
 }
 
 # Ensures the host has a user aion (Supervisor's user=aion needs it) and removes it at

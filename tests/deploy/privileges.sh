@@ -24,7 +24,7 @@ start_line() {  # start_line BINARY [CONFIG]: the start event of one --once run 
 
 line=$(start_line "$T/opt/aion/bin/system-agent")
 case "$line" in
-    *" uid=$uid "*" caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill pidfd=yes users="*" actions=on") ;;
+    *" uid=$uid "*" caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill,cap_setgid,cap_setuid pidfd=yes users="*" actions=on") ;;
     *) fail "as aion with capabilities: $line" ;;
 esac
 ok "as aion with the installed capabilities: every feature, nothing limited"
@@ -32,7 +32,7 @@ ok "as aion with the installed capabilities: every feature, nothing limited"
 install -o 0 -g aion -m 0750 "$T/opt/aion/bin/system-agent" "$T/opt/aion/bin/plain"
 [ -z "$(getcap "$T/opt/aion/bin/plain")" ] || fail "the copy kept its capabilities"
 line=$(start_line "$T/opt/aion/bin/plain")
-limited="reaper: no cap_kill, signals only uid $uid's processes; cleanup: no cap_dac_override,cap_fowner,cap_dac_read_search, reads and removes only what uid $uid may"
+limited="reaper: no cap_kill, signals only uid $uid's processes; task mandb: no cap_setuid,cap_setgid, cannot run as man; audit: no cap_dac_read_search, reads only uid $uid's history; cleanup: no cap_dac_override,cap_fowner,cap_dac_read_search, reads and removes only what uid $uid may"
 case "$line" in
     *" uid=$uid "*" caps=none limited=\"$limited\" pidfd=yes users="*" actions=on") ;;
     *) fail "as aion without capabilities: $line" ;;

@@ -1,0 +1,380 @@
+//! Alert delivery (SPEC §3 `[alert]`, §4 step 8): who is told what, and when.
+//!
+//! `decide` is pure: from each metric's reported level (after hysteresis) and what
+//! was last told for it, it returns the notices to send. A level at or above
+//! `min_level` is told once, then reminded every `cooldown` while it holds; the
+//! return below it is told once. The same alert is not repeated sooner than
+//! `cooldown`, not even after a recovery, so a flapping metric cannot storm. The
+//! memory of what was told lives in state_dir, so restarts and cron runs keep it.
+//!
+//! `message` builds the mail (RFC 5322) and `env` the `SA_*` variables; nothing
+//! from the host (names, paths, values) can put a CR or LF into a header.
+
+use crate::config::AlertLevel;
+use crate::policy::{Kind, Metric, Status};
+use crate::procfs::{fields, lines, parse_u64};
+use std::fmt::Write as _;
+
+/// What was last told for one metric key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Told {
+    pub key: String,
+    /// 0: nothing (or its recovery), 1: warning, 2: critical.
+    pub level: u8,
+    /// Wall clock (ns) of the last notice for this key.
+    pub at_ns: u64,
+    /// Wall clock (ns) of the last alert at each level (warning, critical).
+    pub alert_at_ns: [u64; 2],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub key: String,
+    pub kind: Kind,
+    pub mount: Option<String>,
+    /// The level told now (OK for a recovery).
+    pub level: Status,
+    pub previous: Status,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub reminder: bool,
+}
+
+fn at_least(level: Status, min: AlertLevel) -> bool {
+    match min {
+        AlertLevel::Warning => matches!(level, Status::Warning | Status::Critical),
+        AlertLevel::Critical => level == Status::Critical,
+    }
+}
+
+fn status_of(level: u8) -> Status {
+    match level {
+        1 => Status::Warning,
+        2 => Status::Critical,
+        _ => Status::Ok,
+    }
+}
+
+/// The notices due now, updating `told` as if they were sent.
+pub fn decide(
+    metrics: &[Metric],
+    told: &mut Vec<Told>,
+    min: AlertLevel,
+    cooldown_ns: u64,
+    now_ns: u64,
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    for m in metrics {
+        let i = match told.iter().position(|t| t.key == m.key) {
+            Some(i) => i,
+            None => {
+                told.push(Told {
+                    key: m.key.clone(),
+                    ..Told::default()
+                });
+                told.len() - 1
+            }
+        };
+        let t = &mut told[i];
+        let level = m.hyst.reported();
+        let previous = status_of(t.level);
+        let notice = |level: Status, reminder: bool| Notice {
+            key: m.key.clone(),
+            kind: m.kind,
+            mount: m.mount_text().map(str::to_owned),
+            level,
+            previous,
+            value: m.value,
+            threshold: m.threshold(if level == Status::Ok { previous } else { level }),
+            reminder,
+        };
+        if at_least(level, min) {
+            let slot = if level == Status::Critical { 1 } else { 0 };
+            let since_same = now_ns.saturating_sub(t.alert_at_ns[slot]);
+            let recently = t.alert_at_ns[slot] != 0 && since_same < cooldown_ns;
+            let send = if t.level == level as u8 {
+                // Still holding: a reminder every cooldown.
+                now_ns.saturating_sub(t.at_ns) >= cooldown_ns
+            } else {
+                // New or changed level; the same alert not again within cooldown.
+                !(t.level == 0 && recently)
+            };
+            if send {
+                out.push(notice(level, t.level == level as u8));
+                t.level = level as u8;
+                t.at_ns = now_ns;
+                t.alert_at_ns[slot] = now_ns;
+            }
+        } else if t.level != 0 {
+            out.push(notice(Status::Ok, false));
+            t.level = 0;
+            t.at_ns = now_ns;
+        }
+    }
+    out
+}
+
+/// Replaces what could end or extend a header line (CR, LF, other controls).
+pub fn header_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `disk /var 96%`, `cpu 93.1%`, `load 2.10 per cpu`.
+pub fn describe(n: &Notice) -> String {
+    let what = match &n.mount {
+        Some(m) => format!("{} {m}", n.kind.name()),
+        None => n.kind.name().to_string(),
+    };
+    let value = match (n.value, n.kind) {
+        (Some(v), Kind::Load) => format!(" {v:.2} per cpu"),
+        (Some(v), k) => format!(" {v:.prec$}%", prec = k.decimals()),
+        (None, _) => " unknown".to_string(),
+    };
+    format!("{what}{value}")
+}
+
+pub fn subject(n: &Notice, host: &str) -> String {
+    let word = match (n.level, n.reminder) {
+        (Status::Ok, _) => "RECOVERED".to_string(),
+        (l, true) => format!("{} (still)", l.nagios()),
+        (l, false) => l.nagios().to_string(),
+    };
+    let limit = n
+        .threshold
+        .map(|t| format!(" (threshold {t})"))
+        .unwrap_or_default();
+    header_safe(&format!(
+        "[system-agent] {host} {word}: {}{limit}",
+        describe(n)
+    ))
+}
+
+/// The whole mail: headers (every value made header-safe), a blank line, the body.
+/// `top` is the latest process list, if the cycle made one.
+pub fn message(
+    n: &Notice,
+    host: &str,
+    from: &str,
+    to: &[String],
+    now_ns: u64,
+    pid: u32,
+    top: &[String],
+) -> String {
+    let mut m = String::new();
+    let mut date = String::new();
+    crate::timefmt::rfc5322(now_ns, &mut date);
+    let _ = write!(m, "From: {}\r\n", header_safe(from));
+    let _ = write!(m, "To: {}\r\n", header_safe(&to.join(", ")));
+    let _ = write!(m, "Subject: {}\r\n", subject(n, host));
+    let _ = write!(m, "Date: {date}\r\n");
+    let id_host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    let _ = write!(m, "Message-ID: <{now_ns}.{pid}@{id_host}>\r\n");
+    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n");
+    m.push_str("Auto-Submitted: auto-generated\r\n");
+    let _ = write!(m, "X-System-Agent-Key: {}\r\n\r\n", header_safe(&n.key));
+    let mut body = String::new();
+    let mut when = String::new();
+    crate::timefmt::rfc3339_millis(now_ns, &mut when);
+    let _ = writeln!(body, "Host:      {host}");
+    let _ = writeln!(body, "Metric:    {}", describe(n));
+    let _ = writeln!(
+        body,
+        "Level:     {} (was {})",
+        n.level.nagios(),
+        n.previous.nagios()
+    );
+    if let Some(t) = n.threshold {
+        let _ = writeln!(body, "Threshold: {t}");
+    }
+    let _ = writeln!(body, "Time:      {when}");
+    if n.reminder {
+        body.push_str("\nThis level still holds; the next reminder comes after the cooldown.\n");
+    }
+    if !top.is_empty() {
+        body.push_str("\nTop processes:\n");
+        for line in top {
+            let _ = writeln!(body, "  {}", header_safe(line));
+        }
+    }
+    m.push_str(&body.replace('\n', "\r\n"));
+    m
+}
+
+/// `SA_*` variables for `[alert] command`.
+pub fn env(n: &Notice, host: &str) -> Vec<(String, String)> {
+    let fmt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
+    let mut out = vec![
+        (
+            "SA_LEVEL".to_string(),
+            if n.level == Status::Ok {
+                "OK"
+            } else {
+                n.level.nagios()
+            }
+            .to_string(),
+        ),
+        ("SA_METRIC".to_string(), n.kind.name().to_string()),
+        ("SA_VALUE".to_string(), fmt(n.value)),
+        ("SA_THRESHOLD".to_string(), fmt(n.threshold)),
+        ("SA_HOST".to_string(), host.to_string()),
+        ("SA_MESSAGE".to_string(), subject(n, host)),
+        ("SA_PREVIOUS".to_string(), n.previous.nagios().to_string()),
+        (
+            "SA_REMINDER".to_string(),
+            if n.reminder { "yes" } else { "no" }.to_string(),
+        ),
+    ];
+    if let Some(m) = &n.mount {
+        out.push(("SA_MOUNT".to_string(), m.clone()));
+    }
+    out
+}
+
+const MAGIC: &str = "system-agent-alerts 1";
+
+pub fn format(out: &mut String, told: &[Told]) {
+    out.clear();
+    let _ = writeln!(out, "{MAGIC}");
+    for t in told {
+        let _ = writeln!(
+            out,
+            "told {} {} {} {} {}",
+            t.level, t.at_ns, t.alert_at_ns[0], t.alert_at_ns[1], t.key
+        );
+    }
+    out.push_str("end\n");
+}
+
+pub fn parse(text: &[u8]) -> Result<Vec<Told>, &'static str> {
+    let body = text.strip_suffix(b"end\n").ok_or("truncated")?;
+    let mut it = lines(body);
+    if it.next() != Some(MAGIC.as_bytes()) {
+        return Err("not a version 1 alerts file");
+    }
+    let mut out = Vec::new();
+    for line in it.filter(|l| !l.is_empty()) {
+        let rest = line.strip_prefix(b"told ").ok_or("unknown line")?;
+        let mut f = fields(rest);
+        let mut num = || f.next().and_then(parse_u64).ok_or("bad told line");
+        let level = u8::try_from(num()?)
+            .ok()
+            .filter(|&l| l <= 2)
+            .ok_or("bad level")?;
+        let (at_ns, w, c) = (num()?, num()?, num()?);
+        let key = f
+            .next()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .ok_or("bad key")?;
+        out.push(Told {
+            key: key.to_string(),
+            level,
+            at_ns,
+            alert_at_ns: [w, c],
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::Hysteresis;
+
+    const MIN: u64 = 60_000_000_000;
+
+    fn cpu(level: Status, value: f64) -> Vec<Metric> {
+        let mut m = crate::policy::metrics_for(&Config::default());
+        m.truncate(1);
+        m[0].value = Some(value);
+        m[0].hyst = Hysteresis {
+            reported: level as u8,
+            ..Hysteresis::default()
+        };
+        m
+    }
+
+    fn levels(n: &[Notice]) -> Vec<(Status, bool)> {
+        n.iter().map(|n| (n.level, n.reminder)).collect()
+    }
+
+    #[test]
+    fn told_once_reminded_every_cooldown_recovered_once() {
+        let mut told = Vec::new();
+        let crit = cpu(Status::Critical, 95.0);
+        let ok = cpu(Status::Ok, 10.0);
+        let d = |m: &[Metric], told: &mut Vec<Told>, t: u64| {
+            levels(&decide(m, told, AlertLevel::Critical, 60 * MIN, t * MIN))
+        };
+        assert_eq!(d(&crit, &mut told, 1), vec![(Status::Critical, false)]);
+        for t in 2..61 {
+            assert_eq!(d(&crit, &mut told, t), vec![], "minute {t}");
+        }
+        assert_eq!(d(&crit, &mut told, 61), vec![(Status::Critical, true)]);
+        assert_eq!(d(&ok, &mut told, 62), vec![(Status::Ok, false)]);
+        assert_eq!(d(&ok, &mut told, 63), vec![]);
+        // Flapping back within the cooldown: not told again, and so no recovery.
+        assert_eq!(d(&crit, &mut told, 64), vec![]);
+        assert_eq!(d(&ok, &mut told, 65), vec![]);
+        assert_eq!(d(&crit, &mut told, 122), vec![(Status::Critical, false)]);
+    }
+
+    #[test]
+    fn below_min_level_is_not_told() {
+        let mut told = Vec::new();
+        let warn = cpu(Status::Warning, 85.0);
+        assert_eq!(
+            decide(&warn, &mut told, AlertLevel::Critical, MIN, 1),
+            vec![]
+        );
+        assert_eq!(
+            levels(&decide(&warn, &mut told, AlertLevel::Warning, MIN, 2)),
+            vec![(Status::Warning, false)]
+        );
+    }
+
+    #[test]
+    fn no_header_can_be_added_through_a_value() {
+        let mut n = decide(
+            &cpu(Status::Critical, 95.0),
+            &mut Vec::new(),
+            AlertLevel::Critical,
+            MIN,
+            1,
+        )
+        .remove(0);
+        n.mount = Some("/x\r\nBcc: evil@example.com".into());
+        let msg = message(
+            &n,
+            "host\nBcc: a@b",
+            "agent@h",
+            &["ops@h".into()],
+            1,
+            2,
+            &["proc\nBcc: x@y".into()],
+        );
+        let (head, body) = msg.split_once("\r\n\r\n").unwrap();
+        assert!(!head.lines().any(|l| l.starts_with("Bcc")), "{head}");
+        assert_eq!(head.lines().count(), 10, "{head}");
+        assert!(body.contains("  proc Bcc: x@y\r\n"), "{body}");
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let told = vec![Told {
+            key: "disk:/var".into(),
+            level: 2,
+            at_ns: 3,
+            alert_at_ns: [4, 5],
+        }];
+        let mut s = String::new();
+        format(&mut s, &told);
+        assert_eq!(parse(s.as_bytes()), Ok(told));
+        assert!(parse(b"system-agent-alerts 1\ntold 9 1 1 1 cpu\nend\n").is_err());
+    }
+}

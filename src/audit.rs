@@ -1,0 +1,314 @@
+//! The shell-history audit (SPEC §3 `[audit]`, §4 step 6, §6): each cycle, what each
+//! audited user appended to `~/.bash_history`, one `history` event per command, into
+//! the audit log and syslog.
+//!
+//! A history file is the user's to control, so it is read as hostile input: opened
+//! with `O_NOFOLLOW | O_NONBLOCK` (a symlink fails, a FIFO cannot block us), then
+//! used only if it is a regular file owned by that user with one link (so neither
+//! a symlink nor a hard link to `/etc/shadow`, nor a device, is ever copied), and
+//! at most `max_bytes` per cycle (a file that grew by more, such as a huge sparse
+//! one, is reported and skipped, nothing copied). Offsets, inode and device live in
+//! state_dir, so nothing is logged twice and nothing is skipped across restarts; a
+//! truncated or replaced file is read from its start. A file seen for the first
+//! time is read from its end: the audit covers what is typed from then on.
+
+use crate::config::Audit;
+use crate::passwd::{User, Users};
+use crate::procfs::{fields, lines, parse_u64};
+use crate::sys;
+use std::ffi::CString;
+use std::fmt::Write as _;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Where reading one user's history stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistState {
+    pub user: String,
+    /// Device and inode of the file read; (0, 0) while it did not exist.
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
+}
+
+/// One command, with the time bash recorded for it (`#1700000000` lines, written
+/// when HISTTIMEFORMAT is set), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub ts: Option<u64>,
+    pub cmd: Vec<u8>,
+}
+
+/// The users whose history is read: the named ones (a name missing from passwd is
+/// returned in the second list), or root and every account with uid >= 1000 and a
+/// login shell.
+pub fn audited<'a>(cfg: &Audit, users: &'a Users) -> (Vec<&'a User>, Vec<String>) {
+    if cfg.users.is_empty() {
+        let login = |u: &&User| {
+            let s = u.shell.as_str();
+            !s.is_empty() && !s.ends_with("/nologin") && !s.ends_with("/false")
+        };
+        return (
+            users
+                .all()
+                .iter()
+                .filter(|u| (u.uid == 0 || u.uid >= 1000) && login(u))
+                .collect(),
+            Vec::new(),
+        );
+    }
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for name in &cfg.users {
+        match users.by_name(name) {
+            Some(u) => found.push(u),
+            None => missing.push(name.clone()),
+        }
+    }
+    (found, missing)
+}
+
+/// Splits complete lines into commands. Returns them and how many bytes were used:
+/// a final timestamp line waits for its command, and a line without its newline
+/// waits for the rest.
+pub fn parse_commands(data: &[u8]) -> (Vec<Command>, usize) {
+    let mut out = Vec::new();
+    let mut used = 0;
+    let mut pending: Option<u64> = None;
+    let mut pos = 0;
+    while let Some(nl) = data[pos..].iter().position(|&c| c == b'\n') {
+        let line = &data[pos..pos + nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        pos += nl + 1;
+        match line.strip_prefix(b"#").and_then(parse_u64) {
+            Some(ts) => pending = Some(ts),
+            None if line.is_empty() => {
+                if pending.is_none() {
+                    used = pos;
+                }
+            }
+            None => {
+                out.push(Command {
+                    ts: pending.take(),
+                    cmd: line.to_vec(),
+                });
+                used = pos;
+            }
+        }
+    }
+    // A pending timestamp lies after `used`: it is read again with its command.
+    (out, used)
+}
+
+/// Why a history file was not read.
+pub type Refusal = String;
+
+/// One audited user and the path of their history, built once per passwd load so
+/// a cycle that finds nothing new allocates nothing.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub user: User,
+    pub path: CString,
+}
+
+/// The targets for the audited users (`audited`), and the names missing from passwd.
+pub fn targets(cfg: &Audit, users: &Users) -> (Vec<Target>, Vec<String>) {
+    let (found, missing) = audited(cfg, users);
+    let targets = found
+        .into_iter()
+        .filter_map(|u| {
+            let path = Path::new(&u.home).join(".bash_history");
+            let path = CString::new(path.as_os_str().as_bytes()).ok()?;
+            Some(Target {
+                user: u.clone(),
+                path,
+            })
+        })
+        .collect();
+    (targets, missing)
+}
+
+/// Reads what the target's user appended since `st` (updated). `buf` is scratch.
+pub fn read_new(
+    t: &Target,
+    st: &mut HistState,
+    first_sight: bool,
+    max_bytes: u64,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<Command>, Refusal> {
+    let user = &t.user;
+    let c = &t.path;
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = match sys::open(c, flags, 0) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            if st.dev != 0 || st.ino != 0 || st.offset != 0 || st.user.is_empty() {
+                *st = HistState {
+                    user: user.name.clone(),
+                    ..HistState::default()
+                };
+            }
+            return Ok(Vec::new());
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("is a symlink".to_string()),
+        Err(e) => return Err(crate::error::errno_text(&e)),
+    };
+    let meta = sys::fstat(fd.as_raw_fd()).map_err(|e| crate::error::errno_text(&e))?;
+    if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err("is not a regular file".to_string());
+    }
+    if meta.st_uid != user.uid {
+        return Err(format!(
+            "is owned by uid {}, not {} ({})",
+            meta.st_uid, user.uid, user.name
+        ));
+    }
+    if meta.st_nlink != 1 {
+        return Err(format!(
+            "has {} links (a hard link is not read)",
+            meta.st_nlink
+        ));
+    }
+    let size = meta.st_size.max(0) as u64;
+    let same_file = st.dev == meta.st_dev && st.ino == meta.st_ino;
+    if first_sight {
+        // Seen for the first time: from its end on.
+        *st = HistState {
+            user: user.name.clone(),
+            dev: meta.st_dev,
+            ino: meta.st_ino,
+            offset: size,
+        };
+        return Ok(Vec::new());
+    }
+    if !same_file || size < st.offset {
+        // Replaced, truncated, or newly created: from its start.
+        *st = HistState {
+            user: user.name.clone(),
+            dev: meta.st_dev,
+            ino: meta.st_ino,
+            offset: 0,
+        };
+    }
+    let new = size - st.offset;
+    if new == 0 {
+        return Ok(Vec::new());
+    }
+    if new > max_bytes {
+        st.offset = size;
+        return Err(format!(
+            "grew by {new} bytes, more than max_bytes ({max_bytes}); skipped, nothing copied"
+        ));
+    }
+    buf.clear();
+    buf.resize(new as usize, 0);
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reads into the unfilled tail of `buf`.
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+                (st.offset + got as u64) as libc::off_t,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    let (commands, used) = parse_commands(&buf[..got]);
+    st.offset += used as u64;
+    Ok(commands)
+}
+
+const MAGIC: &str = "system-agent-audit 1";
+
+pub fn format(out: &mut String, states: &[HistState]) {
+    out.clear();
+    let _ = writeln!(out, "{MAGIC}");
+    for s in states {
+        let _ = writeln!(out, "hist {} {} {} {}", s.dev, s.ino, s.offset, s.user);
+    }
+    out.push_str("end\n");
+}
+
+pub fn parse(text: &[u8]) -> Result<Vec<HistState>, &'static str> {
+    let body = text.strip_suffix(b"end\n").ok_or("truncated")?;
+    let mut it = lines(body);
+    if it.next() != Some(MAGIC.as_bytes()) {
+        return Err("not a version 1 audit file");
+    }
+    let mut out = Vec::new();
+    for line in it.filter(|l| !l.is_empty()) {
+        let rest = line.strip_prefix(b"hist ").ok_or("unknown line")?;
+        let mut f = fields(rest);
+        let mut num = || f.next().and_then(parse_u64).ok_or("bad hist line");
+        let (dev, ino, offset) = (num()?, num()?, num()?);
+        let user = f
+            .next()
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .ok_or("bad hist line")?;
+        out.push(HistState {
+            user: user.to_string(),
+            dev,
+            ino,
+            offset,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmds(data: &[u8]) -> (Vec<(Option<u64>, String)>, usize) {
+        let (c, used) = parse_commands(data);
+        (
+            c.into_iter()
+                .map(|c| (c.ts, String::from_utf8(c.cmd).unwrap()))
+                .collect(),
+            used,
+        )
+    }
+
+    #[test]
+    fn commands_timestamps_and_partial_lines() {
+        assert_eq!(
+            cmds(b"ls\ncd /\n"),
+            (vec![(None, "ls".into()), (None, "cd /".into())], 8)
+        );
+        assert_eq!(
+            cmds(b"#1700000000\nls -l\n#1700000001\nrm x\n"),
+            (
+                vec![
+                    (Some(1_700_000_000), "ls -l".into()),
+                    (Some(1_700_000_001), "rm x".into())
+                ],
+                35
+            )
+        );
+        // A command still being written, and a timestamp waiting for its command.
+        assert_eq!(cmds(b"ls\npartial"), (vec![(None, "ls".into())], 3));
+        assert_eq!(cmds(b"ls\n#1700000000\n"), (vec![(None, "ls".into())], 3));
+        assert_eq!(cmds(b"#notatime\n"), (vec![(None, "#notatime".into())], 10));
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let s = vec![HistState {
+            user: "alice".into(),
+            dev: 1,
+            ino: 2,
+            offset: 3,
+        }];
+        let mut t = String::new();
+        format(&mut t, &s);
+        assert_eq!(t, "system-agent-audit 1\nhist 1 2 3 alice\nend\n");
+        assert_eq!(parse(t.as_bytes()), Ok(s));
+        assert!(parse(b"system-agent-audit 1\nhist 1 2 alice\nend\n").is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! Idle-time maintenance tasks (SPEC §3 `[task.NAME]`, §4 step 7): when a task is
+//! due (`every` since its last success) and the CPU has been below
+//! `when_cpu_below` for `idle_cycles` cycles, start it; at most one runs at a time.
+//! This module decides (pure, on counters and a clock); the agent starts, watches
+//! and reaps the child through `child.rs`. The counters live in state_dir, so cron
+//! runs count as consecutive cycles and a restart does not rerun a finished task.
+
+use crate::config::Task;
+use crate::procfs::{fields, lines, parse_u64};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// After a failed run, the next try waits this long (or `every`, if shorter).
+pub const RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// What the agent remembers of one task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskState {
+    pub name: String,
+    /// Wall clock (ns) of the last run that exited 0; 0: never.
+    pub last_success_ns: u64,
+    /// Wall clock (ns) of the last start; 0: never.
+    pub last_attempt_ns: u64,
+    /// Consecutive cycles with the CPU below `when_cpu_below`.
+    pub idle: u32,
+}
+
+/// The state of each task, in config order, carrying over what `saved` knew of
+/// tasks with the same name.
+pub fn states_for(tasks: &[Task], saved: &[TaskState]) -> Vec<TaskState> {
+    tasks
+        .iter()
+        .map(|t| {
+            saved
+                .iter()
+                .find(|s| s.name == t.name)
+                .cloned()
+                .unwrap_or(TaskState {
+                    name: t.name.clone(),
+                    ..TaskState::default()
+                })
+        })
+        .collect()
+}
+
+/// One cycle's CPU reading: idle cycles count up while below each task's limit.
+/// An unknown reading is not idle.
+pub fn observe_cpu(tasks: &[Task], states: &mut [TaskState], cpu: Option<f64>) {
+    for (t, s) in tasks.iter().zip(states) {
+        s.idle = match cpu {
+            Some(c) if c < t.when_cpu_below => s.idle.saturating_add(1).min(t.idle_cycles.max(1)),
+            _ => 0,
+        };
+    }
+}
+
+/// Whether `t` is due at `now_ns` (wall clock): never succeeded, or `every` since
+/// its last success; and not retried sooner than `RETRY_AFTER` (or `every`) after
+/// a failed start.
+pub fn is_due(t: &Task, s: &TaskState, now_ns: u64) -> bool {
+    let since = |at: u64| Duration::from_nanos(now_ns.saturating_sub(at));
+    let succeeded_long_ago = s.last_success_ns == 0 || since(s.last_success_ns) >= t.every;
+    let failed_recently = s.last_attempt_ns > s.last_success_ns
+        && since(s.last_attempt_ns) < t.every.min(RETRY_AFTER);
+    succeeded_long_ago && !failed_recently
+}
+
+/// The first task that is due and has had its idle cycles, if any.
+pub fn next(tasks: &[Task], states: &[TaskState], now_ns: u64) -> Option<usize> {
+    tasks
+        .iter()
+        .zip(states)
+        .position(|(t, s)| s.idle >= t.idle_cycles && is_due(t, s, now_ns))
+}
+
+const MAGIC: &str = "system-agent-tasks 1";
+
+pub fn format(out: &mut String, states: &[TaskState]) {
+    out.clear();
+    let _ = writeln!(out, "{MAGIC}");
+    for s in states {
+        let _ = writeln!(
+            out,
+            "task {} {} {} {}",
+            s.last_success_ns, s.last_attempt_ns, s.idle, s.name
+        );
+    }
+    out.push_str("end\n");
+}
+
+pub fn parse(text: &[u8]) -> Result<Vec<TaskState>, &'static str> {
+    let body = text.strip_suffix(b"end\n").ok_or("truncated")?;
+    let mut it = lines(body);
+    if it.next() != Some(MAGIC.as_bytes()) {
+        return Err("not a version 1 tasks file");
+    }
+    let mut out = Vec::new();
+    for line in it.filter(|l| !l.is_empty()) {
+        let rest = line.strip_prefix(b"task ").ok_or("unknown line")?;
+        let mut f = fields(rest);
+        let mut num = || f.next().and_then(parse_u64).ok_or("bad task line");
+        let (last_success_ns, last_attempt_ns) = (num()?, num()?);
+        let idle = u32::try_from(num()?).map_err(|_| "bad task line")?;
+        let name = f
+            .next()
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .ok_or("bad task line")?;
+        out.push(TaskState {
+            name: name.to_string(),
+            last_success_ns,
+            last_attempt_ns,
+            idle,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(every_s: u64, below: f64, idle: u32) -> Task {
+        Task {
+            name: "t".into(),
+            command: vec!["/bin/true".into()],
+            every: Duration::from_secs(every_s),
+            when_cpu_below: below,
+            idle_cycles: idle,
+            timeout: Duration::from_secs(60),
+            nice: 10,
+            user: None,
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn idle_cycles_then_due_then_not_again_before_every() {
+        let tasks = [task(3600, 20.0, 3)];
+        let mut st = states_for(&tasks, &[]);
+        for cpu in [Some(5.0), Some(5.0)] {
+            observe_cpu(&tasks, &mut st, cpu);
+            assert_eq!(next(&tasks, &st, 1000 * S), None);
+        }
+        observe_cpu(&tasks, &mut st, Some(50.0));
+        assert_eq!(st[0].idle, 0, "a busy cycle starts the count over");
+        for _ in 0..3 {
+            observe_cpu(&tasks, &mut st, Some(19.9));
+        }
+        assert_eq!(next(&tasks, &st, 1000 * S), Some(0));
+        st[0].last_attempt_ns = 1000 * S;
+        st[0].last_success_ns = 1000 * S;
+        assert_eq!(next(&tasks, &st, 4599 * S), None);
+        assert_eq!(next(&tasks, &st, 4600 * S), Some(0));
+        observe_cpu(&tasks, &mut st, None);
+        assert_eq!(
+            next(&tasks, &st, 9000 * S),
+            None,
+            "an unknown CPU is not idle"
+        );
+    }
+
+    #[test]
+    fn a_failed_run_is_retried_after_an_hour_or_every() {
+        let t = task(86_400, 20.0, 0);
+        let s = TaskState {
+            name: "t".into(),
+            last_success_ns: 0,
+            last_attempt_ns: 1000 * S,
+            idle: 0,
+        };
+        assert!(!is_due(&t, &s, 4599 * S));
+        assert!(is_due(&t, &s, 4600 * S));
+        let short = task(60, 20.0, 0);
+        assert!(is_due(&short, &s, 1060 * S));
+    }
+
+    #[test]
+    fn state_round_trips_and_follows_names() {
+        let st = vec![TaskState {
+            name: "mandb".into(),
+            last_success_ns: 5,
+            last_attempt_ns: 6,
+            idle: 2,
+        }];
+        let mut text = String::new();
+        format(&mut text, &st);
+        assert_eq!(text, "system-agent-tasks 1\ntask 5 6 2 mandb\nend\n");
+        assert_eq!(parse(text.as_bytes()), Ok(st.clone()));
+        assert!(parse(b"system-agent-tasks 1\ntask 5 6 2 mandb\n").is_err());
+        let mut t = task(1, 1.0, 1);
+        t.name = "mandb".into();
+        assert_eq!(states_for(&[t], &st), st);
+    }
+}
