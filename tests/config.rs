@@ -1933,3 +1933,131 @@ fn reaper_errors() {
         ["/etc/a.ini:1: [reapr]: unknown section (did you mean [reaper]?)"]
     );
 }
+
+// ---------------------------------------------------------------- tasks, audit, alerts
+
+#[test]
+fn task_defaults_and_every_key() {
+    let c = ok("[task.mandb]\ncommand = /usr/bin/mandb -q\n");
+    let t = &c.tasks[0];
+    assert_eq!(
+        (t.name.as_str(), t.command.clone()),
+        (
+            "mandb",
+            vec!["/usr/bin/mandb".to_string(), "-q".to_string()]
+        )
+    );
+    assert_eq!(t.every, Duration::from_secs(86_400));
+    assert_eq!((t.when_cpu_below, t.idle_cycles, t.nice), (20.0, 3, 10));
+    assert_eq!(t.timeout, Duration::from_secs(1800));
+    assert_eq!(t.user, None);
+    let c = ok(
+        "[task.x]\ncommand = /bin/true\nevery = 1h\nwhen_cpu_below = 50%\nidle_cycles = 0\ntimeout = 5s\nnice = -5\nuser = man\n",
+    );
+    let t = &c.tasks[0];
+    assert_eq!(
+        (t.every, t.when_cpu_below, t.idle_cycles, t.timeout, t.nice),
+        (
+            Duration::from_secs(3600),
+            50.0,
+            0,
+            Duration::from_secs(5),
+            -5
+        )
+    );
+    assert_eq!(t.user.as_deref(), Some("man"));
+}
+
+#[test]
+fn task_errors() {
+    assert_eq!(
+        errors("[task.x]\nevery = 1h\n"),
+        ["/etc/a.ini:1: task.x.command: a task needs a command"]
+    );
+    let with_cmd =
+        |k: &str, v: &str| errors(&format!("[task.x]\n{k} = {v}\ncommand = /bin/true\n"));
+    assert_eq!(
+        errors("[task.x]\ncommand = mandb -q\n"),
+        ["/etc/a.ini:2: task.x.command: the program must be an absolute path: \"mandb\""]
+    );
+    assert_eq!(
+        with_cmd("nice", "20"),
+        ["/etc/a.ini:2: task.x.nice: invalid nice \"20\" (expected -20 to 19)"]
+    );
+    assert_eq!(
+        with_cmd("timeout", "0"),
+        ["/etc/a.ini:2: task.x.timeout: invalid duration \"0\" (must be more than 0)"]
+    );
+    assert_eq!(
+        with_cmd("when_cpu_below", "120"),
+        [
+            "/etc/a.ini:2: task.x.when_cpu_below: invalid percentage \"120\" (expected 0-100, optionally with %)"
+        ]
+    );
+    assert_eq!(
+        with_cmd("idle", "3"),
+        ["/etc/a.ini:2: task.x.idle: unknown key \"idle\" (did you mean \"idle_cycles\"?)"]
+    );
+}
+
+#[test]
+fn audit_and_alert_keys() {
+    let c = ok(
+        "[audit]\nbash_history = no\nusers = alice bob\nlog_file =\nsyslog_facility = local5\nmax_bytes = 64K\n",
+    );
+    let a = &c.audit;
+    assert!(!a.bash_history);
+    assert_eq!(a.users, ["alice", "bob"]);
+    assert_eq!(a.log_file, None);
+    assert_eq!((a.syslog_facility.name, a.max_bytes), ("local5", 64 * 1024));
+    assert!(ok("[audit]\nusers = all\n").audit.users.is_empty());
+    let c = ok(
+        "[alert]\nemail = a@x.org, b@y.org\nfrom = me@z.org\ncommand = /bin/page -u\nmin_level = warning\ncooldown = 15m\ntimeout = 10s\n",
+    );
+    let al = &c.alert;
+    assert_eq!(al.email, ["a@x.org", "b@y.org"]);
+    assert_eq!(al.from.as_deref(), Some("me@z.org"));
+    assert_eq!(al.command, ["/bin/page", "-u"]);
+    assert_eq!(al.min_level, config::AlertLevel::Warning);
+    assert_eq!(
+        (al.cooldown, al.timeout),
+        (Duration::from_secs(900), Duration::from_secs(10))
+    );
+    assert_eq!(
+        Config::default().alert.sendmail,
+        ["/usr/sbin/sendmail", "-t", "-i"]
+    );
+}
+
+#[test]
+fn audit_and_alert_errors() {
+    assert_eq!(
+        bad("audit", "users", ""),
+        "/etc/a.ini:2: audit.users: a list of users, or all, is required"
+    );
+    assert_eq!(
+        bad("audit", "max_bytes", "0"),
+        "/etc/a.ini:2: audit.max_bytes: invalid size \"0\" (must be more than 0)"
+    );
+    assert_eq!(
+        bad("audit", "max_bytes", "1X"),
+        "/etc/a.ini:2: audit.max_bytes: invalid size \"1X\" (expected a whole number of bytes with K, M, G or T, e.g. 100M)"
+    );
+    // No address can smuggle a header: CR, LF, commas, angle brackets are refused.
+    assert_eq!(
+        bad("alert", "email", "ops@x.org,evil"),
+        "/etc/a.ini:2: alert.email: invalid address \"evil\" (expected user@host)"
+    );
+    assert_eq!(
+        bad("alert", "from", "<a@b>"),
+        "/etc/a.ini:2: alert.from: invalid address \"<a@b>\" (expected user@host)"
+    );
+    assert_eq!(
+        bad("alert", "min_level", "info"),
+        "/etc/a.ini:2: alert.min_level: invalid level \"info\" (expected warning or critical)"
+    );
+    assert_eq!(
+        bad("alert", "sendmail", "sendmail -t"),
+        "/etc/a.ini:2: alert.sendmail: the program must be an absolute path: \"sendmail\""
+    );
+}
