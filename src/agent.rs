@@ -119,6 +119,10 @@ pub struct Agent {
     told_loaded: bool,
     /// Alert deliveries (mailer, command) still running.
     deliveries: Vec<Delivery>,
+    /// Per notice being delivered: what was told before it, and how its routes
+    /// fare; when none succeeds, the old record comes back (so it is retried).
+    outcomes: Vec<Outcome>,
+    mail_seq: u64,
     /// This cycle's top processes, one line each, for alert mails: the first
     /// `last_top_n` of `last_top` (whose strings are reused).
     last_top: Vec<String>,
@@ -180,6 +184,8 @@ impl Agent {
             told: Vec::new(),
             told_loaded: false,
             deliveries: Vec::new(),
+            outcomes: Vec::new(),
+            mail_seq: 0,
             last_top: Vec::new(),
             last_top_n: 0,
             hostname: sys::hostname(),
@@ -433,6 +439,8 @@ impl Agent {
     /// One cycle, SPEC §4 steps 1–3 and 9 (actions slot in between).
     pub fn cycle(&mut self, signals: Option<&Signals>) {
         let started = sys::monotonic_ns();
+        // Alert mails carry only this cycle's process list.
+        self.last_top_n = 0;
         self.sampler.sample(&mut self.host);
         self.judge();
         if self.actor() {
@@ -802,7 +810,8 @@ impl Agent {
 
     /// `--once`: what the next run needs to go on counting and escalating.
     fn save_reaper(&mut self) {
-        if !(self.cfg.reaper.enabled && !self.cfg.reap.is_empty() && self.actor()) {
+        let on = self.cfg.reaper.enabled && !self.cfg.reap.is_empty() && self.actor();
+        if !on || self.cfg.agent.dry_run {
             return;
         }
         let r = state::ReaperState {
@@ -1151,7 +1160,7 @@ impl Agent {
     }
 
     fn save_tasks(&mut self) {
-        if !self.actor() || self.task_states.is_empty() {
+        if !self.actor() || self.task_states.is_empty() || self.cfg.agent.dry_run {
             return;
         }
         tasks::format(&mut self.scratch, &self.task_states);
@@ -1268,6 +1277,7 @@ impl Agent {
             self.told_loaded = true;
             self.told = self.load_alerts();
         }
+        let before = self.told.clone();
         let a = &self.cfg.alert;
         let now = sys::realtime_ns();
         let notices = alerts::decide(
@@ -1278,7 +1288,22 @@ impl Agent {
             now,
         );
         for n in &notices {
+            let prev = before
+                .iter()
+                .find(|t| t.key == n.key)
+                .cloned()
+                .unwrap_or_else(|| alerts::Told {
+                    key: n.key.clone(),
+                    ..alerts::Told::default()
+                });
+            self.outcomes.push(Outcome {
+                key: n.key.clone(),
+                prev,
+                running: 0,
+                ok: false,
+            });
             self.deliver(n, now);
+            self.settle_outcomes();
         }
         if !notices.is_empty() && !self.once {
             self.save_alerts();
@@ -1320,6 +1345,7 @@ impl Agent {
         }
         let timeout = a.timeout.as_nanos() as u64;
         if !a.email.is_empty() {
+            self.mail_seq += 1;
             let from = a
                 .from
                 .clone()
@@ -1331,6 +1357,7 @@ impl Agent {
                 &a.email,
                 now,
                 std::process::id(),
+                self.mail_seq,
                 &self.last_top[..self.last_top_n],
             );
             let argv: Vec<std::ffi::CString> = a
@@ -1378,11 +1405,16 @@ impl Agent {
         timeout: u64,
     ) {
         match Child::spawn(spec, timeout) {
-            Ok(child) => self.deliveries.push(Delivery {
-                via,
-                notice: n.clone(),
-                child,
-            }),
+            Ok(child) => {
+                if let Some(o) = self.outcomes.iter_mut().rev().find(|o| o.key == n.key) {
+                    o.running += 1;
+                }
+                self.deliveries.push(Delivery {
+                    via,
+                    notice: n.clone(),
+                    child,
+                })
+            }
             Err(e) => self.log_delivery(
                 "alert_failed",
                 via,
@@ -1443,6 +1475,14 @@ impl Agent {
             };
             let d = self.deliveries.remove(i);
             let timed_out = d.child.term_sent_ns.is_some();
+            if let Some(o) = self
+                .outcomes
+                .iter_mut()
+                .find(|o| o.key == d.notice.key && o.running > 0)
+            {
+                o.running -= 1;
+                o.ok |= exit.success() && !timed_out;
+            }
             if exit.success() && !timed_out {
                 self.log_delivery("alert_sent", d.via, &d.notice, None, None, false);
             } else {
@@ -1466,6 +1506,35 @@ impl Agent {
                 );
             }
         }
+        if self.settle_outcomes() && !self.once {
+            self.save_alerts();
+        }
+    }
+
+    /// Notices whose routes have all finished: if none worked, what was told
+    /// before comes back, so it is tried again: by the service a minute later (not
+    /// every cycle), by the next `--once` run (cron runs are that far apart).
+    /// Returns whether a record was restored.
+    fn settle_outcomes(&mut self) -> bool {
+        let now = sys::realtime_ns();
+        let retry_at = if self.once { 0 } else { now + alerts::RETRY_NS };
+        let mut restored = false;
+        for o in std::mem::take(&mut self.outcomes) {
+            if o.running > 0 {
+                self.outcomes.push(o);
+                continue;
+            }
+            if !o.ok
+                && let Some(t) = self.told.iter_mut().find(|t| t.key == o.key)
+            {
+                *t = alerts::Told {
+                    retry_at_ns: retry_at,
+                    ..o.prev
+                };
+                restored = true;
+            }
+        }
+        restored
     }
 
     fn alerts_path(&self) -> PathBuf {
@@ -1487,7 +1556,8 @@ impl Agent {
     }
 
     fn save_alerts(&mut self) {
-        if !self.actor() {
+        // A dry run performs nothing, so it must not count as having told anyone.
+        if !self.actor() || self.cfg.agent.dry_run {
             return;
         }
         alerts::format(&mut self.scratch, &self.told);
@@ -1928,6 +1998,15 @@ struct Delivery {
     via: &'static str,
     notice: alerts::Notice,
     child: Child,
+}
+
+/// The routes of one notice: how many are still running, whether one worked, and
+/// the record to restore if none does.
+struct Outcome {
+    key: String,
+    prev: alerts::Told,
+    running: u32,
+    ok: bool,
 }
 
 /// A task's child, by task name (the config may change while it runs).

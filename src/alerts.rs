@@ -25,19 +25,26 @@ pub struct Told {
     pub at_ns: u64,
     /// Wall clock (ns) of the last alert at each level (warning, critical).
     pub alert_at_ns: [u64; 2],
+    /// After a delivery that failed, nothing is tried for this key before then.
+    pub retry_at_ns: u64,
 }
+
+/// How long after a failed delivery the next try may come.
+pub const RETRY_NS: u64 = 60_000_000_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub key: String,
     pub kind: Kind,
     pub mount: Option<String>,
-    /// The level told now (OK for a recovery).
+    /// The metric's level now (for a recovery: below `min_level`, OK or not).
     pub level: Status,
     pub previous: Status,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
     pub reminder: bool,
+    /// The level fell below `min_level`.
+    pub recovery: bool,
 }
 
 fn at_least(level: Status, min: AlertLevel) -> bool {
@@ -76,37 +83,42 @@ pub fn decide(
             }
         };
         let t = &mut told[i];
+        if now_ns < t.retry_at_ns {
+            continue;
+        }
         let level = m.hyst.reported();
         let previous = status_of(t.level);
-        let notice = |level: Status, reminder: bool| Notice {
+        let notice = |reminder: bool, recovery: bool| Notice {
             key: m.key.clone(),
             kind: m.kind,
             mount: m.mount_text().map(str::to_owned),
             level,
             previous,
             value: m.value,
-            threshold: m.threshold(if level == Status::Ok { previous } else { level }),
+            threshold: m.threshold(if recovery { previous } else { level }),
             reminder,
+            recovery,
         };
         if at_least(level, min) {
             let slot = if level == Status::Critical { 1 } else { 0 };
             let since_same = now_ns.saturating_sub(t.alert_at_ns[slot]);
             let recently = t.alert_at_ns[slot] != 0 && since_same < cooldown_ns;
-            let send = if t.level == level as u8 {
-                // Still holding: a reminder every cooldown.
+            let holding = t.level == level as u8;
+            // Still holding: a reminder every cooldown. A new or changed level: not
+            // the same alert again within cooldown (so flapping cannot storm).
+            let send = if holding {
                 now_ns.saturating_sub(t.at_ns) >= cooldown_ns
             } else {
-                // New or changed level; the same alert not again within cooldown.
-                !(t.level == 0 && recently)
+                !recently
             };
             if send {
-                out.push(notice(level, t.level == level as u8));
+                out.push(notice(holding, false));
                 t.level = level as u8;
                 t.at_ns = now_ns;
                 t.alert_at_ns[slot] = now_ns;
             }
         } else if t.level != 0 {
-            out.push(notice(Status::Ok, false));
+            out.push(notice(false, true));
             t.level = 0;
             t.at_ns = now_ns;
         }
@@ -136,10 +148,10 @@ pub fn describe(n: &Notice) -> String {
 }
 
 pub fn subject(n: &Notice, host: &str) -> String {
-    let word = match (n.level, n.reminder) {
-        (Status::Ok, _) => "RECOVERED".to_string(),
-        (l, true) => format!("{} (still)", l.nagios()),
-        (l, false) => l.nagios().to_string(),
+    let word = match (n.recovery, n.reminder) {
+        (true, _) => "RECOVERED".to_string(),
+        (false, true) => format!("{} (still)", n.level.nagios()),
+        (false, false) => n.level.nagios().to_string(),
     };
     let limit = n
         .threshold
@@ -152,7 +164,9 @@ pub fn subject(n: &Notice, host: &str) -> String {
 }
 
 /// The whole mail: headers (every value made header-safe), a blank line, the body.
-/// `top` is the latest process list, if the cycle made one.
+/// `top` is this cycle's process list, if it made one; `seq` tells apart the
+/// messages one process sends in the same nanosecond (distinct Message-IDs).
+#[allow(clippy::too_many_arguments)]
 pub fn message(
     n: &Notice,
     host: &str,
@@ -160,6 +174,7 @@ pub fn message(
     to: &[String],
     now_ns: u64,
     pid: u32,
+    seq: u64,
     top: &[String],
 ) -> String {
     let mut m = String::new();
@@ -173,7 +188,7 @@ pub fn message(
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
         .collect();
-    let _ = write!(m, "Message-ID: <{now_ns}.{pid}@{id_host}>\r\n");
+    let _ = write!(m, "Message-ID: <{now_ns}.{pid}.{seq}@{id_host}>\r\n");
     m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n");
     m.push_str("Auto-Submitted: auto-generated\r\n");
     let _ = write!(m, "X-System-Agent-Key: {}\r\n\r\n", header_safe(&n.key));
@@ -243,8 +258,8 @@ pub fn format(out: &mut String, told: &[Told]) {
     for t in told {
         let _ = writeln!(
             out,
-            "told {} {} {} {} {}",
-            t.level, t.at_ns, t.alert_at_ns[0], t.alert_at_ns[1], t.key
+            "told {} {} {} {} {} {}",
+            t.level, t.at_ns, t.alert_at_ns[0], t.alert_at_ns[1], t.retry_at_ns, t.key
         );
     }
     out.push_str("end\n");
@@ -265,7 +280,7 @@ pub fn parse(text: &[u8]) -> Result<Vec<Told>, &'static str> {
             .ok()
             .filter(|&l| l <= 2)
             .ok_or("bad level")?;
-        let (at_ns, w, c) = (num()?, num()?, num()?);
+        let (at_ns, w, c, retry_at_ns) = (num()?, num()?, num()?, num()?);
         let key = f
             .next()
             .and_then(|k| std::str::from_utf8(k).ok())
@@ -275,6 +290,7 @@ pub fn parse(text: &[u8]) -> Result<Vec<Told>, &'static str> {
             level,
             at_ns,
             alert_at_ns: [w, c],
+            retry_at_ns,
         });
     }
     Ok(out)
@@ -325,6 +341,33 @@ mod tests {
     }
 
     #[test]
+    fn flapping_between_levels_does_not_storm_and_a_recovery_keeps_its_level() {
+        let mut told = Vec::new();
+        let crit = cpu(Status::Critical, 96.0);
+        let warn = cpu(Status::Warning, 90.0);
+        let d = |m: &[Metric], told: &mut Vec<Told>, t: u64| {
+            decide(m, told, AlertLevel::Warning, 60 * MIN, t * MIN)
+                .iter()
+                .map(|n| (n.level, n.recovery))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(d(&crit, &mut told, 1), vec![(Status::Critical, false)]);
+        assert_eq!(d(&warn, &mut told, 2), vec![(Status::Warning, false)]);
+        for t in 3..10 {
+            let m = if t % 2 == 1 { &crit } else { &warn };
+            assert_eq!(d(m, &mut told, t), vec![], "minute {t}");
+        }
+        // With min_level = critical, dropping to warning is a recovery at warning.
+        let mut told = Vec::new();
+        decide(&crit, &mut told, AlertLevel::Critical, MIN, 1);
+        let n = decide(&warn, &mut told, AlertLevel::Critical, MIN, 2);
+        assert_eq!(
+            (n[0].level, n[0].previous, n[0].recovery),
+            (Status::Warning, Status::Critical, true)
+        );
+    }
+
+    #[test]
     fn below_min_level_is_not_told() {
         let mut told = Vec::new();
         let warn = cpu(Status::Warning, 85.0);
@@ -356,6 +399,7 @@ mod tests {
             &["ops@h".into()],
             1,
             2,
+            3,
             &["proc\nBcc: x@y".into()],
         );
         let (head, body) = msg.split_once("\r\n\r\n").unwrap();
@@ -371,10 +415,11 @@ mod tests {
             level: 2,
             at_ns: 3,
             alert_at_ns: [4, 5],
+            retry_at_ns: 6,
         }];
         let mut s = String::new();
         format(&mut s, &told);
         assert_eq!(parse(s.as_bytes()), Ok(told));
-        assert!(parse(b"system-agent-alerts 1\ntold 9 1 1 1 cpu\nend\n").is_err());
+        assert!(parse(b"system-agent-alerts 1\ntold 9 1 1 1 0 cpu\nend\n").is_err());
     }
 }

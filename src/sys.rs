@@ -165,7 +165,10 @@ pub fn effective_capabilities() -> io::Result<u64> {
 /// Narrows the effective set to `mask` (within what is permitted), leaving the
 /// permitted set alone, so a reload that needs more can raise them again.
 pub fn set_effective_capabilities(mask: u64) -> io::Result<()> {
-    let mut hdr = CapHeader { version: CAP_VERSION_3, pid: 0 };
+    let mut hdr = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
     let mut data = [CapData::default(); 2];
     // SAFETY: version 3 takes two data structs.
     if unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) } < 0 {
@@ -175,7 +178,11 @@ pub fn set_effective_capabilities(mask: u64) -> io::Result<()> {
     data[1].effective = data[1].permitted & (mask >> 32) as u32;
     // SAFETY: as above.
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Drops every capability, effective, permitted and inheritable (`capset(2)`); the
