@@ -83,6 +83,8 @@ state_dir = $T/state2
 top = 0
 [disk]
 mounts =
+[audit]
+bash_history = no
 [cleanup.sticky]
 paths = $T/sticky
 when = always

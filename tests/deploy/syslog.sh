@@ -35,6 +35,8 @@ top = 0
 [thresholds]
 mem_warn = 0
 for_cycles = 1
+[audit]
+bash_history = no
 CONF
 
 # One-shot: a warning (warn severity) and a sample (info).
