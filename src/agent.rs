@@ -135,7 +135,6 @@ pub struct Agent {
     hist: Vec<audit::HistState>,
     hist_loaded: bool,
     /// The last refusal logged per user, so it is not logged every cycle.
-    audit_errors: Vec<(String, String)>,
     /// The history state as last written.
     hist_written: String,
     cmd: Vec<u8>,
@@ -193,7 +192,6 @@ impl Agent {
             audit_targets: Vec::new(),
             hist: Vec::new(),
             hist_loaded: false,
-            audit_errors: Vec::new(),
             hist_written: String::new(),
             cmd: Vec::with_capacity(CMDLINE_MAX),
             buf: Vec::with_capacity(4096),
@@ -208,8 +206,19 @@ impl Agent {
         agent.caps_dropped = agent.guard_capabilities();
         agent.load_users();
         agent.load_audit_targets();
+        agent.open_audit_log();
         agent.open_files();
         agent
+    }
+
+    /// The audit trail's own logger while `bash_history` is on; a reload (or
+    /// logrotate's SIGHUP) reopens it.
+    fn open_audit_log(&mut self) {
+        let on = self.cfg.audit.bash_history;
+        match (&mut self.audit_log, on) {
+            (Some(log), true) => log.reopen(&Target::audit(&self.cfg)),
+            _ => self.audit_log = on.then(|| Logger::new(&Target::audit(&self.cfg))),
+        }
     }
 
     /// Drops all capabilities when the config does not allow keeping them (see
@@ -461,11 +470,11 @@ impl Agent {
             self.audit();
         }
         if self.actor() && (!self.cfg.tasks.is_empty() || self.running.is_some()) {
-            self.tasks();
+            self.tasks(signals);
         }
         if self.actor() && (!self.cfg.alert.email.is_empty() || !self.cfg.alert.command.is_empty())
         {
-            self.alerts();
+            self.alerts(signals);
         }
         self.cycles += 1;
         if self.actor() {
@@ -770,8 +779,20 @@ impl Agent {
         self.pending = still;
     }
 
+    /// A file in state_dir of what was done (reaper, tasks, alerts). A dry run
+    /// keeps its own copy: it remembers what it merely logged, so cron dry runs are
+    /// as calm as real ones, yet a real run never takes it as done.
+    fn state_path(&self, name: &str) -> PathBuf {
+        let dir = &self.cfg.agent.state_dir;
+        if self.cfg.agent.dry_run {
+            dir.join(format!("{name}.dry-run"))
+        } else {
+            dir.join(name)
+        }
+    }
+
     fn reaper_path(&self) -> PathBuf {
-        self.cfg.agent.state_dir.join("reaper")
+        self.state_path("reaper")
     }
 
     /// `--once`: the state clocks and pending SIGTERMs of the previous run.
@@ -811,7 +832,7 @@ impl Agent {
     /// `--once`: what the next run needs to go on counting and escalating.
     fn save_reaper(&mut self) {
         let on = self.cfg.reaper.enabled && !self.cfg.reap.is_empty() && self.actor();
-        if !on || self.cfg.agent.dry_run {
+        if !on {
             return;
         }
         let r = state::ReaperState {
@@ -920,14 +941,11 @@ impl Agent {
 
     /// SPEC §4 step 7: count idle cycles, watch the running task, start a due one.
     /// `--once` waits for a task it starts (within its timeout).
-    fn tasks(&mut self) {
+    fn tasks(&mut self, signals: Option<&Signals>) {
         if !self.tasks_loaded {
             self.tasks_loaded = true;
-            let saved = if self.once {
-                self.load_tasks()
-            } else {
-                self.task_states.clone()
-            };
+            // The last success and idle count of the previous run or service.
+            let saved = self.load_tasks();
             self.task_states = tasks::states_for(&self.cfg.tasks, &saved);
         }
         tasks::observe_cpu(&self.cfg.tasks, &mut self.task_states, self.cpu_percent);
@@ -938,22 +956,13 @@ impl Agent {
             self.start_task(i);
         }
         if self.once {
-            while self.running.is_some() {
-                let fds: Vec<i32> = self
-                    .running
-                    .iter()
-                    .flat_map(|r| r.child.poll_fds())
-                    .collect();
-                let mut pfds: Vec<libc::pollfd> = fds
-                    .iter()
-                    .map(|&fd| libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    })
-                    .collect();
-                // SAFETY: a valid pollfd array (possibly empty: then a 100 ms sleep).
-                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+            while let Some(r) = &self.running {
+                if stopping(signals) {
+                    self.stop_task();
+                    break;
+                }
+                let fds: Vec<i32> = r.child.poll_fds().collect();
+                wait_children(signals, &fds);
                 self.tend_task();
             }
             self.save_tasks();
@@ -1053,6 +1062,7 @@ impl Agent {
                     .emit();
                 self.running = Some(RunningTask {
                     name: t.name.clone(),
+                    timeout: t.timeout,
                     child: c,
                 });
             }
@@ -1075,14 +1085,7 @@ impl Agent {
         r.child.pump();
         let now = sys::monotonic_ns();
         if r.child.enforce_timeout(now) {
-            let timeout = self
-                .cfg
-                .tasks
-                .iter()
-                .find(|t| t.name == r.name)
-                .map(|t| t.timeout)
-                .unwrap_or_default();
-            let after = crate::config::value::fmt_duration(timeout);
+            let after = crate::config::value::fmt_duration(r.timeout);
             self.log
                 .event(Level::Warn, "task_timeout")
                 .str("name", &r.name)
@@ -1138,8 +1141,22 @@ impl Agent {
         }
     }
 
+    /// Ends the alert children with the agent; their notices count as not told.
+    fn stop_deliveries(&mut self) {
+        for mut d in std::mem::take(&mut self.deliveries) {
+            d.child.stop(500);
+            if let Some(o) = self
+                .outcomes
+                .iter_mut()
+                .find(|o| o.key == d.notice.key && o.running > 0)
+            {
+                o.running -= 1;
+            }
+        }
+    }
+
     fn tasks_path(&self) -> PathBuf {
-        self.cfg.agent.state_dir.join("tasks")
+        self.state_path("tasks")
     }
 
     fn load_tasks(&mut self) -> Vec<tasks::TaskState> {
@@ -1160,7 +1177,7 @@ impl Agent {
     }
 
     fn save_tasks(&mut self) {
-        if !self.actor() || self.task_states.is_empty() || self.cfg.agent.dry_run {
+        if !self.actor() || self.task_states.is_empty() {
             return;
         }
         tasks::format(&mut self.scratch, &self.task_states);
@@ -1180,51 +1197,43 @@ impl Agent {
         let max = self.cfg.audit.max_bytes;
         for i in 0..self.audit_targets.len() {
             let t = &self.audit_targets[i];
-            let (st, first) = match self.hist.iter().position(|h| h.user == t.user.name) {
-                Some(j) => (j, false),
+            let st = match self.hist.iter().position(|h| h.user == t.user.name) {
+                Some(j) => j,
                 None => {
                     self.hist.push(audit::HistState {
                         user: t.user.name.clone(),
                         ..Default::default()
                     });
-                    (self.hist.len() - 1, true)
+                    self.hist.len() - 1
                 }
             };
-            let result = audit::read_new(t, &mut self.hist[st], first, max, &mut self.buf);
-            let (name, uid) = (t.user.name.clone(), t.user.uid);
-            match result {
+            let st = &mut self.hist[st];
+            match audit::read_new(t, st, max, &mut self.buf) {
                 Ok(cmds) => {
-                    self.audit_errors.retain(|(u, _)| *u != name);
+                    st.refused.clear();
                     let now = sys::realtime_ns();
                     if let Some(log) = &mut self.audit_log {
                         for c in cmds {
                             let ts = c.ts.map_or(now, |s| s.saturating_mul(1_000_000_000));
                             log.event_at(Level::Info, "history", ts)
-                                .str("user", &name)
-                                .u64("uid", uid as u64)
+                                .str("user", &t.user.name)
+                                .u64("uid", t.user.uid as u64)
                                 .bytes("cmd", &c.cmd)
                                 .emit();
                         }
                     }
                 }
+                // Reported once while it lasts, across cron runs too (state_dir).
+                Err(why) if why == st.refused => {}
                 Err(why) => {
-                    if !self
-                        .audit_errors
-                        .iter()
-                        .any(|(u, w)| *u == name && *w == why)
-                    {
-                        let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
-                            self.audit_targets[i].path.as_bytes(),
-                        ));
-                        self.log
-                            .error(Level::Warn, "audit", &why)
-                            .str("user", &name)
-                            .path("path", &path)
-                            .str("effect", "nothing copied")
-                            .emit();
-                        self.audit_errors.retain(|(u, _)| *u != name);
-                        self.audit_errors.push((name, why));
-                    }
+                    let path = Path::new(std::ffi::OsStr::from_bytes(t.path.as_bytes()));
+                    self.log
+                        .error(Level::Warn, "audit", &why)
+                        .str("user", &t.user.name)
+                        .path("path", path)
+                        .str("effect", "nothing copied")
+                        .emit();
+                    st.refused = why;
                 }
             }
         }
@@ -1272,7 +1281,7 @@ impl Agent {
 
     /// SPEC §4 step 8: the notices due (see `alerts::decide`), each handed to the
     /// mailer and/or the alert command; `--once` waits for them (within timeout).
-    fn alerts(&mut self) {
+    fn alerts(&mut self, signals: Option<&Signals>) {
         if !self.told_loaded {
             self.told_loaded = true;
             self.told = self.load_alerts();
@@ -1310,21 +1319,18 @@ impl Agent {
         }
         if self.once {
             while !self.deliveries.is_empty() {
+                if stopping(signals) {
+                    // Stopped before they finished: not told, so tried next run.
+                    self.stop_deliveries();
+                    self.settle_outcomes();
+                    break;
+                }
                 let fds: Vec<i32> = self
                     .deliveries
                     .iter()
                     .flat_map(|d| d.child.poll_fds())
                     .collect();
-                let mut pfds: Vec<libc::pollfd> = fds
-                    .iter()
-                    .map(|&fd| libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    })
-                    .collect();
-                // SAFETY: a valid pollfd array (possibly empty: then a 100 ms sleep).
-                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+                wait_children(signals, &fds);
                 self.tend_deliveries();
             }
             self.save_alerts();
@@ -1340,6 +1346,10 @@ impl Agent {
             ];
             for via in vias.into_iter().flatten() {
                 self.log_delivery("alert_sent", via, n, None, None, true);
+            }
+            // Told, as far as dry runs go (they keep their own record).
+            if let Some(o) = self.outcomes.iter_mut().find(|o| o.key == n.key) {
+                o.ok = true;
             }
             return;
         }
@@ -1412,6 +1422,7 @@ impl Agent {
                 self.deliveries.push(Delivery {
                     via,
                     notice: n.clone(),
+                    timeout: std::time::Duration::from_nanos(timeout),
                     child,
                 })
             }
@@ -1490,7 +1501,7 @@ impl Agent {
                 let error = if timed_out {
                     format!(
                         "timed out after {}",
-                        crate::config::value::fmt_duration(self.cfg.alert.timeout)
+                        crate::config::value::fmt_duration(d.timeout)
                     )
                 } else {
                     stderr
@@ -1538,7 +1549,7 @@ impl Agent {
     }
 
     fn alerts_path(&self) -> PathBuf {
-        self.cfg.agent.state_dir.join("alerts")
+        self.state_path("alerts")
     }
 
     fn load_alerts(&mut self) -> Vec<alerts::Told> {
@@ -1556,8 +1567,7 @@ impl Agent {
     }
 
     fn save_alerts(&mut self) {
-        // A dry run performs nothing, so it must not count as having told anyone.
-        if !self.actor() || self.cfg.agent.dry_run {
+        if !self.actor() {
             return;
         }
         alerts::format(&mut self.scratch, &self.told);
@@ -1829,6 +1839,7 @@ impl Agent {
                     && let Err(why) = self.relock(&new.agent.state_dir)
                 {
                     self.log.reopen(&Target::from_config(&self.cfg));
+                    self.open_audit_log();
                     self.log
                         .event(Level::Error, "config_error")
                         .str("key", "agent.state_dir")
@@ -1846,6 +1857,13 @@ impl Agent {
                 }
                 self.pending.retain(|p| p.rule != usize::MAX);
                 self.cleanup_errors.clear();
+                // A task skipped for a missing program or user is tried again at
+                // once: the reload may be the operator's fix.
+                for st in &mut self.task_states {
+                    if self.task_skipped.contains(&st.name) {
+                        st.last_attempt_ns = 0;
+                    }
+                }
                 self.task_states = tasks::states_for(&new.tasks, &self.task_states);
                 self.task_skipped.clear();
                 let old = std::mem::replace(&mut self.cfg, new);
@@ -1867,8 +1885,12 @@ impl Agent {
                 policy::carry_over(&self.metrics, &mut metrics);
                 self.metrics = metrics;
                 self.load_users();
-                self.audit_errors.clear();
+                // Refusals are reported afresh under the new configuration.
+                for h in &mut self.hist {
+                    h.refused.clear();
+                }
                 self.load_audit_targets();
+                self.open_audit_log();
                 self.open_files();
                 let changed = if changed.is_empty() {
                     "none".to_string()
@@ -1884,6 +1906,7 @@ impl Agent {
             }
             Err(errors) => {
                 self.log.reopen(&Target::from_config(&self.cfg));
+                self.open_audit_log();
                 for e in &errors {
                     self.log
                         .event(Level::Error, "config_error")
@@ -1965,9 +1988,7 @@ impl Agent {
             self.tend_deliveries();
         };
         self.stop_task();
-        for mut d in std::mem::take(&mut self.deliveries) {
-            d.child.stop(500);
-        }
+        self.stop_deliveries();
         self.save_state(true);
         self.log
             .event(Level::Info, "stop")
@@ -1977,13 +1998,22 @@ impl Agent {
     }
 
     /// `--once`: one cycle; prints the status line and returns the Nagios status.
-    pub fn run_once(&mut self) -> Status {
+    /// `signals` (when they could be installed) let SIGTERM or SIGINT stop a task
+    /// or mailer this run waits for, instead of leaving it behind.
+    pub fn run_once(&mut self, signals: Option<&Signals>) -> Status {
         self.restore_state();
-        self.prime_cpu(None);
-        self.cycle(None);
+        self.prime_cpu(signals);
+        self.cycle(signals);
         if self.actor() {
             self.save_state(true);
             self.save_reaper();
+        }
+        if let Some(sig) = signals.and_then(|s| s.stop_requested()) {
+            self.log
+                .event(Level::Info, "stop")
+                .str("reason", sig)
+                .u64("cycles", self.cycles)
+                .emit();
         }
         let load1 = self.host.load.as_ref().ok().map(|l| l.one);
         let mut line = String::new();
@@ -1997,6 +2027,8 @@ impl Agent {
 struct Delivery {
     via: &'static str,
     notice: alerts::Notice,
+    /// `[alert] timeout` when it started (a reload may change it).
+    timeout: std::time::Duration,
     child: Child,
 }
 
@@ -2012,7 +2044,34 @@ struct Outcome {
 /// A task's child, by task name (the config may change while it runs).
 struct RunningTask {
     name: String,
+    /// Its timeout when it started (a reload may change or remove the task).
+    timeout: std::time::Duration,
     child: Child,
+}
+
+/// Whether SIGTERM or SIGINT arrived.
+fn stopping(signals: Option<&Signals>) -> bool {
+    signals.is_some_and(|s| s.stop_requested().is_some())
+}
+
+/// `--once` waiting for its children: up to 100 ms, waking for their output, their
+/// exit (SIGCHLD) or a stop signal.
+fn wait_children(signals: Option<&Signals>, fds: &[std::os::fd::RawFd]) {
+    match signals {
+        Some(s) => s.wait_or(100, fds),
+        None => {
+            let mut pfds: Vec<libc::pollfd> = fds
+                .iter()
+                .map(|&fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
+            // SAFETY: a valid pollfd array (possibly empty: then a 100 ms sleep).
+            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+        }
+    }
 }
 
 /// Waits `ms`, waking early for a signal when running as a service.

@@ -30,6 +30,12 @@ pub struct HistState {
     pub dev: u64,
     pub ino: u64,
     pub offset: u64,
+    /// Whether the file was ever looked at successfully (absent counts): until
+    /// then, the first good look starts at the file's end.
+    pub baseline: bool,
+    /// The last refusal reported for this user, kept in state_dir so cron runs
+    /// report it once, as the service does; empty when the last look went well.
+    pub refused: String,
 }
 
 /// One command, with the time bash recorded for it (`#1700000000` lines, written
@@ -45,9 +51,10 @@ pub struct Command {
 /// login shell.
 pub fn audited<'a>(cfg: &Audit, users: &'a Users) -> (Vec<&'a User>, Vec<String>) {
     if cfg.users.is_empty() {
+        // An empty shell field means /bin/sh (passwd(5)).
         let login = |u: &&User| {
             let s = u.shell.as_str();
-            !s.is_empty() && !s.ends_with("/nologin") && !s.ends_with("/false")
+            !s.ends_with("/nologin") && !s.ends_with("/false")
         };
         return (
             users
@@ -115,37 +122,58 @@ pub struct Target {
 /// The targets for the audited users (`audited`), and the names missing from passwd.
 pub fn targets(cfg: &Audit, users: &Users) -> (Vec<Target>, Vec<String>) {
     let (found, missing) = audited(cfg, users);
-    let targets = found
-        .into_iter()
-        .filter_map(|u| {
-            let path = Path::new(&u.home).join(".bash_history");
-            let path = CString::new(path.as_os_str().as_bytes()).ok()?;
-            Some(Target {
-                user: u.clone(),
-                path,
-            })
-        })
-        .collect();
+    let mut targets: Vec<Target> = Vec::with_capacity(found.len());
+    for u in found {
+        let path = Path::new(&u.home).join(".bash_history");
+        let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+            continue;
+        };
+        // Two accounts sharing a home share one file: it is read once, for the
+        // first (and a name listed twice is one user).
+        if targets
+            .iter()
+            .any(|t| t.path == path || t.user.name == u.name)
+        {
+            continue;
+        }
+        targets.push(Target {
+            user: u.clone(),
+            path,
+        });
+    }
     (targets, missing)
 }
 
-/// Reads what the target's user appended since `st` (updated). `buf` is scratch.
+/// Reads what the target's user appended since `st` (updated); a file seen for the
+/// first time (no baseline yet) is read from its end. `buf` is scratch.
 pub fn read_new(
     t: &Target,
     st: &mut HistState,
-    first_sight: bool,
     max_bytes: u64,
     buf: &mut Vec<u8>,
 ) -> Result<Vec<Command>, Refusal> {
     let user = &t.user;
     let c = &t.path;
+    // A look before opening: a device or FIFO is never opened (opening one can
+    // have effects of its own); the checks on the opened file below still decide.
+    match sys::lstat(c) {
+        Ok(m) if m.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+            return Err("is a symlink".to_string());
+        }
+        Ok(m) if m.st_mode & libc::S_IFMT != libc::S_IFREG => {
+            return Err("is not a regular file".to_string());
+        }
+        _ => {}
+    }
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let fd = match sys::open(c, flags, 0) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            if st.dev != 0 || st.ino != 0 || st.offset != 0 || st.user.is_empty() {
+            if st.dev != 0 || st.ino != 0 || st.offset != 0 || !st.baseline {
                 *st = HistState {
                     user: user.name.clone(),
+                    baseline: true,
+                    refused: std::mem::take(&mut st.refused),
                     ..HistState::default()
                 };
             }
@@ -172,24 +200,19 @@ pub fn read_new(
     }
     let size = meta.st_size.max(0) as u64;
     let same_file = st.dev == meta.st_dev && st.ino == meta.st_ino;
-    if first_sight {
+    if !st.baseline {
         // Seen for the first time: from its end on.
-        *st = HistState {
-            user: user.name.clone(),
-            dev: meta.st_dev,
-            ino: meta.st_ino,
-            offset: size,
-        };
+        st.dev = meta.st_dev;
+        st.ino = meta.st_ino;
+        st.offset = size;
+        st.baseline = true;
         return Ok(Vec::new());
     }
     if !same_file || size < st.offset {
         // Replaced, truncated, or newly created: from its start.
-        *st = HistState {
-            user: user.name.clone(),
-            dev: meta.st_dev,
-            ino: meta.st_ino,
-            offset: 0,
-        };
+        st.dev = meta.st_dev;
+        st.ino = meta.st_ino;
+        st.offset = 0;
     }
     let new = size - st.offset;
     if new == 0 {
@@ -230,7 +253,14 @@ pub fn format(out: &mut String, states: &[HistState]) {
     out.clear();
     let _ = writeln!(out, "{MAGIC}");
     for s in states {
-        let _ = writeln!(out, "hist {} {} {} {}", s.dev, s.ino, s.offset, s.user);
+        if s.baseline {
+            let _ = writeln!(out, "hist {} {} {} {}", s.dev, s.ino, s.offset, s.user);
+        }
+        if !s.refused.is_empty() {
+            // A reason is one line of our own making.
+            let why = s.refused.replace('\n', " ");
+            let _ = writeln!(out, "refused {} {why}", s.user);
+        }
     }
     out.push_str("end\n");
 }
@@ -241,8 +271,21 @@ pub fn parse(text: &[u8]) -> Result<Vec<HistState>, &'static str> {
     if it.next() != Some(MAGIC.as_bytes()) {
         return Err("not a version 1 audit file");
     }
-    let mut out = Vec::new();
+    let mut out: Vec<HistState> = Vec::new();
     for line in it.filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix(b"refused ") {
+            let text = std::str::from_utf8(rest).map_err(|_| "bad refused line")?;
+            let (user, why) = text.split_once(' ').ok_or("bad refused line")?;
+            match out.iter_mut().find(|s| s.user == user) {
+                Some(s) => s.refused = why.to_string(),
+                None => out.push(HistState {
+                    user: user.to_string(),
+                    refused: why.to_string(),
+                    ..HistState::default()
+                }),
+            }
+            continue;
+        }
         let rest = line.strip_prefix(b"hist ").ok_or("unknown line")?;
         let mut f = fields(rest);
         let mut num = || f.next().and_then(parse_u64).ok_or("bad hist line");
@@ -256,6 +299,8 @@ pub fn parse(text: &[u8]) -> Result<Vec<HistState>, &'static str> {
             dev,
             ino,
             offset,
+            baseline: true,
+            refused: String::new(),
         });
     }
     Ok(out)
@@ -299,15 +344,29 @@ mod tests {
 
     #[test]
     fn state_round_trips() {
-        let s = vec![HistState {
-            user: "alice".into(),
-            dev: 1,
-            ino: 2,
-            offset: 3,
-        }];
+        let s = vec![
+            HistState {
+                user: "alice".into(),
+                dev: 1,
+                ino: 2,
+                offset: 3,
+                baseline: true,
+                refused: "has 2 links (a hard link is not read)".into(),
+            },
+            HistState {
+                user: "bob".into(),
+                refused: "is a symlink".into(),
+                ..HistState::default()
+            },
+        ];
         let mut t = String::new();
         format(&mut t, &s);
-        assert_eq!(t, "system-agent-audit 1\nhist 1 2 3 alice\nend\n");
+        assert_eq!(
+            t,
+            "system-agent-audit 1\nhist 1 2 3 alice\n\
+             refused alice has 2 links (a hard link is not read)\n\
+             refused bob is a symlink\nend\n"
+        );
         assert_eq!(parse(t.as_bytes()), Ok(s));
         assert!(parse(b"system-agent-audit 1\nhist 1 2 alice\nend\n").is_err());
     }

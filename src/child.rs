@@ -5,7 +5,8 @@
 //! descriptor closed, default signal dispositions and an empty mask (an ignored
 //! SIGPIPE or SIGHUP would otherwise survive exec), its own process group (so a
 //! timeout kills everything it started), `nice`, and optionally another user's uid,
-//! gid and group. Between `fork` and `execve` the child only makes system calls: no
+//! gid and group. When the child ends, whatever it left in its group is killed
+//! (no orphan outlives the agent's interest in it). Between `fork` and `execve` the child only makes system calls: no
 //! allocation, no locks. An `exec` failure comes back as its errno on a
 //! close-on-exec pipe. The agent always reaps what it started.
 
@@ -84,14 +85,6 @@ pub enum Exit {
 }
 
 impl Exit {
-    fn of(status: libc::c_int) -> Exit {
-        if libc::WIFSIGNALED(status) {
-            Exit::Signal(libc::WTERMSIG(status))
-        } else {
-            Exit::Code(libc::WEXITSTATUS(status))
-        }
-    }
-
     pub fn success(self) -> bool {
         self == Exit::Code(0)
     }
@@ -269,18 +262,53 @@ impl Child {
         }
     }
 
-    /// Reaps the child if it exited (WNOHANG); its exit once it has.
+    /// Reaps the child if it exited (without blocking); its exit once it has.
+    /// Whatever it left in its process group is killed first: the leader is looked
+    /// at without being reaped (`WNOWAIT`), so until then its pid, and so the group
+    /// id, cannot belong to anyone else.
     pub fn try_wait(&mut self) -> Option<Exit> {
-        if self.exit.is_none() {
+        if self.exit.is_none()
+            && let Some(exit) = self.leader_exit(libc::WNOHANG)
+        {
+            self.signal_group(libc::SIGKILL);
             let mut status = 0;
-            // SAFETY: waitpid on our own child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == self.pid {
-                self.exit = Some(Exit::of(status));
-                self.pump();
-            }
+            // SAFETY: reaps our own exited child.
+            unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            self.exit = Some(exit);
+            self.pump();
         }
         self.exit
+    }
+
+    /// How the leader ended, if it has, leaving it unreaped (`waitid` with
+    /// `WNOWAIT`); `flags` 0 waits for it.
+    fn leader_exit(&self, flags: libc::c_int) -> Option<Exit> {
+        // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = loop {
+            // SAFETY: waitid on our own child, into a valid siginfo_t.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT | flags,
+                )
+            };
+            if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break r;
+            }
+        };
+        // SAFETY: waitid filled in a SIGCHLD siginfo (si_pid stays 0 if nothing exited).
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if r != 0 || pid != self.pid {
+            return None;
+        }
+        Some(if info.si_code == libc::CLD_EXITED {
+            Exit::Code(status)
+        } else {
+            Exit::Signal(status)
+        })
     }
 
     /// Enforces the timeout: SIGTERM to the group at the deadline, SIGKILL to the
@@ -354,12 +382,8 @@ impl Child {
                 })
                 .collect();
             if pfds.is_empty() {
-                let mut status = 0;
-                // SAFETY: waitpid on our own child; blocks until it exits.
-                let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
-                if r == self.pid {
-                    self.exit = Some(Exit::of(status));
-                }
+                // Blocks until it exits; try_wait then ends its group and reaps it.
+                self.leader_exit(0);
                 continue;
             }
             // SAFETY: valid pollfd array.
@@ -376,6 +400,15 @@ impl Drop for Child {
             self.stop(500);
         }
     }
+}
+
+/// `struct sigaction` as the kernel takes it (`rt_sigaction(2)`, 64-bit mask).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
 }
 
 /// The forked child: set up, then exec. Async-signal-safe calls only.
@@ -403,9 +436,23 @@ unsafe fn exec_child(
     unsafe {
         // Its own process group, so a timeout can end everything it starts.
         libc::setpgid(0, 0);
-        // Default dispositions for every signal and an empty mask.
-        for sig in 1..libc::SIGRTMAX() {
-            libc::signal(sig, libc::SIG_DFL);
+        // Default dispositions for every signal (1 to 64, with the raw system call:
+        // glibc's refuses the two it reserves, which stay ignored otherwise) and an
+        // empty mask.
+        let dfl = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        for sig in 1..=64 as libc::c_long {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8 as libc::c_long,
+            );
         }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

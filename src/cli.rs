@@ -159,6 +159,9 @@ fn check_config(opts: &Options) -> ExitCode {
 }
 
 fn run_once(opts: Options, cfg: Config) -> ExitCode {
+    // SIGTERM or SIGINT (cron's, a monitor's timeout, Ctrl-C) ends a task or mailer
+    // this run waits for before it exits; SIGHUP changes nothing in a one-shot.
+    let signals = Signals::install().ok();
     crate::sys::ignore_signal(libc::SIGHUP);
     let mut agent = Agent::new(opts, cfg, true);
     let locked = agent.take_lock();
@@ -169,7 +172,7 @@ fn run_once(opts: Options, cfg: Config) -> ExitCode {
     } else {
         Level::Info
     });
-    ExitCode::from(agent.run_once() as u8)
+    ExitCode::from(agent.run_once(signals.as_ref()) as u8)
 }
 
 fn run_service(opts: Options, cfg: Config) -> ExitCode {

@@ -49,23 +49,30 @@ fn parse_line(line: &[u8]) -> Option<User> {
     })
 }
 
-/// uid → name lookups for log lines; sorted once per load.
+/// The accounts, in file order, with a uid index for log lines; built once per load.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
-    by_uid: Vec<User>,
+    entries: Vec<User>,
+    /// (uid, index of the first entry with it), sorted by uid.
+    by_uid: Vec<(u32, usize)>,
 }
 
 impl Users {
-    pub fn new(mut users: Vec<User>) -> Users {
-        // The first entry for a uid wins, as getpwuid does.
-        users.sort_by_key(|u| u.uid);
-        users.dedup_by_key(|u| u.uid);
-        Users { by_uid: users }
+    pub fn new(entries: Vec<User>) -> Users {
+        let mut by_uid: Vec<(u32, usize)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.uid, i))
+            .collect();
+        // The first entry for a uid wins, as getpwuid does (the sort is stable).
+        by_uid.sort_by_key(|&(uid, _)| uid);
+        by_uid.dedup_by_key(|&mut (uid, _)| uid);
+        Users { entries, by_uid }
     }
 
     pub fn name(&self, uid: u32) -> Option<&str> {
-        let i = self.by_uid.binary_search_by_key(&uid, |u| u.uid).ok()?;
-        Some(&self.by_uid[i].name)
+        let i = self.by_uid.binary_search_by_key(&uid, |&(u, _)| u).ok()?;
+        Some(&self.entries[self.by_uid[i].1].name)
     }
 
     /// The uid of a user name (the first entry with that name).
@@ -73,20 +80,22 @@ impl Users {
         self.by_name(name).map(|u| u.uid)
     }
 
+    /// The first entry with that name, as getpwnam does.
     pub fn by_name(&self, name: &str) -> Option<&User> {
-        self.by_uid.iter().find(|u| u.name == name)
+        self.entries.iter().find(|u| u.name == name)
     }
 
-    /// Every user, by uid.
+    /// Every entry, in file order: accounts sharing a uid (a `toor` beside `root`)
+    /// are each there.
     pub fn all(&self) -> &[User] {
-        &self.by_uid
+        &self.entries
     }
 
     pub fn len(&self) -> usize {
-        self.by_uid.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_uid.is_empty()
+        self.entries.is_empty()
     }
 }

@@ -1124,9 +1124,18 @@ fn a_dry_run_does_not_silence_the_next_real_run() {
         ..Cfg::default()
     });
     h.once(&cfg, &["--dry-run"]);
+    h.once(&cfg, &["--dry-run"]);
     assert_eq!(h.captured().len(), 0);
+    // Dry runs remember what they logged (in their own state file): one line.
+    assert_eq!(
+        events(&h.log(), "event=alert_"),
+        vec![
+            "level=info event=alert_sent metric=mem state=critical via=mail to=ops@example.com dry_run=yes"
+        ]
+    );
     h.once(&cfg, &[]);
     assert_eq!(h.captured().len(), 1, "{}", h.log());
+    assert!(h.t.join("state/alerts.dry-run").exists());
 }
 
 // The service's recovery mail (a cycle without a process scan) carries no process

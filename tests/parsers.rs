@@ -898,7 +898,15 @@ fn passwd_odd_lines() {
 #[test]
 fn passwd_users_first_entry_for_a_uid_wins() {
     let users = Users::new(parse_passwd(PASSWD_ODD));
-    assert_eq!(users.len(), 7);
+    // Every entry is kept (the audit reads a toor beside root); names go by uid.
+    assert_eq!(users.len(), 9);
+    let all: Vec<&str> = users.all().iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(
+        all,
+        [
+            "root", "daemon", "alice", "toor", "max", "bob", "dave", "dave2", "last"
+        ]
+    );
     assert_eq!(users.name(0), Some("root"));
     assert_eq!(users.name(1011), Some("dave"));
     assert_eq!(users.name(u32::MAX), Some("max"));

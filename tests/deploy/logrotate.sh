@@ -2,7 +2,8 @@
 # logrotate: the real logrotate with the shipped etc/logrotate.d/system_agent (paths
 # moved under a temp dir, as in the README) rotates the log while the agent runs as
 # aion at a short interval: no event is lost (counted across both files against the
-# cycles the agent reports at stop), and later events go to the new file.
+# cycles the agent reports at stop), and later events go to the new file; the audit
+# log rotates too and its new file is 0600.
 source "$(dirname "$0")/lib.bash"
 setup logrotate
 ensure_host_aion
@@ -12,15 +13,20 @@ move_paths "$T" "$T/etc/aion/system_agent.ini" |
     sed -e 's/^interval = 10s$/interval = 50ms/' -e 's/^syslog = yes$/syslog = no/' > "$T/agent.ini"
 chmod 0644 "$T/agent.ini"
 LOG=$T/var/log/aion/system_agent.log
+AUDIT=$T/var/log/aion/audit.log
 
 setpriv --reuid=aion --regid=aion --clear-groups "$T/opt/aion/bin/system-agent" -c "$T/agent.ini" &
 agent=$!
 PIDS+=("$agent")
 samples() { [ "$(count "$1" "event=sample")" -ge "$2" ]; }
 wait_until 10 "20 samples before rotating" samples "$LOG" 20
+wait_until 10 "the audit log opened" test -f "$AUDIT"
+assert_eq "owner and mode of the audit log" "aion aion 600" "$(stat -c '%U %G %a' "$AUDIT")"
+echo "ts=2026-01-01T00:00:00.000Z level=info event=history user=x uid=1 cmd=x" >> "$AUDIT"
 
 logrotate -s "$T/logrotate.state" -f "$T/logrotate.conf" || fail "logrotate failed"
 [ -f "$LOG.1" ] || fail "no $LOG.1 after logrotate"
+[ -s "$AUDIT.1" ] || fail "no $AUDIT.1 after logrotate"
 wait_until 10 "event=reload in the new file" grep -q "event=reload" "$LOG"
 wait_until 10 "20 samples in the new file" samples "$LOG" 20
 kill -TERM "$agent"
@@ -34,4 +40,5 @@ assert_eq "reload events in the rotated file" 0 "$(count "$LOG.1" "event=reload"
 last_old=$(tail -1 "$LOG.1" | cut -d' ' -f1) first_new=$(head -1 "$LOG" | cut -d' ' -f1)
 [[ ! "$first_new" < "$last_old" ]] || fail "the new file starts ($first_new) before the old one ends ($last_old)"
 assert_eq "owner and mode of the new file" "aion aion 640" "$(stat -c '%U %G %a' "$LOG")"
+assert_eq "owner and mode of the new audit log" "aion aion 600" "$(stat -c '%U %G %a' "$AUDIT")"
 ok "rotated while running: $old + $new samples = $cycles cycles, later events in the new file"
