@@ -1,13 +1,22 @@
 //! The agent: one cycle (SPEC §4) and the two ways to run it — the service loop and
 //! the `--once` check. Single-threaded and synchronous: the loop sleeps in `poll` on
-//! the signal pipe until the next cycle is due, so signals act at once and a slow
-//! cycle skips missed slots instead of bursting to catch up.
+//! the signal pipe (and the output of its children) until the next cycle is due, so
+//! signals act at once and a slow cycle skips missed slots instead of bursting.
 //!
 //! ```text
 //! sample → judge (levels, hysteresis → alert/recovered) → log sample
-//!        → top processes (when cpu or mem ≥ warn) → [actions: later issues]
-//!        → metrics file → state
+//!        → top processes (when cpu or mem ≥ warn) → reaper (reaping.rs)
+//!        → cleanup → audit (history.rs) → tasks (maintenance.rs)
+//!        → alerts (alerting.rs) → metrics file → state
 //! ```
+//!
+//! Each step's decisions are pure functions in its own module (`reaper`, `cleanup`,
+//! `audit`, `tasks`, `alerts`); the files here apply them and log what was done.
+
+mod alerting;
+mod history;
+mod maintenance;
+mod reaping;
 
 use crate::alerts;
 use crate::audit;
@@ -28,6 +37,8 @@ use crate::signals::Signals;
 use crate::state::{self, AtomicFile, Lock, LockOutcome};
 use crate::sys;
 use crate::tasks;
+use alerting::{Delivery, Outcome};
+use maintenance::RunningTask;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -211,16 +222,6 @@ impl Agent {
         agent
     }
 
-    /// The audit trail's own logger while `bash_history` is on; a reload (or
-    /// logrotate's SIGHUP) reopens it.
-    fn open_audit_log(&mut self) {
-        let on = self.cfg.audit.bash_history;
-        match (&mut self.audit_log, on) {
-            (Some(log), true) => log.reopen(&Target::audit(&self.cfg)),
-            _ => self.audit_log = on.then(|| Logger::new(&Target::audit(&self.cfg))),
-        }
-    }
-
     /// Drops all capabilities when the config does not allow keeping them (see
     /// `policy::may_keep_capabilities`); returns why, if it did.
     fn guard_capabilities(&mut self) -> Option<String> {
@@ -257,21 +258,6 @@ impl Agent {
                     .str("effect", "user names shown as uids")
                     .emit();
             }
-        }
-    }
-
-    /// The audited users' history paths, and a line for each named user that
-    /// passwd lacks (once per load).
-    fn load_audit_targets(&mut self) {
-        if !self.cfg.audit.bash_history {
-            self.audit_targets.clear();
-            return;
-        }
-        let (targets, missing) = audit::targets(&self.cfg.audit, &self.users);
-        self.audit_targets = targets;
-        for name in missing {
-            let why = format!("user {name} is not in {}", self.cfg.paths.passwd.display());
-            self.log.error(Level::Warn, "audit", why).emit();
         }
     }
 
@@ -627,158 +613,6 @@ impl Agent {
         }
     }
 
-    /// SPEC §4 step 4: escalate pending SIGTERMs, then act on what the rules select.
-    fn reap(&mut self) {
-        if self.scanned_cycle != Some(self.cycles) {
-            let clock = if self.once {
-                sys::realtime_ns()
-            } else {
-                sys::monotonic_ns()
-            };
-            if let Err(e) = self.scanner.scan(clock) {
-                self.log.error(Level::Error, "scan", e).emit();
-                return;
-            }
-            self.scanned_cycle = Some(self.cycles);
-        }
-        let now = sys::realtime_ns();
-        if self.once {
-            self.load_reaper();
-        }
-        self.escalate(now);
-        self.reaper_clock.observe(self.scanner.procs(), now);
-        let procs = self.scanner.procs();
-        self.settled.retain(|k| {
-            procs
-                .binary_search_by_key(&k.0, |p| p.pid)
-                .is_ok_and(|i| procs[i].start == k.1)
-        });
-        let facts = reaper::Facts {
-            now_ns: now,
-            btime: self.btime.unwrap_or(0),
-            ticks_per_sec: self.ticks_per_sec,
-            self_pid: sys::getpid(),
-        };
-        let plan = reaper::Plan {
-            cfg: &self.cfg.reaper,
-            rules: &self.cfg.reap,
-            facts,
-            clock: &self.reaper_clock,
-            users: &self.users,
-        };
-        let mut details = reaper::ProcDetails::new(&self.cfg.paths.proc);
-        let scanner = &self.scanner;
-        let decisions = plan.run(scanner.procs(), |p| scanner.name(p), &mut details);
-        for d in decisions {
-            self.act(&d, now);
-        }
-    }
-
-    /// Logs one decision, then carries it out (unless dry-run, or already done).
-    fn act(&mut self, d: &reaper::Decision, now: u64) {
-        let key = (d.pid, d.start);
-        if self.settled.contains(&key) || self.pending.iter().any(|p| (p.pid, p.start) == key) {
-            return;
-        }
-        let (target, target_start, sig) = match d.act {
-            reaper::Act::Term => (d.pid, d.start, Some(libc::SIGTERM)),
-            reaper::Act::Kill => (d.pid, d.start, Some(libc::SIGKILL)),
-            reaper::Act::Log => (d.pid, d.start, None),
-            reaper::Act::SigchldParent | reaper::Act::KillParent => {
-                // Only on account of a zombie that is still one now.
-                if !reaper::still_zombie(&self.cfg.paths.proc, d.pid, d.start) {
-                    return;
-                }
-                let procs = self.scanner.procs();
-                let Ok(i) = procs.binary_search_by_key(&d.ppid, |p| p.pid) else {
-                    return;
-                };
-                let sig = if d.act == reaper::Act::KillParent {
-                    libc::SIGKILL
-                } else {
-                    libc::SIGCHLD
-                };
-                (d.ppid, procs[i].start, Some(sig))
-            }
-        };
-        let dry_run = self.cfg.agent.dry_run;
-        self.log_reap(
-            "reap",
-            d,
-            d.act.name(),
-            (target != d.pid).then_some(target),
-            dry_run,
-        );
-        let (Some(sig), false) = (sig, dry_run) else {
-            self.settled.push(key);
-            return;
-        };
-        match reaper::signal(&self.cfg.paths.proc, target, target_start, sig) {
-            Ok(pidfd) if d.act == reaper::Act::Term => {
-                if matches!(d.state, b'T' | b't')
-                    && let Some(fd) = &pidfd
-                {
-                    let _ = reaper::resume(fd);
-                }
-                self.pending.push(reaper::Pending {
-                    pid: d.pid,
-                    start: d.start,
-                    rule: d.rule,
-                    sent_ns: now,
-                    pidfd,
-                });
-            }
-            Ok(_) => self.settled.push(key),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-            Err(e) => {
-                self.settled.push(key);
-                self.log_reap_failed(d.pid, d.rule, d.act.name(), &e);
-            }
-        }
-    }
-
-    /// SIGKILL for every SIGTERM that `grace` did not end.
-    fn escalate(&mut self, now: u64) {
-        let grace = self.cfg.reaper.grace.as_nanos() as u64;
-        let proc_root = self.cfg.paths.proc.clone();
-        let mut still = Vec::new();
-        for p in std::mem::take(&mut self.pending) {
-            if !p.alive(&proc_root) {
-                // Done with: it exited (if its parent leaves a zombie, that is the
-                // parent's to reap, not a new process to act on).
-                self.settled.push((p.pid, p.start));
-                continue;
-            }
-            if now.saturating_sub(p.sent_ns) < grace {
-                still.push(p);
-                continue;
-            }
-            let rule = self
-                .cfg
-                .reap
-                .get(p.rule)
-                .map_or("?", |r| r.name.as_str())
-                .to_string();
-            let after = crate::cleanup::fmt_age(grace / 1_000_000_000);
-            let name = self.proc_name(p.pid);
-            self.log
-                .event(Level::Warn, "reap")
-                .i64("pid", p.pid as i64)
-                .bytes("name", &name)
-                .str("action", "kill")
-                .str("rule", &rule)
-                .str("reason", &format!("still running {after} after SIGTERM"))
-                .emit();
-            if let Err(e) = p.kill(&proc_root)
-                && e.raw_os_error() != Some(libc::ESRCH)
-            {
-                self.log_reap_failed(p.pid, p.rule, "kill", &e);
-            }
-            self.settled.push((p.pid, p.start));
-        }
-        self.pending = still;
-    }
-
     /// A file in state_dir of what was done (reaper, tasks, alerts). A dry run
     /// keeps its own copy: it remembers what it merely logged, so cron dry runs are
     /// as calm as real ones, yet a real run never takes it as done.
@@ -791,791 +625,34 @@ impl Agent {
         }
     }
 
-    fn reaper_path(&self) -> PathBuf {
-        self.state_path("reaper")
-    }
-
-    /// `--once`: the state clocks and pending SIGTERMs of the previous run.
-    fn load_reaper(&mut self) {
-        let path = self.reaper_path();
-        let Ok(bytes) = std::fs::read(&path) else {
-            return;
-        };
-        match state::parse_reaper(&bytes) {
-            Ok(r) => {
-                self.reaper_clock.since = r
-                    .states
-                    .iter()
-                    .map(|&(pid, start, st, since)| ((pid, start), (st, since)))
-                    .collect();
-                self.settled = r.settled;
-                for (pid, start, rule, sent_ns) in r.pending {
-                    if let Some(rule) = self.cfg.reap.iter().position(|x| x.name == rule) {
-                        self.pending.push(reaper::Pending {
-                            pid,
-                            start,
-                            rule,
-                            sent_ns,
-                            pidfd: None,
-                        });
-                    }
-                }
-            }
-            Err(why) => self
-                .log
-                .error(Level::Warn, "state", why)
-                .path("path", &path)
-                .emit(),
-        }
-    }
-
-    /// `--once`: what the next run needs to go on counting and escalating.
-    fn save_reaper(&mut self) {
-        let on = self.cfg.reaper.enabled && !self.cfg.reap.is_empty() && self.actor();
-        if !on {
-            return;
-        }
-        let r = state::ReaperState {
-            states: self
-                .reaper_clock
-                .since
-                .iter()
-                .map(|(&(pid, start), &(st, since))| (pid, start, st, since))
-                .collect(),
-            pending: self
-                .pending
-                .iter()
-                .filter_map(|p| {
-                    self.cfg
-                        .reap
-                        .get(p.rule)
-                        .map(|r| (p.pid, p.start, r.name.clone(), p.sent_ns))
-                })
-                .collect(),
-            settled: self.settled.clone(),
-        };
-        state::format_reaper(&mut self.scratch, &r);
-        let result = AtomicFile::new(&self.reaper_path(), 0o600)
-            .and_then(|f| f.write(self.scratch.as_bytes(), true));
-        if let Err(e) = result {
-            self.log.error(Level::Error, "state", e).emit();
-        }
-    }
-
-    fn proc_name(&self, pid: i32) -> Vec<u8> {
-        let procs = self.scanner.procs();
-        procs
-            .binary_search_by_key(&pid, |p| p.pid)
-            .map(|i| self.scanner.name(&procs[i]).to_vec())
-            .unwrap_or_default()
-    }
-
-    fn log_reap(
+    /// A state_dir file parsed by `parse`: `None` when it is missing or cannot be
+    /// parsed (that is logged; the next save replaces it).
+    fn read_state<T, E: std::fmt::Display>(
         &mut self,
-        event: &str,
-        d: &reaper::Decision,
-        action: &str,
-        target: Option<i32>,
-        dry_run: bool,
-    ) {
-        let name = self.proc_name(d.pid);
-        let user = self
-            .users
-            .name(d.uid)
-            .map(str::to_owned)
-            .unwrap_or_else(|| d.uid.to_string());
-        // A live group whose main thread exited shows `Z` without being a zombie.
-        let state = match crate::config::ProcState::of_letter(d.state) {
-            Some(crate::config::ProcState::Zombie) if !d.zombie => "other",
-            Some(s) => s.name(),
-            None => "other",
-        };
-        let rule = self
-            .cfg
-            .reap
-            .get(d.rule)
-            .map_or("?", |r| r.name.as_str())
-            .to_string();
-        let age = crate::cleanup::fmt_age(d.age_s);
-        let level = if d.act == reaper::Act::Log {
-            Level::Info
-        } else {
-            Level::Warn
-        };
-        let e = self
-            .log
-            .event(level, event)
-            .i64("pid", d.pid as i64)
-            .bytes("name", &name)
-            .str("user", &user)
-            .str("state", state)
-            .str("age", &age)
-            .str("action", action)
-            .str("rule", &rule)
-            .str("reason", &d.reason);
-        let e = match target {
-            Some(t) => e.i64("target", t as i64),
-            None => e,
-        };
-        e.opt("dry_run", dry_run.then_some("yes")).emit();
-    }
-
-    fn log_reap_failed(&mut self, pid: i32, rule: usize, action: &str, e: &std::io::Error) {
-        let name = self.proc_name(pid);
-        let rule = self
-            .cfg
-            .reap
-            .get(rule)
-            .map_or("?", |r| r.name.as_str())
-            .to_string();
-        self.log
-            .event(Level::Error, "reap_failed")
-            .i64("pid", pid as i64)
-            .bytes("name", &name)
-            .str("action", action)
-            .str("rule", &rule)
-            .str("errno", &crate::error::errno_name(e))
-            .str("error", &crate::error::errno_text(e))
-            .emit();
-    }
-
-    /// SPEC §4 step 7: count idle cycles, watch the running task, start a due one.
-    /// `--once` waits for a task it starts (within its timeout).
-    fn tasks(&mut self, signals: Option<&Signals>) {
-        if !self.tasks_loaded {
-            self.tasks_loaded = true;
-            // The last success and idle count of the previous run or service.
-            let saved = self.load_tasks();
-            self.task_states = tasks::states_for(&self.cfg.tasks, &saved);
-        }
-        tasks::observe_cpu(&self.cfg.tasks, &mut self.task_states, self.cpu_percent);
-        self.tend_task();
-        if self.running.is_none()
-            && let Some(i) = tasks::next(&self.cfg.tasks, &self.task_states, sys::realtime_ns())
-        {
-            self.start_task(i);
-        }
-        if self.once {
-            while let Some(r) = &self.running {
-                if stopping(signals) {
-                    self.stop_task();
-                    break;
-                }
-                let fds: Vec<i32> = r.child.poll_fds().collect();
-                wait_children(signals, &fds);
-                self.tend_task();
-            }
-            self.save_tasks();
-        }
-    }
-
-    /// Reports a task that cannot run, once per config load.
-    fn skip_task(&mut self, i: usize, why: &str) {
-        let name = self.cfg.tasks[i].name.clone();
-        self.task_states[i].last_attempt_ns = sys::realtime_ns();
-        if !self.task_skipped.contains(&name) {
-            self.log
-                .event(Level::Warn, "task_skipped")
-                .str("name", &name)
-                .str("reason", why)
-                .emit();
-            self.task_skipped.push(name);
-        }
-    }
-
-    fn start_task(&mut self, i: usize) {
-        let t = self.cfg.tasks[i].clone();
-        let prog = Path::new(&t.command[0]);
-        let runnable = std::fs::metadata(prog).is_ok_and(|m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.is_file() && m.permissions().mode() & 0o111 != 0
-        });
-        if !runnable {
-            return self.skip_task(
-                i,
-                &format!("{} is missing or not executable", prog.display()),
-            );
-        }
-        let ids = match &t.user {
-            None => None,
-            Some(u) => match self.users.by_name(u) {
-                None => {
-                    return self.skip_task(
-                        i,
-                        &format!("user {u} is not in {}", self.cfg.paths.passwd.display()),
-                    );
-                }
-                Some(user) if user.uid == sys::getuid() => None,
-                Some(user) => {
-                    let caps = sys::effective_capabilities().unwrap_or(0);
-                    let can = sys::getuid() == 0
-                        || ((caps >> policy::CAP_SETUID) & (caps >> policy::CAP_SETGID) & 1) == 1;
-                    if !can {
-                        return self.skip_task(
-                            i,
-                            &format!("cannot run as {u}: needs root or cap_setuid and cap_setgid"),
-                        );
-                    }
-                    Some((user.uid, user.gid))
-                }
-            },
-        };
-        let argv: Option<Vec<std::ffi::CString>> = t
-            .command
-            .iter()
-            .map(|a| std::ffi::CString::new(a.as_str()).ok())
-            .collect();
-        let Some(argv) = argv else {
-            return self.skip_task(i, "the command contains a NUL byte");
-        };
-        if self.cfg.agent.dry_run {
-            // Decided and logged, not run; counted as done, so it is not decided
-            // again every cycle.
-            self.log
-                .event(Level::Info, "task_start")
-                .str("name", &t.name)
-                .opt("user", t.user.as_deref())
-                .str("command", &t.command.join(" "))
-                .str("dry_run", "yes")
-                .emit();
-            let now = sys::realtime_ns();
-            self.task_states[i].last_attempt_ns = now;
-            self.task_states[i].last_success_ns = now;
-            return;
-        }
-        let spec = child::Spec {
-            argv,
-            env: child::base_env(),
-            ids,
-            nice: t.nice,
-            stdin: None,
-        };
-        self.task_states[i].last_attempt_ns = sys::realtime_ns();
-        match Child::spawn(&spec, t.timeout.as_nanos() as u64) {
-            Ok(c) => {
-                self.log
-                    .event(Level::Info, "task_start")
-                    .str("name", &t.name)
-                    .i64("pid", c.pid as i64)
-                    .opt("user", t.user.as_deref())
-                    .str("command", &t.command.join(" "))
-                    .emit();
-                self.running = Some(RunningTask {
-                    name: t.name.clone(),
-                    timeout: t.timeout,
-                    child: c,
-                });
-            }
-            Err(e) => {
-                self.log
-                    .error(Level::Error, "task", crate::error::errno_text(&e))
-                    .str("name", &t.name)
-                    .emit();
-            }
-        }
-        if !self.once {
-            self.save_tasks();
-        }
-    }
-
-    /// Drains the running task's output, enforces its timeout, and reaps it when
-    /// it has exited (`task_done`). Called each cycle and on every wake-up.
-    fn tend_task(&mut self) {
-        let Some(r) = &mut self.running else { return };
-        r.child.pump();
-        let now = sys::monotonic_ns();
-        if r.child.enforce_timeout(now) {
-            let after = crate::config::value::fmt_duration(r.timeout);
-            self.log
-                .event(Level::Warn, "task_timeout")
-                .str("name", &r.name)
-                .i64("pid", r.child.pid as i64)
-                .str("after", &after)
-                .str("action", "SIGTERM to its process group, SIGKILL 5s later")
-                .emit();
-        }
-        let Some(exit) = r.child.try_wait() else {
-            return;
-        };
-        let Some(r) = self.running.take() else { return };
-        self.log_task_done(&r, exit, None);
-        if let Some(s) = self.task_states.iter_mut().find(|s| s.name == r.name)
-            && exit.success()
-            && r.child.term_sent_ns.is_none()
-        {
-            s.last_success_ns = sys::realtime_ns();
-        }
-        if !self.once {
-            self.save_tasks();
-        }
-    }
-
-    fn log_task_done(&mut self, r: &RunningTask, exit: child::Exit, note: Option<&str>) {
-        let secs = sys::monotonic_ns().saturating_sub(r.child.started_ns) as f64 / 1e9;
-        let stderr = r.child.stderr.text();
-        let clean = exit.success() && stderr.is_empty() && r.child.term_sent_ns.is_none();
-        let exit_text = exit.to_string();
-        let e = self
-            .log
-            .event(if clean { Level::Info } else { Level::Warn }, "task_done")
-            .str("name", &r.name)
-            .str("exit", &exit_text)
-            .num("duration", secs, 2)
-            .u64("stdout_lines", r.child.stdout.lines)
-            .u64("stderr_lines", r.child.stderr.lines);
-        let e = if stderr.is_empty() {
-            e
-        } else {
-            e.bytes("stderr_tail", &stderr)
-        };
-        e.opt("note", note).emit();
-    }
-
-    /// Stops a running task with the agent (SPEC §1: reap every child before exit).
-    fn stop_task(&mut self) {
-        if let Some(mut r) = self.running.take() {
-            r.child.stop(1000);
-            let exit = r.child.exit.unwrap_or(child::Exit::Signal(libc::SIGKILL));
-            self.log_task_done(&r, exit, Some("stopped with the agent"));
-            self.save_tasks();
-        }
-    }
-
-    /// Ends the alert children with the agent; their notices count as not told.
-    fn stop_deliveries(&mut self) {
-        for mut d in std::mem::take(&mut self.deliveries) {
-            d.child.stop(500);
-            if let Some(o) = self
-                .outcomes
-                .iter_mut()
-                .find(|o| o.key == d.notice.key && o.running > 0)
-            {
-                o.running -= 1;
-            }
-        }
-    }
-
-    fn tasks_path(&self) -> PathBuf {
-        self.state_path("tasks")
-    }
-
-    fn load_tasks(&mut self) -> Vec<tasks::TaskState> {
-        let path = self.tasks_path();
-        let Ok(bytes) = std::fs::read(&path) else {
-            return Vec::new();
-        };
-        match tasks::parse(&bytes) {
-            Ok(s) => s,
+        path: &Path,
+        parse: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Option<T> {
+        let bytes = std::fs::read(path).ok()?;
+        match parse(&bytes) {
+            Ok(v) => Some(v),
             Err(why) => {
                 self.log
                     .error(Level::Warn, "state", why)
-                    .path("path", &path)
+                    .path("path", path)
                     .emit();
-                Vec::new()
+                None
             }
         }
     }
 
-    fn save_tasks(&mut self) {
-        if !self.actor() || self.task_states.is_empty() {
-            return;
+    /// Writes `text` to a state_dir file atomically (mode 0600); a failure is
+    /// logged. Returns whether it worked.
+    fn write_state(path: &Path, log: &mut Logger, text: &str) -> bool {
+        let result = AtomicFile::new(path, 0o600).and_then(|f| f.write(text.as_bytes(), true));
+        if let Err(e) = &result {
+            log.error(Level::Error, "state", e).emit();
         }
-        tasks::format(&mut self.scratch, &self.task_states);
-        let result = AtomicFile::new(&self.tasks_path(), 0o600)
-            .and_then(|f| f.write(self.scratch.as_bytes(), true));
-        if let Err(e) = result {
-            self.log.error(Level::Error, "state", e).emit();
-        }
-    }
-
-    /// SPEC §4 step 6: each audited user's new commands, one `history` event each.
-    fn audit(&mut self) {
-        if !self.hist_loaded {
-            self.hist_loaded = true;
-            self.hist = self.load_hist();
-        }
-        let max = self.cfg.audit.max_bytes;
-        for i in 0..self.audit_targets.len() {
-            let t = &self.audit_targets[i];
-            let st = match self.hist.iter().position(|h| h.user == t.user.name) {
-                Some(j) => j,
-                None => {
-                    self.hist.push(audit::HistState {
-                        user: t.user.name.clone(),
-                        ..Default::default()
-                    });
-                    self.hist.len() - 1
-                }
-            };
-            let st = &mut self.hist[st];
-            match audit::read_new(t, st, max, &mut self.buf) {
-                Ok(cmds) => {
-                    st.refused.clear();
-                    let now = sys::realtime_ns();
-                    if let Some(log) = &mut self.audit_log {
-                        for c in cmds {
-                            let ts = c.ts.map_or(now, |s| s.saturating_mul(1_000_000_000));
-                            log.event_at(Level::Info, "history", ts)
-                                .str("user", &t.user.name)
-                                .u64("uid", t.user.uid as u64)
-                                .bytes("cmd", &c.cmd)
-                                .emit();
-                        }
-                    }
-                }
-                // Reported once while it lasts, across cron runs too (state_dir).
-                Err(why) if why == st.refused => {}
-                Err(why) => {
-                    let path = Path::new(std::ffi::OsStr::from_bytes(t.path.as_bytes()));
-                    self.log
-                        .error(Level::Warn, "audit", &why)
-                        .str("user", &t.user.name)
-                        .path("path", path)
-                        .str("effect", "nothing copied")
-                        .emit();
-                    st.refused = why;
-                }
-            }
-        }
-        self.save_hist();
-    }
-
-    fn hist_path(&self) -> PathBuf {
-        self.cfg.agent.state_dir.join("audit")
-    }
-
-    fn load_hist(&mut self) -> Vec<audit::HistState> {
-        let path = self.hist_path();
-        let Ok(bytes) = std::fs::read(&path) else {
-            return Vec::new();
-        };
-        match audit::parse(&bytes) {
-            Ok(h) => {
-                self.hist_written = String::from_utf8_lossy(&bytes).into_owned();
-                h
-            }
-            Err(why) => {
-                self.log
-                    .error(Level::Warn, "state", why)
-                    .path("path", &path)
-                    .emit();
-                Vec::new()
-            }
-        }
-    }
-
-    /// Writes state_dir/audit when an offset moved (not every cycle).
-    fn save_hist(&mut self) {
-        audit::format(&mut self.scratch, &self.hist);
-        if self.scratch == self.hist_written {
-            return;
-        }
-        std::mem::swap(&mut self.scratch, &mut self.hist_written);
-        let result = AtomicFile::new(&self.hist_path(), 0o600)
-            .and_then(|f| f.write(self.hist_written.as_bytes(), true));
-        if let Err(e) = result {
-            self.hist_written.clear();
-            self.log.error(Level::Error, "state", e).emit();
-        }
-    }
-
-    /// SPEC §4 step 8: the notices due (see `alerts::decide`), each handed to the
-    /// mailer and/or the alert command; `--once` waits for them (within timeout).
-    fn alerts(&mut self, signals: Option<&Signals>) {
-        if !self.told_loaded {
-            self.told_loaded = true;
-            self.told = self.load_alerts();
-        }
-        let before = self.told.clone();
-        let a = &self.cfg.alert;
-        let now = sys::realtime_ns();
-        let notices = alerts::decide(
-            &self.metrics,
-            &mut self.told,
-            a.min_level,
-            a.cooldown.as_nanos() as u64,
-            now,
-        );
-        for n in &notices {
-            let prev = before
-                .iter()
-                .find(|t| t.key == n.key)
-                .cloned()
-                .unwrap_or_else(|| alerts::Told {
-                    key: n.key.clone(),
-                    ..alerts::Told::default()
-                });
-            self.outcomes.push(Outcome {
-                key: n.key.clone(),
-                prev,
-                running: 0,
-                ok: false,
-            });
-            self.deliver(n, now);
-            self.settle_outcomes();
-        }
-        if !notices.is_empty() && !self.once {
-            self.save_alerts();
-        }
-        if self.once {
-            while !self.deliveries.is_empty() {
-                if stopping(signals) {
-                    // Stopped before they finished: not told, so tried next run.
-                    self.stop_deliveries();
-                    self.settle_outcomes();
-                    break;
-                }
-                let fds: Vec<i32> = self
-                    .deliveries
-                    .iter()
-                    .flat_map(|d| d.child.poll_fds())
-                    .collect();
-                wait_children(signals, &fds);
-                self.tend_deliveries();
-            }
-            self.save_alerts();
-        }
-    }
-
-    fn deliver(&mut self, n: &alerts::Notice, now: u64) {
-        let a = self.cfg.alert.clone();
-        if self.cfg.agent.dry_run {
-            let vias = [
-                (!a.email.is_empty()).then_some("mail"),
-                (!a.command.is_empty()).then_some("command"),
-            ];
-            for via in vias.into_iter().flatten() {
-                self.log_delivery("alert_sent", via, n, None, None, true);
-            }
-            // Told, as far as dry runs go (they keep their own record).
-            if let Some(o) = self.outcomes.iter_mut().find(|o| o.key == n.key) {
-                o.ok = true;
-            }
-            return;
-        }
-        let timeout = a.timeout.as_nanos() as u64;
-        if !a.email.is_empty() {
-            self.mail_seq += 1;
-            let from = a
-                .from
-                .clone()
-                .unwrap_or_else(|| format!("system-agent@{}", self.hostname));
-            let msg = alerts::message(
-                n,
-                &self.hostname,
-                &from,
-                &a.email,
-                now,
-                std::process::id(),
-                self.mail_seq,
-                &self.last_top[..self.last_top_n],
-            );
-            let argv: Vec<std::ffi::CString> = a
-                .sendmail
-                .iter()
-                .filter_map(|s| std::ffi::CString::new(s.as_str()).ok())
-                .collect();
-            let spec = child::Spec {
-                argv,
-                env: child::base_env(),
-                ids: None,
-                nice: 0,
-                stdin: Some(msg.into_bytes()),
-            };
-            self.start_delivery("mail", n, &spec, timeout);
-        }
-        if !a.command.is_empty() {
-            let mut env = child::base_env();
-            for (k, v) in alerts::env(n, &self.hostname) {
-                if let Ok(c) = std::ffi::CString::new(format!("{k}={v}")) {
-                    env.push(c);
-                }
-            }
-            let argv: Vec<std::ffi::CString> = a
-                .command
-                .iter()
-                .filter_map(|s| std::ffi::CString::new(s.as_str()).ok())
-                .collect();
-            let spec = child::Spec {
-                argv,
-                env,
-                ids: None,
-                nice: 0,
-                stdin: None,
-            };
-            self.start_delivery("command", n, &spec, timeout);
-        }
-    }
-
-    fn start_delivery(
-        &mut self,
-        via: &'static str,
-        n: &alerts::Notice,
-        spec: &child::Spec,
-        timeout: u64,
-    ) {
-        match Child::spawn(spec, timeout) {
-            Ok(child) => {
-                if let Some(o) = self.outcomes.iter_mut().rev().find(|o| o.key == n.key) {
-                    o.running += 1;
-                }
-                self.deliveries.push(Delivery {
-                    via,
-                    notice: n.clone(),
-                    timeout: std::time::Duration::from_nanos(timeout),
-                    child,
-                })
-            }
-            Err(e) => self.log_delivery(
-                "alert_failed",
-                via,
-                n,
-                Some(&crate::error::errno_text(&e)),
-                None,
-                false,
-            ),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn log_delivery(
-        &mut self,
-        event: &str,
-        via: &str,
-        n: &alerts::Notice,
-        error: Option<&str>,
-        exit: Option<&str>,
-        dry_run: bool,
-    ) {
-        let level = if event == "alert_sent" {
-            Level::Info
-        } else {
-            Level::Error
-        };
-        let to = (via == "mail").then(|| self.cfg.alert.email.join(","));
-        let state = if n.level == Status::Ok {
-            "recovered"
-        } else {
-            n.level.name()
-        };
-        self.log
-            .event(level, event)
-            .str("metric", n.kind.name())
-            .opt("mount", n.mount.as_deref())
-            .str("state", state)
-            .str("via", via)
-            .opt("to", to.as_deref())
-            .opt("reminder", n.reminder.then_some("yes"))
-            .opt("exit", exit)
-            .opt("error", error)
-            .opt("dry_run", dry_run.then_some("yes"))
-            .emit();
-    }
-
-    /// Drains, times out and reaps alert deliveries; logs each outcome.
-    fn tend_deliveries(&mut self) {
-        let now = sys::monotonic_ns();
-        let mut i = 0;
-        while i < self.deliveries.len() {
-            let d = &mut self.deliveries[i];
-            d.child.pump();
-            d.child.enforce_timeout(now);
-            let Some(exit) = d.child.try_wait() else {
-                i += 1;
-                continue;
-            };
-            let d = self.deliveries.remove(i);
-            let timed_out = d.child.term_sent_ns.is_some();
-            if let Some(o) = self
-                .outcomes
-                .iter_mut()
-                .find(|o| o.key == d.notice.key && o.running > 0)
-            {
-                o.running -= 1;
-                o.ok |= exit.success() && !timed_out;
-            }
-            if exit.success() && !timed_out {
-                self.log_delivery("alert_sent", d.via, &d.notice, None, None, false);
-            } else {
-                let stderr = String::from_utf8_lossy(&d.child.stderr.text()).into_owned();
-                let error = if timed_out {
-                    format!(
-                        "timed out after {}",
-                        crate::config::value::fmt_duration(d.timeout)
-                    )
-                } else {
-                    stderr
-                };
-                let exit = exit.to_string();
-                self.log_delivery(
-                    "alert_failed",
-                    d.via,
-                    &d.notice,
-                    Some(&error),
-                    Some(&exit),
-                    false,
-                );
-            }
-        }
-        if self.settle_outcomes() && !self.once {
-            self.save_alerts();
-        }
-    }
-
-    /// Notices whose routes have all finished: if none worked, what was told
-    /// before comes back, so it is tried again: by the service a minute later (not
-    /// every cycle), by the next `--once` run (cron runs are that far apart).
-    /// Returns whether a record was restored.
-    fn settle_outcomes(&mut self) -> bool {
-        let now = sys::realtime_ns();
-        let retry_at = if self.once { 0 } else { now + alerts::RETRY_NS };
-        let mut restored = false;
-        for o in std::mem::take(&mut self.outcomes) {
-            if o.running > 0 {
-                self.outcomes.push(o);
-                continue;
-            }
-            if !o.ok
-                && let Some(t) = self.told.iter_mut().find(|t| t.key == o.key)
-            {
-                *t = alerts::Told {
-                    retry_at_ns: retry_at,
-                    ..o.prev
-                };
-                restored = true;
-            }
-        }
-        restored
-    }
-
-    fn alerts_path(&self) -> PathBuf {
-        self.state_path("alerts")
-    }
-
-    fn load_alerts(&mut self) -> Vec<alerts::Told> {
-        let path = self.alerts_path();
-        let Ok(bytes) = std::fs::read(&path) else {
-            return Vec::new();
-        };
-        alerts::parse(&bytes).unwrap_or_else(|why| {
-            self.log
-                .error(Level::Warn, "state", why)
-                .path("path", &path)
-                .emit();
-            Vec::new()
-        })
-    }
-
-    fn save_alerts(&mut self) {
-        if !self.actor() {
-            return;
-        }
-        alerts::format(&mut self.scratch, &self.told);
-        let result = AtomicFile::new(&self.alerts_path(), 0o600)
-            .and_then(|f| f.write(self.scratch.as_bytes(), true));
-        if let Err(e) = result {
-            self.log.error(Level::Error, "state", e).emit();
-        }
+        result.is_ok()
     }
 
     /// SPEC §4 step 5: every cleanup rule, within one budget per cycle (half the
@@ -1742,31 +819,19 @@ impl Agent {
     /// Per-process ticks from the previous `--once`, when recent and from this boot.
     fn load_procs(&mut self) {
         let path = self.procs_path();
-        let Ok(bytes) = std::fs::read(&path) else {
-            return;
-        };
-        match state::parse_procs(&bytes) {
-            Ok((saved, btime, procs)) => {
-                let window = SHORT_WINDOW_MS * 1_000_000..=state::RECENT_NS;
-                let fresh = sys::realtime_ns()
-                    .checked_sub(saved)
-                    .is_some_and(|a| window.contains(&a));
-                if fresh && Some(btime) == self.btime {
-                    self.scanner.set_prev(procs, saved);
-                }
-            }
-            Err(why) => {
-                self.log
-                    .error(Level::Warn, "state", why)
-                    .path("path", &path)
-                    .emit();
+        if let Some((saved, btime, procs)) = self.read_state(&path, state::parse_procs) {
+            let window = SHORT_WINDOW_MS * 1_000_000..=state::RECENT_NS;
+            let fresh = sys::realtime_ns()
+                .checked_sub(saved)
+                .is_some_and(|a| window.contains(&a));
+            if fresh && Some(btime) == self.btime {
+                self.scanner.set_prev(procs, saved);
             }
         }
     }
 
     fn save_procs(&mut self) {
-        let (Some(btime), Ok(file)) = (self.btime, AtomicFile::new(&self.procs_path(), 0o600))
-        else {
+        let Some(btime) = self.btime else {
             return;
         };
         let ticks: Vec<_> = self
@@ -1780,9 +845,7 @@ impl Agent {
             })
             .collect();
         state::format_procs(&mut self.scratch, self.scanner.at_ns, btime, &ticks);
-        if let Err(e) = file.write(self.scratch.as_bytes(), true) {
-            self.log.error(Level::Error, "state", e).emit();
-        }
+        Self::write_state(&self.procs_path(), &mut self.log, &self.scratch);
     }
 
     fn write_metrics(&mut self) {
@@ -2021,32 +1084,6 @@ impl Agent {
         out!("{line}");
         status
     }
-}
-
-/// One alert being delivered by a child (the mailer or the alert command).
-struct Delivery {
-    via: &'static str,
-    notice: alerts::Notice,
-    /// `[alert] timeout` when it started (a reload may change it).
-    timeout: std::time::Duration,
-    child: Child,
-}
-
-/// The routes of one notice: how many are still running, whether one worked, and
-/// the record to restore if none does.
-struct Outcome {
-    key: String,
-    prev: alerts::Told,
-    running: u32,
-    ok: bool,
-}
-
-/// A task's child, by task name (the config may change while it runs).
-struct RunningTask {
-    name: String,
-    /// Its timeout when it started (a reload may change or remove the task).
-    timeout: std::time::Duration,
-    child: Child,
 }
 
 /// Whether SIGTERM or SIGINT arrived.
