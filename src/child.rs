@@ -5,10 +5,10 @@
 //! descriptor closed, default signal dispositions and an empty mask (an ignored
 //! SIGPIPE or SIGHUP would otherwise survive exec), its own process group (so a
 //! timeout kills everything it started), `nice`, and optionally another user's uid,
-//! gid and group. When the child ends, whatever it left in its group is killed
-//! (no orphan outlives the agent's interest in it). Between `fork` and `execve` the child only makes system calls: no
-//! allocation, no locks. An `exec` failure comes back as its errno on a
-//! close-on-exec pipe. The agent always reaps what it started.
+//! gid and group. When the child ends, whatever it left in its group is killed, so
+//! nothing it started outlives it. Between `fork` and `execve` the child only makes
+//! system calls: no allocation, no locks. An `exec` failure comes back as its errno
+//! on a close-on-exec pipe. The agent always reaps what it started.
 
 use crate::sys;
 use std::collections::VecDeque;
