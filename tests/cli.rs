@@ -38,21 +38,15 @@ impl Host {
     /// Writes agent.ini: the fixture paths, no disk mounts; `agent` lines replace or
     /// add `[agent]` keys, and `extra` adds sections.
     fn config(&self, agent: &str, extra: &str) -> PathBuf {
-        let mut keys = vec![
-            ("interval".to_string(), "200ms".to_string()),
-            ("log_file".to_string(), self.p("agent.log")),
-            ("syslog".to_string(), "no".to_string()),
-            ("state_dir".to_string(), self.p("state")),
-        ];
-        for line in agent.lines().filter(|l| !l.trim().is_empty()) {
-            let (k, v) = line.split_once('=').expect("key = value");
-            let (k, v) = (k.trim().to_string(), v.trim().to_string());
-            match keys.iter_mut().find(|(key, _)| *key == k) {
-                Some(slot) => slot.1 = v,
-                None => keys.push((k, v)),
-            }
-        }
-        let agent: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        let agent = section(
+            &[
+                ("interval", "200ms".to_string()),
+                ("log_file", self.p("agent.log")),
+                ("syslog", "no".to_string()),
+                ("state_dir", self.p("state")),
+            ],
+            agent,
+        );
         let text = format!(
             "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n{extra}",
             proc = self.p("proc"),

@@ -129,3 +129,20 @@ pub fn proc_meminfo(used_percent: u64) -> String {
          Cached:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n"
     )
 }
+
+/// `[section]` body: `defaults` with `over` lines (`key = value`) replacing or adding.
+pub fn section(defaults: &[(&str, String)], over: &str) -> String {
+    let mut keys: Vec<(String, String)> = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    for line in over.lines().filter(|l| !l.trim().is_empty()) {
+        let (k, v) = line.split_once('=').expect("key = value");
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        match keys.iter_mut().find(|(key, _)| *key == k) {
+            Some(slot) => slot.1 = v,
+            None => keys.push((k, v)),
+        }
+    }
+    keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+}
