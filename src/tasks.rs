@@ -23,6 +23,19 @@ pub struct TaskState {
     pub last_attempt_ns: u64,
     /// Consecutive cycles with the CPU below `when_cpu_below`.
     pub idle: u32,
+    /// Why the task could not be started (a missing program or user), as last
+    /// reported; empty once it starts. Kept so cron runs report it once.
+    pub skipped: String,
+}
+
+/// A new configuration (a reload, a service start): a skipped task is tried again
+/// at once and, if it still cannot run, reported once more: the change may be the
+/// operator's fix.
+pub fn forget_skips(states: &mut [TaskState]) {
+    for s in states.iter_mut().filter(|s| !s.skipped.is_empty()) {
+        s.skipped.clear();
+        s.last_attempt_ns = s.last_success_ns;
+    }
 }
 
 /// The state of each task, in config order, carrying over what `saved` knew of
@@ -84,6 +97,10 @@ pub fn format(out: &mut String, states: &[TaskState]) {
             "task {} {} {} {}",
             s.last_success_ns, s.last_attempt_ns, s.idle, s.name
         );
+        if !s.skipped.is_empty() {
+            // A reason is one line of our own making.
+            let _ = writeln!(out, "skipped {} {}", s.name, s.skipped.replace('\n', " "));
+        }
     }
     out.push_str("end\n");
 }
@@ -96,6 +113,16 @@ pub fn parse(text: &[u8]) -> Result<Vec<TaskState>, &'static str> {
     }
     let mut out = Vec::new();
     for line in it.filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix(b"skipped ") {
+            let text = std::str::from_utf8(rest).map_err(|_| "bad skipped line")?;
+            let (name, why) = text.split_once(' ').ok_or("bad skipped line")?;
+            let s: &mut TaskState = out
+                .iter_mut()
+                .find(|s: &&mut TaskState| s.name == name)
+                .ok_or("skipped line without its task line")?;
+            s.skipped = why.to_string();
+            continue;
+        }
         let rest = line.strip_prefix(b"task ").ok_or("unknown line")?;
         let mut f = fields(rest);
         let mut num = || f.next().and_then(parse_u64).ok_or("bad task line");
@@ -110,6 +137,7 @@ pub fn parse(text: &[u8]) -> Result<Vec<TaskState>, &'static str> {
             last_success_ns,
             last_attempt_ns,
             idle,
+            skipped: String::new(),
         });
     }
     Ok(out)
@@ -168,6 +196,7 @@ mod tests {
             last_success_ns: 0,
             last_attempt_ns: 1000 * S,
             idle: 0,
+            skipped: String::new(),
         };
         assert!(!is_due(&t, &s, 4599 * S));
         assert!(is_due(&t, &s, 4600 * S));
@@ -177,11 +206,12 @@ mod tests {
 
     #[test]
     fn state_round_trips_and_follows_names() {
-        let st = vec![TaskState {
+        let mut st = vec![TaskState {
             name: "mandb".into(),
             last_success_ns: 5,
             last_attempt_ns: 6,
             idle: 2,
+            skipped: String::new(),
         }];
         let mut text = String::new();
         format(&mut text, &st);
@@ -191,5 +221,18 @@ mod tests {
         let mut t = task(1, 1.0, 1);
         t.name = "mandb".into();
         assert_eq!(states_for(&[t], &st), st);
+
+        st[0].skipped = "/usr/bin/mandb is missing or not executable".into();
+        format(&mut text, &st);
+        assert_eq!(
+            text,
+            "system-agent-tasks 1\ntask 5 6 2 mandb\n\
+             skipped mandb /usr/bin/mandb is missing or not executable\nend\n"
+        );
+        assert_eq!(parse(text.as_bytes()), Ok(st.clone()));
+        assert!(parse(b"system-agent-tasks 1\nskipped x why\nend\n").is_err());
+        // A new configuration retries it at once.
+        forget_skips(&mut st);
+        assert_eq!((st[0].skipped.as_str(), st[0].last_attempt_ns), ("", 5));
     }
 }

@@ -1565,3 +1565,37 @@ fn what_a_task_leaves_in_its_group_is_killed_when_it_exits() {
         proc_stat_of(all[0])
     );
 }
+
+#[test]
+fn a_skipped_task_is_reported_once_across_cron_runs_and_again_by_a_service_start() {
+    let h = Host::new("skip-cron");
+    let missing = h.p("no/such/program");
+    let cfg = h.config(
+        "",
+        &format!("[task.gone]\ncommand = {missing}\nevery = 10ms\nidle_cycles = 0\n"),
+    );
+    let line = format!(
+        "level=warn event=task_skipped name=gone reason=\"{missing} is missing or not executable\""
+    );
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        if let Some(&last) = attempts.last() {
+            // Due again: more than `every` since the last try (runs can be that quick).
+            assert!(wait_for(Duration::from_secs(1), || now_ns() - last > 20_000_000));
+        }
+        h.seed_cpu(0, 0);
+        let (code, out, err) = h.once(&cfg, &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        attempts.push(task_state(&h, "gone").unwrap().1);
+    }
+    // Each run tried it (the attempt moved on); only the first reported it.
+    assert!(attempts.windows(2).all(|w| w[1] > w[0]), "{attempts:?}");
+    assert_eq!(h.events("event=task_skipped"), vec![line.clone()]);
+    // A service start is a new configuration: tried at once, reported once more.
+    let agent = h.spawn(&cfg);
+    assert!(h.wait_events("event=task_skipped", 2, Duration::from_secs(5)));
+    let seen = h.events("event=sample").len();
+    assert!(h.wait_events("event=sample", seen + 5, Duration::from_secs(5)));
+    assert_eq!(agent.stop().0, 0);
+    assert_eq!(h.events("event=task_skipped"), vec![line.clone(), line]);
+}

@@ -13,6 +13,9 @@ impl Agent {
             // The last success and idle count of the previous run or service.
             let saved = self.load_tasks();
             self.task_states = tasks::states_for(&self.cfg.tasks, &saved);
+            if !self.once {
+                tasks::forget_skips(&mut self.task_states);
+            }
         }
         tasks::observe_cpu(&self.cfg.tasks, &mut self.task_states, self.cpu_percent);
         self.tend_task();
@@ -35,17 +38,18 @@ impl Agent {
         }
     }
 
-    /// Reports a task that cannot run, once per config load.
+    /// Reports a task that cannot run, once per config load (and once across cron
+    /// runs); it is tried again like a failed run.
     pub(super) fn skip_task(&mut self, i: usize, why: &str) {
-        let name = self.cfg.tasks[i].name.clone();
-        self.task_states[i].last_attempt_ns = sys::realtime_ns();
-        if !self.task_skipped.contains(&name) {
+        let st = &mut self.task_states[i];
+        st.last_attempt_ns = sys::realtime_ns();
+        if st.skipped != why {
+            st.skipped = why.to_string();
             self.log
                 .event(Level::Warn, "task_skipped")
-                .str("name", &name)
+                .str("name", &st.name)
                 .str("reason", why)
                 .emit();
-            self.task_skipped.push(name);
         }
     }
 
@@ -119,6 +123,7 @@ impl Agent {
         self.task_states[i].last_attempt_ns = sys::realtime_ns();
         match Child::spawn(&spec, t.timeout.as_nanos() as u64) {
             Ok(c) => {
+                self.task_states[i].skipped.clear();
                 self.log
                     .event(Level::Info, "task_start")
                     .str("name", &t.name)

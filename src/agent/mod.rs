@@ -124,7 +124,6 @@ pub struct Agent {
     /// The task running now, if any (at most one).
     running: Option<RunningTask>,
     /// Tasks reported as skipped since the config was loaded (once per load).
-    task_skipped: Vec<String>,
     /// What was last told per metric key (alerts), loaded lazily from state_dir.
     told: Vec<alerts::Told>,
     told_loaded: bool,
@@ -190,7 +189,6 @@ impl Agent {
             task_states: Vec::new(),
             tasks_loaded: false,
             running: None,
-            task_skipped: Vec::new(),
             told: Vec::new(),
             told_loaded: false,
             deliveries: Vec::new(),
@@ -920,15 +918,8 @@ impl Agent {
                 }
                 self.pending.retain(|p| p.rule != usize::MAX);
                 self.cleanup_errors.clear();
-                // A task skipped for a missing program or user is tried again at
-                // once: the reload may be the operator's fix.
-                for st in &mut self.task_states {
-                    if self.task_skipped.contains(&st.name) {
-                        st.last_attempt_ns = 0;
-                    }
-                }
+                tasks::forget_skips(&mut self.task_states);
                 self.task_states = tasks::states_for(&new.tasks, &self.task_states);
-                self.task_skipped.clear();
                 let old = std::mem::replace(&mut self.cfg, new);
                 self.log.reopen(&Target::from_config(&self.cfg));
                 if let Some(why) = self.guard_capabilities() {

@@ -58,13 +58,18 @@ done
 ok "forced WARNING and CRITICAL exit 1 and 2"
 
 # The loop in the chroot, stopped by SIGTERM.
-sed 's/^interval = 10s$/interval = 200ms/' "$R/etc/aion/system_agent.ini" > "$R/etc/aion/loop.ini"
+# (The mandb task due at once, whatever the host's CPU: its absence shows.)
+sed -e 's/^interval = 10s$/interval = 200ms/' -e 's/^when_cpu_below = 20$/when_cpu_below = 100/' \
+    -e 's/^idle_cycles = 3$/idle_cycles = 0/' "$R/etc/aion/system_agent.ini" > "$R/etc/aion/loop.ini"
 : > "$LOG"
 in_chroot /proc --userspec="$AION" "$R" /opt/aion/bin/system-agent -c /etc/aion/loop.ini &
 loop=$!
 PIDS+=("$loop")
 three() { [ "$(count "$LOG" "event=sample")" -ge 3 ]; }
 wait_until 10 "three samples from the chrooted loop" three
+wait_until 10 "the mandb task reported skipped" grep -q "event=task_skipped" "$LOG"
+five() { [ "$(count "$LOG" "event=sample")" -ge 5 ]; }
+wait_until 10 "two more samples" five
 kill -TERM "$loop"
 set +e
 wait "$loop"
@@ -73,9 +78,11 @@ set -e
 assert_eq "loop exit status after SIGTERM" 0 "$rc"
 assert_eq "stop events" 1 "$(count "$LOG" "event=stop reason=SIGTERM")"
 assert_eq "lines about the missing /dev/log" 1 "$(count "$LOG" "what=syslog path=/dev/log")"
+assert_eq "lines about the missing mandb" 1 \
+    "$(count "$LOG" 'level=warn event=task_skipped name=mandb reason="/usr/bin/mandb is missing or not executable"')"
 grep -q "event=start .* mode=service .* syslog=\"unavailable: No such file or directory\" pressure=cpu,memory,io " "$LOG" ||
     fail "start event does not say syslog is unavailable: $(grep event=start "$LOG")"
-ok "loop in the chroot: samples, SIGTERM exit 0, one line for the missing /dev/log"
+ok "loop in the chroot: samples, SIGTERM exit 0, one line each for the missing /dev/log and mandb"
 
 # proc mounted at /altproc, [paths] proc pointing at it; nothing at /proc.
 sed -i 's|^proc = /proc$|proc = /altproc|' "$R/etc/aion/warn.ini"
