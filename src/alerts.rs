@@ -45,6 +45,9 @@ pub struct Notice {
     pub reminder: bool,
     /// The level fell below `min_level`.
     pub recovery: bool,
+    /// The record before this notice changed it: what comes back if no route
+    /// delivers it.
+    pub prev: Told,
 }
 
 fn at_least(level: Status, min: AlertLevel) -> bool {
@@ -88,7 +91,8 @@ pub fn decide(
         }
         let level = m.hyst.reported();
         let previous = status_of(t.level);
-        let notice = |reminder: bool, recovery: bool| Notice {
+        // Built only when told (a cycle with nothing to tell allocates nothing).
+        let notice = |reminder: bool, recovery: bool, prev: Told| Notice {
             key: m.key.clone(),
             kind: m.kind,
             mount: m.mount_text().map(str::to_owned),
@@ -98,6 +102,7 @@ pub fn decide(
             threshold: m.threshold(if recovery { previous } else { level }),
             reminder,
             recovery,
+            prev,
         };
         if at_least(level, min) {
             let slot = if level == Status::Critical { 1 } else { 0 };
@@ -112,13 +117,13 @@ pub fn decide(
                 !recently
             };
             if send {
-                out.push(notice(holding, false));
+                out.push(notice(holding, false, t.clone()));
                 t.level = level as u8;
                 t.at_ns = now_ns;
                 t.alert_at_ns[slot] = now_ns;
             }
         } else if t.level != 0 {
-            out.push(notice(false, true));
+            out.push(notice(false, true, t.clone()));
             t.level = 0;
             t.at_ns = now_ns;
         }

@@ -1,8 +1,9 @@
 //! SPEC §7: "a cycle without a process scan reads a handful of files and allocates
 //! nothing in steady state". A counting global allocator measures the cycles of a
-//! real `Agent` on a fixture /proc tree (log file, metrics file and state on, and
-//! the shipped cleanup rules' shape: `disk_high` with the disk below its limit),
-//! after a few warm-up cycles have grown its buffers. The scan cycle is held to the
+//! real `Agent` on a fixture /proc tree (log file, metrics file and state on, the
+//! shipped cleanup rules' shape: `disk_high` with the disk below its limit, a
+//! history audited that does not grow, a task not due, an alert command with
+//! nothing to tell), after a few warm-up cycles have grown its buffers. The scan cycle is held to the
 //! same.
 
 mod common;
@@ -72,14 +73,22 @@ fn agent(t: &TempDir, thresholds: &str) -> Agent {
         "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0\n",
     );
     t.write("proc/100/cmdline", "worker\0--busy\0");
-    t.write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    // One audited user, whose history exists and does not grow.
+    t.write(
+        "etc/passwd",
+        format!("root:x:0:0:root:{}:/bin/sh\n", t.join("root").display()),
+    );
+    t.write("root/.bash_history", "ls\n");
     for d in ["logs", "tmp", "var/tmp"] {
         std::fs::create_dir_all(t.join(d)).expect("cleanup dirs");
     }
     let p = |r: &str| t.join(r).display().to_string();
     let text = format!(
         "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n\
-         [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[audit]\nbash_history = no\n[thresholds]\n{thresholds}\n\
+         [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[audit]\nbash_history = yes\nusers = root\nlog_file = {}\n\
+         [thresholds]\n{thresholds}\n\
+         [alert]\ncommand = /bin/true\nmin_level = critical\n\
+         [task.never]\ncommand = /bin/true\nwhen_cpu_below = 0\n\
          [cleanup.logs]\npaths = {}\nmatch = *.gz\n[cleanup.tmp]\npaths = {} {}\nrecursive = yes\n",
         p("agent.log"),
         p("state"),
@@ -87,6 +96,7 @@ fn agent(t: &TempDir, thresholds: &str) -> Agent {
         p("proc"),
         p("etc/passwd"),
         p(""),
+        p("audit.log"),
         p("logs"),
         p("tmp"),
         p("var/tmp"),
@@ -127,6 +137,12 @@ fn a_cycle_without_a_scan_allocates_nothing() {
             .contains("event=sample cpu=10.0 mem=50.0")
     );
     assert!(!t.read("agent.log").contains("event=top"));
+    // The audit looked at the history every cycle (its offset is saved).
+    assert!(
+        t.read("state/audit").contains(" 3 root\n"),
+        "{}",
+        t.read("state/audit")
+    );
 }
 
 #[test]

@@ -11,7 +11,6 @@ impl Agent {
             self.told_loaded = true;
             self.told = self.load_alerts();
         }
-        let before = self.told.clone();
         let a = &self.cfg.alert;
         let now = sys::realtime_ns();
         let notices = alerts::decide(
@@ -22,17 +21,9 @@ impl Agent {
             now,
         );
         for n in &notices {
-            let prev = before
-                .iter()
-                .find(|t| t.key == n.key)
-                .cloned()
-                .unwrap_or_else(|| alerts::Told {
-                    key: n.key.clone(),
-                    ..alerts::Told::default()
-                });
             self.outcomes.push(Outcome {
                 key: n.key.clone(),
-                prev,
+                prev: n.prev.clone(),
                 running: 0,
                 ok: false,
             });
