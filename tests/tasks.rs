@@ -49,24 +49,9 @@ impl Host {
         self.t.join(rel).display().to_string()
     }
 
-    /// Writes agent.ini: the fixture paths, no disk mounts, no audit; `agent` lines
-    /// replace or add `[agent]` keys, and `extra` adds sections.
+    /// agent.ini on the fixture tree (see `fixture_ini`), 100ms cycles.
     fn config(&self, agent: &str, extra: &str) -> PathBuf {
-        let agent = section(
-            &[
-                ("interval", "100ms".to_string()),
-                ("log_file", self.p("agent.log")),
-                ("syslog", "no".to_string()),
-                ("state_dir", self.p("state")),
-            ],
-            agent,
-        );
-        let text = format!(
-            "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n{extra}",
-            proc = self.p("proc"),
-            passwd = self.p("etc/passwd"),
-        );
-        self.t.write("agent.ini", text)
+        fixture_ini(&self.t, "100ms", agent, extra)
     }
 
     /// Saves CPU counters in state_dir as an earlier run would have, a minute ago.

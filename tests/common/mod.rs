@@ -146,3 +146,25 @@ pub fn section(defaults: &[(&str, String)], over: &str) -> String {
     }
     keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
 }
+
+/// Writes `t`/agent.ini for a fixture tree (`proc/`, `etc/passwd`): log and state
+/// in `t`, no syslog, no disk mounts, no audit; `agent` lines replace or add
+/// `[agent]` keys, and `extra` adds sections.
+pub fn fixture_ini(t: &TempDir, interval: &str, agent: &str, extra: &str) -> PathBuf {
+    let p = |rel: &str| t.join(rel).display().to_string();
+    let agent = section(
+        &[
+            ("interval", interval.to_string()),
+            ("log_file", p("agent.log")),
+            ("syslog", "no".to_string()),
+            ("state_dir", p("state")),
+        ],
+        agent,
+    );
+    let text = format!(
+        "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n{extra}",
+        proc = p("proc"),
+        passwd = p("etc/passwd"),
+    );
+    t.write("agent.ini", text)
+}
