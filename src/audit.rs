@@ -1,16 +1,22 @@
-//! The shell-history audit (SPEC §3 `[audit]`, §4 step 6, §6): each cycle, what each
-//! audited user appended to `~/.bash_history`, one `history` event per command, into
-//! the audit log and syslog.
+//! The shell-history audit (`[audit]`, the sixth step of a cycle): each cycle,
+//! what each audited user appended to `~/.bash_history`, one `history` event per
+//! command, into the audit log and syslog.
 //!
 //! A history file is the user's to control, so it is read as hostile input: opened
 //! with `O_NOFOLLOW | O_NONBLOCK` (a symlink fails, a FIFO cannot block us), then
 //! used only if it is a regular file owned by that user with one link (so neither
-//! a symlink nor a hard link to `/etc/shadow`, nor a device, is ever copied), and
-//! at most `max_bytes` per cycle (a file that grew by more, such as a huge sparse
-//! one, is reported and skipped, nothing copied). Offsets, inode and device live in
-//! state_dir, so nothing is logged twice and nothing is skipped across restarts; a
-//! truncated or replaced file is read from its start. A file seen for the first
-//! time is read from its end: the audit covers what is typed from then on.
+//! a symlink nor a hard link to `/etc/shadow`, nor a device, is ever copied).
+//!
+//! Nor can the user dodge the audit. Offsets, inode and device live in state_dir,
+//! so nothing is logged twice and nothing is skipped across restarts; a truncated
+//! or replaced file is read from its start. Only the host's first audit run (no
+//! audit state yet) takes the histories readable then from their end, as the past;
+//! any other history the agent had not read (refused at its first look, such as a
+//! symlink or a root-owned file, created later, or a user added later) is read from
+//! its start once it is readable. And at most `max_bytes` are read per file per
+//! cycle: from a file that grew by more (padding meant to hide what follows, a huge
+//! sparse file) only the last `max_bytes` are read, from their first whole line,
+//! and the bytes passed over are reported.
 
 use crate::config::Audit;
 use crate::passwd::{User, Users};
@@ -18,7 +24,7 @@ use crate::procfs::{fields, lines, parse_u64};
 use crate::sys;
 use std::ffi::CString;
 use std::fmt::Write as _;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -26,13 +32,11 @@ use std::path::Path;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistState {
     pub user: String,
-    /// Device and inode of the file read; (0, 0) while it did not exist.
+    /// Device and inode of the file read; (0, 0) while none was (absent, or
+    /// refused): whatever file is found then is read from its start.
     pub dev: u64,
     pub ino: u64,
     pub offset: u64,
-    /// Whether the file was ever looked at successfully (absent counts): until
-    /// then, the first good look starts at the file's end.
-    pub baseline: bool,
     /// The last refusal reported for this user, kept in state_dir so cron runs
     /// report it once, as the service does; empty when the last look went well.
     pub refused: String,
@@ -144,14 +148,33 @@ pub fn targets(cfg: &Audit, users: &Users) -> (Vec<Target>, Vec<String>) {
     (targets, missing)
 }
 
-/// Reads what the target's user appended since `st` (updated); a file seen for the
-/// first time (no baseline yet) is read from its end. `buf` is scratch.
+/// What one look at a history found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct News {
+    pub commands: Vec<Command>,
+    /// When the file grew by more than `max_bytes` since the last look: by how
+    /// much, and how many of those bytes were passed over (all of them when the
+    /// last `max_bytes` hold no whole line).
+    pub overflow: Option<Overflow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow {
+    pub grew: u64,
+    pub skipped: u64,
+}
+
+/// Reads what the target's user appended since `st` (updated). On the host's
+/// first audit run (`first_run`) a readable file is taken from its end; any other
+/// file not read before is read from its start. `buf` is scratch, never grown
+/// past `max_bytes + 1`.
 pub fn read_new(
     t: &Target,
     st: &mut HistState,
+    first_run: bool,
     max_bytes: u64,
     buf: &mut Vec<u8>,
-) -> Result<Vec<Command>, Refusal> {
+) -> Result<News, Refusal> {
     let user = &t.user;
     let c = &t.path;
     // A look before opening: a device or FIFO is never opened (opening one can
@@ -169,15 +192,15 @@ pub fn read_new(
     let fd = match sys::open(c, flags, 0) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            if st.dev != 0 || st.ino != 0 || st.offset != 0 || !st.baseline {
+            // Gone: a file found later is new, even on a reused inode number.
+            if st.dev != 0 || st.ino != 0 || st.offset != 0 {
                 *st = HistState {
                     user: user.name.clone(),
-                    baseline: true,
                     refused: std::mem::take(&mut st.refused),
                     ..HistState::default()
                 };
             }
-            return Ok(Vec::new());
+            return Ok(News::default());
         }
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("is a symlink".to_string()),
         Err(e) => return Err(crate::error::errno_text(&e)),
@@ -199,42 +222,68 @@ pub fn read_new(
         ));
     }
     let size = meta.st_size.max(0) as u64;
-    let same_file = st.dev == meta.st_dev && st.ino == meta.st_ino;
-    if !st.baseline {
-        // Seen for the first time: from its end on.
+    if st.dev != meta.st_dev || st.ino != meta.st_ino || size < st.offset {
+        // Not read before (new, replaced, refused until now) or truncated: from
+        // its start, but on the host's first audit run, from its end: the past.
         st.dev = meta.st_dev;
         st.ino = meta.st_ino;
-        st.offset = size;
-        st.baseline = true;
-        return Ok(Vec::new());
+        st.offset = if first_run { size } else { 0 };
     }
-    if !same_file || size < st.offset {
-        // Replaced, truncated, or newly created: from its start.
-        st.dev = meta.st_dev;
-        st.ino = meta.st_ino;
-        st.offset = 0;
-    }
+    Ok(read_tail(fd.as_raw_fd(), st, size, max_bytes, buf))
+}
+
+/// Reads the file from `st.offset` to `size`, or, when that is more than
+/// `max_bytes`, only the whole lines of its last `max_bytes`.
+fn read_tail(fd: RawFd, st: &mut HistState, size: u64, max_bytes: u64, buf: &mut Vec<u8>) -> News {
     let new = size - st.offset;
     if new == 0 {
-        return Ok(Vec::new());
+        return News::default();
     }
-    if new > max_bytes {
-        st.offset = size;
-        return Err(format!(
-            "grew by {new} bytes, more than max_bytes ({max_bytes}); skipped, nothing copied"
-        ));
-    }
+    // Past the limit, one byte before the window is read too: the newline it may
+    // hold says the window begins with a whole line.
+    let from = if new > max_bytes {
+        size - max_bytes - 1
+    } else {
+        st.offset
+    };
     buf.clear();
-    buf.resize(new as usize, 0);
+    buf.resize((size - from) as usize, 0);
+    let got = pread_full(fd, buf, from);
+    let start = if new > max_bytes {
+        first_whole_line(&buf[..got])
+    } else {
+        0
+    };
+    let overflow = (new > max_bytes).then(|| Overflow {
+        grew: new,
+        skipped: from + start as u64 - st.offset,
+    });
+    let (commands, used) = parse_commands(&buf[start..got]);
+    st.offset = from + (start + used) as u64;
+    News { commands, overflow }
+}
+
+/// Where the first whole line of `window` begins: just after its first newline
+/// (its first byte lies before the part to copy), or its end when it has none.
+pub fn first_whole_line(window: &[u8]) -> usize {
+    window
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(window.len(), |i| i + 1)
+}
+
+/// Fills `buf` from `offset` on; returns how many bytes were read (fewer when the
+/// file shrank meanwhile or a read failed).
+fn pread_full(fd: RawFd, buf: &mut [u8], offset: u64) -> usize {
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: reads into the unfilled tail of `buf`.
         let n = unsafe {
             libc::pread(
-                fd.as_raw_fd(),
+                fd,
                 buf[got..].as_mut_ptr().cast(),
                 buf.len() - got,
-                (st.offset + got as u64) as libc::off_t,
+                (offset + got as u64) as libc::off_t,
             )
         };
         if n <= 0 {
@@ -242,20 +291,22 @@ pub fn read_new(
         }
         got += n as usize;
     }
-    let (commands, used) = parse_commands(&buf[..got]);
-    st.offset += used as u64;
-    Ok(commands)
+    got
 }
 
-const MAGIC: &str = "system-agent-audit 1";
+/// The audit state file. Version 2 names every user looked at (`hist DEV INO
+/// OFFSET USER`, 0 0 0 while no file was read) and the refusal last reported.
+/// Version 1, of the release that took a history refused at its first look from
+/// its end once readable, loads as is: its offsets stand, and a user it names only
+/// in a `refused` line (never read) is read from the start, as version 2 does.
+const MAGIC: &str = "system-agent-audit 2";
+const MAGIC_V1: &str = "system-agent-audit 1";
 
 pub fn format(out: &mut String, states: &[HistState]) {
     out.clear();
     let _ = writeln!(out, "{MAGIC}");
     for s in states {
-        if s.baseline {
-            let _ = writeln!(out, "hist {} {} {} {}", s.dev, s.ino, s.offset, s.user);
-        }
+        let _ = writeln!(out, "hist {} {} {} {}", s.dev, s.ino, s.offset, s.user);
         if !s.refused.is_empty() {
             // A reason is one line of our own making.
             let why = s.refused.replace('\n', " ");
@@ -268,8 +319,9 @@ pub fn format(out: &mut String, states: &[HistState]) {
 pub fn parse(text: &[u8]) -> Result<Vec<HistState>, &'static str> {
     let body = text.strip_suffix(b"end\n").ok_or("truncated")?;
     let mut it = lines(body);
-    if it.next() != Some(MAGIC.as_bytes()) {
-        return Err("not a version 1 audit file");
+    let magic = it.next();
+    if magic != Some(MAGIC.as_bytes()) && magic != Some(MAGIC_V1.as_bytes()) {
+        return Err("not a version 1 or 2 audit file");
     }
     let mut out: Vec<HistState> = Vec::new();
     for line in it.filter(|l| !l.is_empty()) {
@@ -299,7 +351,6 @@ pub fn parse(text: &[u8]) -> Result<Vec<HistState>, &'static str> {
             dev,
             ino,
             offset,
-            baseline: true,
             refused: String::new(),
         });
     }
@@ -350,7 +401,6 @@ mod tests {
                 dev: 1,
                 ino: 2,
                 offset: 3,
-                baseline: true,
                 refused: "has 2 links (a hard link is not read)".into(),
             },
             HistState {
@@ -363,11 +413,94 @@ mod tests {
         format(&mut t, &s);
         assert_eq!(
             t,
-            "system-agent-audit 1\nhist 1 2 3 alice\n\
+            "system-agent-audit 2\nhist 1 2 3 alice\n\
              refused alice has 2 links (a hard link is not read)\n\
-             refused bob is a symlink\nend\n"
+             hist 0 0 0 bob\nrefused bob is a symlink\nend\n"
         );
         assert_eq!(parse(t.as_bytes()), Ok(s));
-        assert!(parse(b"system-agent-audit 1\nhist 1 2 alice\nend\n").is_err());
+        assert!(parse(b"system-agent-audit 2\nhist 1 2 alice\nend\n").is_err());
+        assert!(parse(b"system-agent-audit 3\nend\n").is_err());
+    }
+
+    #[test]
+    fn a_version_1_file_loads_with_its_offsets() {
+        // A user named only as refused was never read: nothing of theirs is known,
+        // so their file is read from its start, like any file not read before.
+        let v1 = b"system-agent-audit 1\nhist 1 2 3 alice\nrefused bob is a symlink\nend\n";
+        assert_eq!(
+            parse(v1),
+            Ok(vec![
+                HistState {
+                    user: "alice".into(),
+                    dev: 1,
+                    ino: 2,
+                    offset: 3,
+                    refused: String::new(),
+                },
+                HistState {
+                    user: "bob".into(),
+                    refused: "is a symlink".into(),
+                    ..HistState::default()
+                },
+            ])
+        );
+    }
+
+    #[test]
+    fn the_first_whole_line_of_a_window() {
+        // The window's first byte lies before the part to copy.
+        assert_eq!(first_whole_line(b"\nid\n"), 1);
+        assert_eq!(first_whole_line(b"xpad\nid\n"), 5);
+        assert_eq!(first_whole_line(b"no newline at all"), 17);
+        assert_eq!(first_whole_line(b"tail\n"), 5);
+        assert_eq!(first_whole_line(b""), 0);
+    }
+
+    #[test]
+    fn a_huge_growth_reads_only_the_last_max_bytes() {
+        // A 10 GiB sparse history: only its last 17 bytes (16 and the one before)
+        // are read; the whole lines among them are copied, the rest passed over.
+        let dir = std::env::temp_dir().join(format!("sa-audit-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".bash_history");
+        let size: u64 = 10 << 30;
+        let tail = b"\npad-line\nid\npartial";
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(size).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, tail, size - tail.len() as u64).unwrap();
+        drop(f);
+        let t = Target {
+            user: User {
+                name: "me".into(),
+                // SAFETY: geteuid(2) cannot fail.
+                uid: unsafe { libc::geteuid() },
+                gid: 0,
+                home: dir.display().to_string(),
+                shell: "/bin/sh".into(),
+            },
+            path: CString::new(path.as_os_str().as_bytes()).unwrap(),
+        };
+        let mut st = HistState::default();
+        let mut buf = Vec::new();
+        let news = read_new(&t, &mut st, false, 16, &mut buf);
+        let _ = std::fs::remove_dir_all(&dir);
+        let news = news.unwrap();
+        assert_eq!(
+            news.commands,
+            vec![Command {
+                ts: None,
+                cmd: b"id".to_vec()
+            }]
+        );
+        assert_eq!(
+            news.overflow,
+            Some(Overflow {
+                grew: size,
+                skipped: size - 10
+            })
+        );
+        // `partial` waits for its newline.
+        assert_eq!(st.offset, size - 7);
+        assert!(buf.capacity() <= 32, "{}", buf.capacity());
     }
 }

@@ -66,6 +66,22 @@ impl Host {
         self.t.join(rel).display().to_string()
     }
 
+    /// Adds an account to passwd (and makes its home), as `useradd` would on a
+    /// host the agent already audits.
+    fn add_user(&mut self, name: &str, uid: u32) {
+        let home = self.home(name);
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        chown(&home, uid);
+        let mut passwd = self.t.read("passwd");
+        passwd.push_str(&format!(
+            "{name}:x:{uid}:{uid}::{}:/bin/bash\n",
+            home.display()
+        ));
+        self.t.write("passwd", passwd);
+        self.uids.push((name.to_string(), uid));
+    }
+
     fn uid(&self, user: &str) -> u32 {
         self.uids
             .iter()
@@ -236,6 +252,15 @@ impl Host {
             self.t.read("state/audit"),
             self.log()
         );
+    }
+
+    /// The line for a history that grew by `grew` bytes in one cycle, more than
+    /// `max`, of which the first `skipped` were passed over.
+    fn skip_line(&self, user: &str, grew: u64, max: u64, skipped: u64, effect: &str) -> String {
+        format!(
+            "level=warn event=error what=audit error=\"grew by {grew} bytes, more than max_bytes ({max})\" user={user} path={} skipped={skipped} effect=\"{effect}\"",
+            self.hist(user).display()
+        )
     }
 
     fn error_line(&self, user: &str, why: &str) -> String {
@@ -456,7 +481,7 @@ fn a_history_created_after_the_first_look_is_read_from_its_start() {
     h.once(&cfg);
     assert_eq!(
         h.t.read("state/audit"),
-        "system-agent-audit 1\nhist 0 0 0 alice\nend\n"
+        "system-agent-audit 2\nhist 0 0 0 alice\nend\n"
     );
     h.replace_hist("alice", b"first\nsecond\n");
     h.once(&cfg);
@@ -738,14 +763,16 @@ fn hostile_history_files_are_refused_once_and_nothing_is_copied() {
             h.error_line("fifo", "is not a regular file"),
             h.error_line("dev", "is not a regular file"),
             h.error_line("dir", "is not a regular file"),
-            h.error_line(
+            // Only the last max_bytes are read: no whole line there (it began in
+            // the zeros), so the whole growth is passed over.
+            h.skip_line(
                 "sparse",
-                "grew by 10737418240 bytes, more than max_bytes (1048576); skipped, nothing copied",
+                10737418240,
+                1048576,
+                10737418240,
+                "nothing copied",
             ),
-            h.error_line(
-                "grow",
-                "grew by 10737418237 bytes, more than max_bytes (1048576); skipped, nothing copied",
-            ),
+            h.skip_line("grow", 10737418237, 1048576, 10737418237, "nothing copied"),
             h.error_line("other", "is owned by uid 4001, not 4009 (other)"),
         ];
         v.sort();
@@ -886,17 +913,15 @@ fn max_bytes_is_a_limit_per_file_per_cycle() {
             &format!("\"{}\"", exact.trim_end())
         )]
     );
-    // One byte more: skipped, nothing copied, said once.
+    // One byte more: only the last 1,024 bytes are read, which hold no whole
+    // line, so nothing is copied, and that is said once.
     let over = format!("echo {}\n", "b".repeat(1025 - 6));
     h.append("alice", over.as_bytes());
     h.once(&cfg);
     assert_eq!(h.history().len(), 1);
     assert_eq!(
         h.audit_errors(),
-        vec![h.error_line(
-            "alice",
-            "grew by 1025 bytes, more than max_bytes (1024); skipped, nothing copied"
-        )]
+        vec![h.skip_line("alice", 1025, 1024, 1025, "nothing copied")]
     );
     // What comes after is read again.
     h.append("alice", b"next\n");
@@ -1272,20 +1297,281 @@ fn a_refusal_is_reported_once_across_cron_runs() {
 }
 
 #[test]
-fn a_history_refused_at_its_first_look_is_read_from_its_end_once_fixed() {
-    // Say `sudo -s` left a root-owned history; once it is the user's again, what
-    // it held before is not copied: only what is typed from then on.
+fn a_history_refused_at_its_first_look_is_read_from_its_start_once_fixed() {
+    // Say `sudo -s` left a root-owned history at the host's first audit run; once
+    // it is the user's again, all it holds is copied: the user may have typed into
+    // it meanwhile, and only what was readable at the first run may be skipped.
     let h = Host::new("first-refused", &[("alice", 4001, "/bin/bash")]);
     std::fs::write(h.hist("alice"), b"before\n").unwrap();
     let cfg = h.config("", "");
     h.once(&cfg);
     let why = "is owned by uid 0, not 4001 (alice)";
     assert_eq!(h.audit_errors(), vec![h.error_line("alice", why)]);
+    h.append("alice", b"typed-while-refused\n");
     chown(&h.hist("alice"), 4001);
     h.once(&cfg);
-    assert_eq!(h.history(), Vec::<String>::new());
+    assert_eq!(
+        h.history(),
+        vec![
+            hist_line("alice", 4001, "before"),
+            hist_line("alice", 4001, "typed-while-refused")
+        ]
+    );
     h.append("alice", b"after\n");
     h.once(&cfg);
-    assert_eq!(h.history(), vec![hist_line("alice", 4001, "after")]);
+    assert_eq!(h.history().len(), 3);
+    assert_eq!(h.history()[2], hist_line("alice", 4001, "after"));
     assert_eq!(h.audit_errors(), vec![h.error_line("alice", why)]);
+}
+
+// ---------------------------------------------------------------------------
+// 9. The audit cannot be dodged: only what was readable at the host's first audit
+//    run may be skipped; every history refused then, or first seen later, is read
+//    from its start.
+
+#[test]
+fn a_symlinked_history_made_regular_is_read_from_its_start() {
+    // alice's history is a symlink to a file of hers at the first run (refused), so
+    // bash writes her commands there; then she moves that file into place.
+    let h = Host::new("sym-regular", &[("alice", 4001, "/bin/bash")]);
+    let notes = h.home("alice").join("notes");
+    std::fs::write(&notes, b"").unwrap();
+    chown(&notes, 4001);
+    std::os::unix::fs::symlink(&notes, h.hist("alice")).unwrap();
+    chown(&h.hist("alice"), 4001);
+    let cfg = h.config("", "");
+    h.once(&cfg);
+    std::fs::write(&notes, b"curl-payload\nrun-payload\n").unwrap();
+    h.once(&cfg);
+    std::fs::rename(&notes, h.hist("alice")).unwrap();
+    h.once(&cfg);
+    h.once(&cfg);
+    assert_eq!(
+        h.history(),
+        vec![
+            hist_line("alice", 4001, "curl-payload"),
+            hist_line("alice", 4001, "run-payload")
+        ]
+    );
+    assert_eq!(
+        h.audit_errors(),
+        vec![h.error_line("alice", "is a symlink")]
+    );
+}
+
+#[test]
+fn a_fifo_history_made_regular_is_read_from_its_start() {
+    let h = Host::new("fifo-regular", &[("alice", 4001, "/bin/bash")]);
+    assert_eq!(
+        unsafe { libc::mkfifo(cstr(&h.hist("alice")).as_ptr(), 0o600) },
+        0
+    );
+    chown(&h.hist("alice"), 4001);
+    let cfg = h.config("", "");
+    h.once(&cfg);
+    h.replace_hist("alice", b"first\nsecond\n");
+    h.once(&cfg);
+    h.once(&cfg);
+    assert_eq!(
+        h.history(),
+        vec![
+            hist_line("alice", 4001, "first"),
+            hist_line("alice", 4001, "second")
+        ]
+    );
+    assert_eq!(
+        h.audit_errors(),
+        vec![h.error_line("alice", "is not a regular file")]
+    );
+}
+
+#[test]
+fn a_history_with_two_links_left_with_one_is_read_from_its_start() {
+    let h = Host::new("links-one", &[("alice", 4001, "/bin/bash")]);
+    h.replace_hist("alice", b"typed-while-linked\n");
+    let other = h.home("alice").join("other");
+    std::fs::hard_link(h.hist("alice"), &other).unwrap();
+    let cfg = h.config("", "");
+    h.once(&cfg);
+    std::fs::remove_file(&other).unwrap();
+    h.once(&cfg);
+    assert_eq!(
+        h.history(),
+        vec![hist_line("alice", 4001, "typed-while-linked")]
+    );
+    assert_eq!(
+        h.audit_errors(),
+        vec![h.error_line("alice", "has 2 links (a hard link is not read)")]
+    );
+}
+
+#[test]
+fn a_user_added_to_passwd_later_is_read_from_the_start() {
+    let mut h = Host::new("added", &[("alice", 4001, "/bin/bash")]);
+    h.replace_hist("alice", b"alice-before-the-audit\n");
+    let cfg = h.config("", "");
+    // The host's first audit run: what alice's history holds is the past.
+    h.once(&cfg);
+    // bob arrives with a history already written (copied in, or typed before the
+    // agent saw his account).
+    h.add_user("bob", 4002);
+    h.replace_hist("bob", b"bob-one\nbob-two\n");
+    h.append("alice", b"alice-after\n");
+    h.once(&cfg);
+    h.once(&cfg);
+    let mut got = h.history();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            hist_line("alice", 4001, "alice-after"),
+            hist_line("bob", 4002, "bob-one"),
+            hist_line("bob", 4002, "bob-two"),
+        ]
+    );
+    assert_eq!(h.audit_errors(), Vec::<String>::new());
+}
+
+#[test]
+fn a_history_created_after_the_first_run_is_read_from_its_start_when_first_audited() {
+    // bob is not audited at the host's first run; his history appears afterwards,
+    // and a reload adds him: none of it is skipped.
+    let h = Host::new(
+        "created-later",
+        &[("alice", 4001, "/bin/bash"), ("bob", 4002, "/bin/bash")],
+    );
+    h.replace_hist("alice", b"");
+    let cfg = h.config("", "users = alice");
+    let agent = h.spawn(&cfg);
+    h.wait_seen(&["alice"]);
+    h.replace_hist("bob", b"bob-one\nbob-two\n");
+    h.wait_cycles(2);
+    h.config("", "users = alice bob");
+    signal(&agent.0, libc::SIGHUP);
+    h.wait_seen(&["alice", "bob"]);
+    h.wait_history(2);
+    h.wait_cycles(3);
+    agent.stop();
+    assert_eq!(
+        h.history(),
+        vec![
+            hist_line("bob", 4002, "bob-one"),
+            hist_line("bob", 4002, "bob-two")
+        ]
+    );
+}
+
+#[test]
+fn a_version_1_state_file_keeps_its_offsets_and_reads_refused_users_from_the_start() {
+    let h = Host::new(
+        "state-v1",
+        &[("alice", 4001, "/bin/bash"), ("bob", 4002, "/bin/bash")],
+    );
+    h.replace_hist("alice", b"old\n");
+    h.replace_hist("bob", b"bob-typed\n");
+    let m = std::fs::metadata(h.hist("alice")).unwrap();
+    // As the previous release wrote it: alice read up to her 4 bytes, bob refused
+    // at his first look (so never read), and carol never seen.
+    h.t.write(
+        "state/audit",
+        format!(
+            "system-agent-audit 1\nhist {} {} 4 alice\nrefused bob is a symlink\nend\n",
+            m.dev(),
+            m.ino()
+        ),
+    );
+    h.append("alice", b"alice-new\n");
+    let cfg = h.config("", "");
+    h.once(&cfg);
+    let mut got = h.history();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            hist_line("alice", 4001, "alice-new"),
+            hist_line("bob", 4002, "bob-typed"),
+        ]
+    );
+    let state = h.t.read("state/audit");
+    assert!(state.starts_with("system-agent-audit 2\n"), "{state}");
+    assert!(
+        state.contains(&format!("hist {} {} 14 alice\n", m.dev(), m.ino())),
+        "{state}"
+    );
+    assert_eq!(h.audit_errors(), Vec::<String>::new());
+}
+
+#[test]
+fn a_corrupt_state_file_means_every_history_is_read_from_its_start() {
+    let h = Host::new("state-corrupt", &[("alice", 4001, "/bin/bash")]);
+    h.replace_hist("alice", b"one\ntwo\n");
+    h.t.write("state/audit", "system-agent-audit 2\nhist 1 2\n");
+    let cfg = h.config("", "");
+    h.once(&cfg);
+    h.once(&cfg);
+    assert_eq!(
+        h.history(),
+        vec![
+            hist_line("alice", 4001, "one"),
+            hist_line("alice", 4001, "two")
+        ]
+    );
+    assert_eq!(
+        events(&h.log(), " event=error what=state "),
+        vec![format!(
+            "level=warn event=error what=state error=truncated path={}",
+            h.p("state/audit")
+        )]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 10. Padding cannot hide what follows it.
+
+#[test]
+fn padding_hides_nothing_after_it() {
+    let h = Host::new("padding", &[("alice", 4001, "/bin/bash")]);
+    h.replace_hist("alice", b"");
+    let cfg = h.config("", "max_bytes = 1K");
+    h.once(&cfg);
+    // One 5,001-byte line, then the commands: the window of the last 1,024 bytes
+    // begins inside the padding, so the copy starts at its end.
+    let pad = format!(": {}\n", "x".repeat(4998));
+    assert_eq!(pad.len(), 5001);
+    h.append("alice", format!("{pad}id\nwhoami\n").as_bytes());
+    h.once(&cfg);
+    assert_eq!(
+        h.history(),
+        vec![
+            hist_line("alice", 4001, "id"),
+            hist_line("alice", 4001, "whoami")
+        ]
+    );
+    assert_eq!(
+        h.audit_errors(),
+        vec![h.skip_line("alice", 5011, 1024, 5001, "copied the last lines only")]
+    );
+
+    // The window begins exactly at a line's start: that line is whole, and copied.
+    let pad = format!(": {}\n", "y".repeat(2997));
+    let long = format!("echo {}\n", "z".repeat(1024 - 3 - 6));
+    let cmds = format!("id\n{long}");
+    assert_eq!(cmds.len(), 1024);
+    h.append("alice", format!("{pad}{cmds}").as_bytes());
+    h.once(&cfg);
+    h.append("alice", b"next\n");
+    h.once(&cfg);
+    let long_cmd = format!("\"{}\"", long.trim_end());
+    assert_eq!(
+        h.history()[2..],
+        [
+            hist_line("alice", 4001, "id"),
+            hist_line("alice", 4001, &long_cmd),
+            hist_line("alice", 4001, "next"),
+        ]
+    );
+    assert_eq!(
+        h.audit_errors()[1..],
+        [h.skip_line("alice", 4024, 1024, 3000, "copied the last lines only")]
+    );
 }

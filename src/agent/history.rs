@@ -1,5 +1,5 @@
-//! SPEC §4 step 6, the shell-history audit: the audit log, the audited users'
-//! history paths, and each cycle's new commands as `history` events.
+//! The shell-history audit, the sixth step of a cycle: the audit log, the audited
+//! users' history paths, and each cycle's new commands as `history` events.
 
 use super::*;
 
@@ -29,11 +29,15 @@ impl Agent {
         }
     }
 
-    /// SPEC §4 step 6: each audited user's new commands, one `history` event each.
+    /// Each audited user's new commands, one `history` event each.
     pub(super) fn audit(&mut self) {
+        // The host's first audit run is this process's first audit with no audit
+        // state in state_dir: only then are the histories readable taken from
+        // their end.
+        let mut first_run = false;
         if !self.hist_loaded {
             self.hist_loaded = true;
-            self.hist = self.load_hist();
+            (self.hist, first_run) = self.load_hist();
         }
         let max = self.cfg.audit.max_bytes;
         for i in 0..self.audit_targets.len() {
@@ -49,12 +53,16 @@ impl Agent {
                 }
             };
             let st = &mut self.hist[st];
-            match audit::read_new(t, st, max, &mut self.buf) {
-                Ok(cmds) => {
+            let path = Path::new(std::ffi::OsStr::from_bytes(t.path.as_bytes()));
+            match audit::read_new(t, st, first_run, max, &mut self.buf) {
+                Ok(news) => {
                     st.refused.clear();
+                    if let Some(o) = news.overflow {
+                        log_overflow(&mut self.log, &t.user.name, path, o, max);
+                    }
                     let now = sys::realtime_ns();
                     if let Some(log) = &mut self.audit_log {
-                        for c in cmds {
+                        for c in news.commands {
                             let ts = c.ts.map_or(now, |s| s.saturating_mul(1_000_000_000));
                             log.event_at(Level::Info, "history", ts)
                                 .str("user", &t.user.name)
@@ -67,7 +75,6 @@ impl Agent {
                 // Reported once while it lasts, across cron runs too (state_dir).
                 Err(why) if why == st.refused => {}
                 Err(why) => {
-                    let path = Path::new(std::ffi::OsStr::from_bytes(t.path.as_bytes()));
                     self.log
                         .error(Level::Warn, "audit", &why)
                         .str("user", &t.user.name)
@@ -85,12 +92,25 @@ impl Agent {
         self.cfg.agent.state_dir.join("audit")
     }
 
-    pub(super) fn load_hist(&mut self) -> Vec<audit::HistState> {
+    /// The audit state, and whether there was none yet (the host's first audit
+    /// run). A state file that exists but cannot be read or parsed is not a first
+    /// run: every history is then read from its start (at most `max_bytes`
+    /// each), so a lost state may log some commands twice, but never hides any.
+    pub(super) fn load_hist(&mut self) -> (Vec<audit::HistState>, bool) {
         let path = self.hist_path();
-        let hist = self.read_state(&path, audit::parse).unwrap_or_default();
+        let first_run = matches!(
+            std::fs::symlink_metadata(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        );
+        let Some(hist) = self.read_state(&path, audit::parse) else {
+            // Written at the end of this cycle, even with no user to audit, so the
+            // next run is not a first run again.
+            self.hist_written.clear();
+            return (Vec::new(), first_run);
+        };
         // What is on disk, so an unchanged state is not written again.
         audit::format(&mut self.hist_written, &hist);
-        hist
+        (hist, first_run)
     }
 
     /// Writes state_dir/audit when an offset moved (not every cycle).
@@ -104,4 +124,21 @@ impl Agent {
             self.hist_written.clear();
         }
     }
+}
+
+/// A history that grew by more than `max_bytes` in one cycle: only its last
+/// `max_bytes` were read, from their first whole line; says how much was passed over.
+fn log_overflow(log: &mut Logger, user: &str, path: &Path, o: audit::Overflow, max: u64) {
+    let why = format!("grew by {} bytes, more than max_bytes ({max})", o.grew);
+    let effect = if o.skipped == o.grew {
+        "nothing copied"
+    } else {
+        "copied the last lines only"
+    };
+    log.error(Level::Warn, "audit", why)
+        .str("user", user)
+        .path("path", path)
+        .u64("skipped", o.skipped)
+        .str("effect", effect)
+        .emit();
 }
