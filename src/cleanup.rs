@@ -6,7 +6,8 @@
 //!   `O_NOFOLLOW | O_DIRECTORY` (the rule's own path component by component from
 //!   `/`), and checked to be the directory `fstatat` just saw, on the root's device
 //!   and mount: a symlink, a directory swapped in between listing and descent, or a
-//!   bind or tmpfs mount inside the tree is never entered.
+//!   bind or tmpfs mount inside the tree is never entered (the first mount met is
+//!   told once per configuration load, on the rule's `cleanup_done` line).
 //! - Entries are examined with `fstatat(AT_SYMLINK_NOFOLLOW)` and removed with
 //!   `unlinkat` on the parent's descriptor, right after a second `fstatat` shows the
 //!   same inode: a name can only ever be removed from the directory we hold. Only
@@ -98,12 +99,24 @@ pub struct Ctx<'a, 'b> {
     pub disk_warn: Option<f64>,
     pub log: &'a mut Logger,
     pub budget: &'a mut Budget<'b>,
-    /// The rule's first error of the previous cycle: the same error again is not
-    /// logged again (a directory it may not read stays so; one line is enough).
-    pub last_error: &'a mut String,
+    pub memory: &'a mut Memory,
     /// Scratch for a NUL-terminated path, so the common case (a `disk_high` rule
     /// with the disk below `disk_warn`) costs one `statvfs` and no allocation.
     pub path_buf: &'a mut Vec<u8>,
+}
+
+/// What a rule remembers from one cycle to the next, until the configuration is
+/// loaded again.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// The rule's first error of the previous cycle: the same error again is not
+    /// logged again (a directory it may not read stays so; one line is enough).
+    pub last_error: String,
+    /// Whether a mount point inside the tree was met since the configuration was
+    /// loaded: the first one is told (`cleanup_done skipped_mount=`), the rest not.
+    pub met_mount: bool,
+    /// The first mount point met, until `cleanup_done` tells it.
+    pub new_mount: Option<Vec<u8>>,
 }
 
 /// What a rule did this cycle.
@@ -408,6 +421,7 @@ fn visit(
         return false;
     };
     if !on_root_mount(&st, root) {
+        note_mount(rule, &st, root_path, rel, name, ctx.memory);
         return false;
     }
     let seen = Seen::of(&st);
@@ -461,6 +475,34 @@ fn visit(
     };
     rel.truncate(entry_len);
     gone
+}
+
+/// Remembers the first mount point met in the tree since the configuration was
+/// loaded, for `cleanup_done` to tell; only one the rule would otherwise have
+/// entered (a directory, when recursive) or removed (a matching file).
+fn note_mount(
+    rule: &CleanupRule,
+    st: &sys::EntryStat,
+    root_path: &Path,
+    rel: &[u8],
+    name: &[u8],
+    memory: &mut Memory,
+) {
+    let would = match st.kind {
+        libc::S_IFDIR => rule.recursive,
+        libc::S_IFREG | libc::S_IFLNK => glob::any(&rule.matches, name),
+        _ => false,
+    };
+    if !would || memory.met_mount {
+        return;
+    }
+    memory.met_mount = true;
+    let mut path = full(root_path, rel);
+    if path.last() != Some(&b'/') {
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    memory.new_mount = Some(path);
 }
 
 /// Leaves the directory on top of `frames`: removes it if it was old and nothing
@@ -736,10 +778,10 @@ fn report(
         return;
     }
     let key = format!("{} {errno} {text}", String::from_utf8_lossy(path));
-    if *ctx.last_error == key {
+    if ctx.memory.last_error == key {
         return;
     }
-    *ctx.last_error = key;
+    ctx.memory.last_error = key;
     sum.new_error = true;
     let e = ctx
         .log

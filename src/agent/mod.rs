@@ -116,8 +116,8 @@ pub struct Agent {
     /// failed): not acted on or reported again while they exist. A SIGTERM waits in
     /// `pending` instead, for its escalation.
     settled: Vec<(i32, u64)>,
-    /// Per cleanup rule, its last logged error (see `cleanup::Ctx::last_error`).
-    cleanup_errors: Vec<String>,
+    /// Per cleanup rule, what it remembers until the next configuration load.
+    cleanup_memory: Vec<cleanup::Memory>,
     /// Per task (config order): last success, last start, idle cycles.
     task_states: Vec<tasks::TaskState>,
     tasks_loaded: bool,
@@ -185,7 +185,7 @@ impl Agent {
             reaper_clock: reaper::StateClock::default(),
             pending: Vec::new(),
             settled: Vec::new(),
-            cleanup_errors: Vec::new(),
+            cleanup_memory: Vec::new(),
             task_states: Vec::new(),
             tasks_loaded: false,
             running: None,
@@ -666,33 +666,38 @@ impl Agent {
         );
         let now_s = (sys::realtime_ns() / 1_000_000_000) as i64;
         let dry_run = self.cfg.agent.dry_run;
-        self.cleanup_errors
-            .resize(self.cfg.cleanup.len(), String::new());
-        for (rule, last_error) in self.cfg.cleanup.iter().zip(&mut self.cleanup_errors) {
+        self.cleanup_memory
+            .resize_with(self.cfg.cleanup.len(), Default::default);
+        for (rule, memory) in self.cfg.cleanup.iter().zip(&mut self.cleanup_memory) {
             let mut ctx = cleanup::Ctx {
                 now_s,
                 dry_run,
                 disk_warn: self.cfg.thresholds.disk.warn,
                 log: &mut self.log,
                 budget: &mut budget,
-                last_error,
+                memory,
                 path_buf: &mut self.path_buf,
             };
             let sum = cleanup::run(rule, &mut ctx);
             if sum.errors == 0 {
-                last_error.clear();
+                memory.last_error.clear();
             }
             let spent = budget.spent;
-            if sum.files > 0 || sum.new_error || spent.is_some() {
-                self.log
+            let mount = memory.new_mount.take();
+            if sum.files > 0 || sum.new_error || spent.is_some() || mount.is_some() {
+                let mut e = self
+                    .log
                     .event(Level::Info, "cleanup_done")
                     .str("rule", &rule.name)
                     .u64("files", sum.files)
                     .u64("bytes", sum.bytes)
                     .u64("errors", sum.errors)
-                    .opt("budget_spent", spent)
-                    .opt("dry_run", dry_run.then_some("yes"))
-                    .emit();
+                    .opt("budget_spent", spent);
+                if let Some(m) = &mount {
+                    // A mount point in the tree, not entered: told once per load.
+                    e = e.bytes("skipped_mount", m);
+                }
+                e.opt("dry_run", dry_run.then_some("yes")).emit();
             }
             if spent.is_some() {
                 break;
@@ -917,7 +922,7 @@ impl Agent {
                         .unwrap_or(usize::MAX);
                 }
                 self.pending.retain(|p| p.rule != usize::MAX);
-                self.cleanup_errors.clear();
+                self.cleanup_memory.clear();
                 tasks::forget_skips(&mut self.task_states);
                 self.task_states = tasks::states_for(&new.tasks, &self.task_states);
                 let old = std::mem::replace(&mut self.cfg, new);
