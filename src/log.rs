@@ -350,9 +350,10 @@ pub fn push_kv(out: &mut String, key: &str, value: &[u8]) {
 }
 
 /// A value is written bare when it is non-empty printable ASCII without `"`, `=` or
-/// `\`; otherwise it is quoted, with `"` `\` and line breaks backslash-escaped, other
-/// control bytes and invalid UTF-8 as `\xHH`, and Unicode line separators and C1
-/// controls as `\u{...}`. So one event is always exactly one line.
+/// `\`; otherwise it is quoted, its body escaped JSON-style by `escape::json_body`
+/// (controls, line separators and format characters as `\uXXXX`, bytes that are
+/// not UTF-8 as `\udcHH`). So one event is always exactly one line, which strict
+/// logfmt decoders read and in which no character hides or reorders text.
 pub fn push_value(out: &mut String, value: &[u8]) {
     let bare = !value.is_empty()
         && value
@@ -364,27 +365,7 @@ pub fn push_value(out: &mut String, value: &[u8]) {
         return;
     }
     out.push('"');
-    for chunk in value.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    let _ = write!(out, "\\x{:02x}", c as u32);
-                }
-                c if (0x80..0xa0).contains(&(c as u32)) || c == '\u{2028}' || c == '\u{2029}' => {
-                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
+    crate::escape::json_body(out, value);
     out.push('"');
 }
 
@@ -666,9 +647,15 @@ mod tests {
             v(b"x\nts=1 level=error event=forged"),
             "\"x\\nts=1 level=error event=forged\""
         );
-        assert_eq!(v(b"a\rb\tc\x1b[31m\x7f"), "\"a\\rb\\tc\\x1b[31m\\x7f\"");
-        assert_eq!(v(b"\xff\xfe ok"), "\"\\xff\\xfe ok\"");
+        assert_eq!(v(b"a\rb\tc\x1b[31m\x7f"), r#""a\rb\tc\u001b[31m\u007f""#);
+        assert_eq!(v(b"\xff\xfe ok"), r#""\udcff\udcfe ok""#);
         assert_eq!(v("caf\u{e9}".as_bytes()), "\"caf\u{e9}\"");
-        assert_eq!(v("a\u{2028}b\u{85}".as_bytes()), "\"a\\u{2028}b\\u{85}\"");
+        assert_eq!(v("a\u{2028}b\u{85}".as_bytes()), r#""a\u2028b\u0085""#);
+        assert_eq!(
+            v("x\u{202e}\u{feff}\u{e0001}".as_bytes()),
+            r#""x\u202e\ufeff\udb40\udc01""#
+        );
+        // Non-ASCII is always quoted, even when nothing in it is escaped.
+        assert_eq!(v("\u{e9}".as_bytes()), "\"\u{e9}\"");
     }
 }

@@ -960,13 +960,17 @@ fn commands_cannot_forge_lines() {
         ),
         (
             b"printf '\x1b[31mred\x1b[0m'\rts=2020 level=error",
-            r#""printf '\x1b[31mred\x1b[0m'\rts=2020 level=error""#,
+            r#""printf '\u001b[31mred\u001b[0m'\rts=2020 level=error""#,
         ),
-        (b"a\tb\x7fc\x00d\x08e", r#""a\tb\x7fc\x00d\x08e""#),
-        (b"echo \xff\xfe ok \xc3", r#""echo \xff\xfe ok \xc3""#),
+        (b"a\tb\x7fc\x00d\x08e", r#""a\tb\u007fc\u0000d\u0008e""#),
+        (b"echo \xff\xfe ok \xc3", r#""echo \udcff\udcfe ok \udcc3""#),
         (
             "echo caf\u{e9} \u{85}nel \u{2028}ls".as_bytes(),
-            r#""echo café \u{85}nel \u{2028}ls""#,
+            r#""echo café \u0085nel \u2028ls""#,
+        ),
+        (
+            "echo \u{202e}txt.exe \u{200b}\u{e0001}".as_bytes(),
+            r#""echo \u202etxt.exe \u200b\udb40\udc01""#,
         ),
         (b"x=1", r#""x=1""#),
         (b"plain", "plain"),

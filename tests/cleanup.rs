@@ -986,10 +986,15 @@ fn hostile_names_are_removed_and_logged_on_one_line_each() {
         (b"k=v.log", "k=v.log"),
         (b"back\\slash.log", "back\\\\slash.log"),
         (b"tab\tcr\r.log", "tab\\tcr\\r.log"),
-        (b"bad\xff\xfe.log", "bad\\xff\\xfe.log"),
-        (b"esc\x1b[31m\x7f.log", "esc\\x1b[31m\\x7f.log"),
+        (b"bad\xff\xfe.log", "bad\\udcff\\udcfe.log"),
+        (b"esc\x1b[31m\x7f.log", "esc\\u001b[31m\\u007f.log"),
         (b"caf\xc3\xa9.log", "caf\u{e9}.log"),
-        (b"c1\xc2\x85ls\xe2\x80\xa8.log", "c1\\u{85}ls\\u{2028}.log"),
+        (b"c1\xc2\x85ls\xe2\x80\xa8.log", "c1\\u0085ls\\u2028.log"),
+        ("rtl\u{202e}gol.exe".as_bytes(), "rtl\\u202egol.exe"),
+        (
+            "tag\u{e0001}\u{feff}.log".as_bytes(),
+            "tag\\udb40\\udc01\\ufeff.log",
+        ),
         (
             b"x\nts=2026-01-01T00:00:00.000Z level=info event=cleanup rule=evil path=etc",
             "x\\nts=2026-01-01T00:00:00.000Z level=info event=cleanup rule=evil path=etc",
@@ -1025,7 +1030,7 @@ fn hostile_names_are_removed_and_logged_on_one_line_each() {
         })
         .collect();
     want.push(format!(
-        "level=info event=cleanup rule=t path=\"{}/d\\n\\\"=\\xff/in.log\" kind=file bytes=1 age=10d",
+        "level=info event=cleanup rule=t path=\"{}/d\\n\\\"=\\udcff/in.log\" kind=file bytes=1 age=10d",
         e.p("tree")
     ));
     assert_eq!(sorted(e.removed()), sorted(want));

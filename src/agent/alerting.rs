@@ -146,7 +146,7 @@ impl Agent {
                 "alert_failed",
                 via,
                 n,
-                Some(&crate::error::errno_text(&e)),
+                Some(crate::error::errno_text(&e).as_bytes()),
                 None,
                 false,
             ),
@@ -159,7 +159,7 @@ impl Agent {
         event: &str,
         via: &str,
         n: &alerts::Notice,
-        error: Option<&str>,
+        error: Option<&[u8]>,
         exit: Option<&str>,
         dry_run: bool,
     ) {
@@ -174,7 +174,8 @@ impl Agent {
         } else {
             n.level.name()
         };
-        self.log
+        let e = self
+            .log
             .event(level, event)
             .str("metric", n.kind.name())
             .opt("mount", n.mount.as_deref())
@@ -182,10 +183,13 @@ impl Agent {
             .str("via", via)
             .opt("to", to.as_deref())
             .opt("reminder", n.reminder.then_some("yes"))
-            .opt("exit", exit)
-            .opt("error", error)
-            .opt("dry_run", dry_run.then_some("yes"))
-            .emit();
+            .opt("exit", exit);
+        // The mailer's stderr as it wrote it: escaping keeps any bytes recoverable.
+        let e = match error {
+            Some(b) => e.bytes("error", b),
+            None => e,
+        };
+        e.opt("dry_run", dry_run.then_some("yes")).emit();
     }
 
     /// Drains, times out and reaps alert deliveries; logs each outcome.
@@ -213,14 +217,14 @@ impl Agent {
             if exit.success() && !timed_out {
                 self.log_delivery("alert_sent", d.via, &d.notice, None, None, false);
             } else {
-                let stderr = String::from_utf8_lossy(&d.child.stderr.text()).into_owned();
                 let error = if timed_out {
                     format!(
                         "timed out after {}",
                         crate::config::value::fmt_duration(d.timeout)
                     )
+                    .into_bytes()
                 } else {
-                    stderr
+                    d.child.stderr.text()
                 };
                 let exit = exit.to_string();
                 self.log_delivery(
