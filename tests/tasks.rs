@@ -1584,3 +1584,42 @@ fn a_skipped_task_is_reported_once_across_cron_runs_and_again_by_a_service_start
     assert_eq!(agent.stop().0, 0);
     assert_eq!(h.events("event=task_skipped"), vec![line.clone(), line]);
 }
+
+// 9. Time going backwards.
+
+/// Stamps in the future (the clock was stepped back, or the state came from another
+/// host) count as long ago: the task runs, and the saved stamps are corrected.
+#[test]
+fn a_last_run_dated_in_the_future_does_not_stop_the_task() {
+    let h = Host::new("future");
+    let marker = h.p("ran");
+    let script = h.script("work.sh", &format!("echo ran >> {marker}\n"));
+    let cfg = h.config(
+        "",
+        &format!("[task.work]\ncommand = {script}\nevery = 1h\nidle_cycles = 0\n"),
+    );
+    // Ten years ahead: a success, then a failed attempt after it.
+    let future = now_ns() + 10 * 365 * 86_400 * 1_000_000_000;
+    h.t.write(
+        "state/tasks",
+        format!(
+            "system-agent-tasks 1\ntask {future} {} 0 work\nend\n",
+            future + 1
+        ),
+    );
+    h.seed_cpu(0, 0);
+    let before = now_ns();
+    let (code, out, err) = h.once(&cfg, &[]);
+    let after = now_ns();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(h.t.read("ran"), "ran\n", "{}", h.log());
+    let (success, attempt, _) = task_state(&h, "work").unwrap();
+    assert!(
+        (before..=after).contains(&attempt) && (attempt..=after).contains(&success),
+        "{before} {attempt} {success} {after}"
+    );
+    // Succeeded now: not again within `every`.
+    h.seed_cpu(0, 0);
+    h.once(&cfg, &[]);
+    assert_eq!(h.t.read("ran"), "ran\n", "{}", h.log());
+}

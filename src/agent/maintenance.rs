@@ -19,8 +19,10 @@ impl Agent {
         }
         tasks::observe_cpu(&self.cfg.tasks, &mut self.task_states, self.cpu_percent);
         self.tend_task();
+        let now = sys::realtime_ns();
+        tasks::forget_future(&mut self.task_states, now);
         if self.running.is_none()
-            && let Some(i) = tasks::next(&self.cfg.tasks, &self.task_states, sys::realtime_ns())
+            && let Some(i) = tasks::next(&self.cfg.tasks, &self.task_states, now)
         {
             self.start_task(i);
         }
