@@ -176,6 +176,8 @@ mod tests {
             timeout: Duration::from_secs(60),
             nice: 10,
             user: None,
+            cwd: "/".into(),
+            umask: 0o022,
         }
     }
 

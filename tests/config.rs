@@ -273,6 +273,8 @@ idle_cycles = 5
 timeout = 10m
 nice = 19
 user = man
+cwd = /var/cache/man
+umask = 027
 
 [cleanup.tmp]
 paths = /tmp /var/tmp
@@ -1951,8 +1953,9 @@ fn task_defaults_and_every_key() {
     assert_eq!((t.when_cpu_below, t.idle_cycles, t.nice), (20.0, 3, 10));
     assert_eq!(t.timeout, Duration::from_secs(1800));
     assert_eq!(t.user, None);
+    assert_eq!((t.cwd.clone(), t.umask), (p("/"), 0o022));
     let c = ok(
-        "[task.x]\ncommand = /bin/true\nevery = 1h\nwhen_cpu_below = 50%\nidle_cycles = 0\ntimeout = 5s\nnice = -5\nuser = man\n",
+        "[task.x]\ncommand = /bin/true\nevery = 1h\nwhen_cpu_below = 50%\nidle_cycles = 0\ntimeout = 5s\nnice = -5\nuser = man\ncwd = /var/tmp\numask = 077\n",
     );
     let t = &c.tasks[0];
     assert_eq!(
@@ -1966,6 +1969,23 @@ fn task_defaults_and_every_key() {
         )
     );
     assert_eq!(t.user.as_deref(), Some("man"));
+    assert_eq!((t.cwd.clone(), t.umask), (p("/var/tmp"), 0o077));
+    for (v, mask, printed) in [
+        ("0", 0, "000"),
+        ("7", 0o7, "007"),
+        ("22", 0o22, "022"),
+        ("027", 0o27, "027"),
+        ("0027", 0o27, "027"),
+        ("777", 0o777, "777"),
+        ("0777", 0o777, "777"),
+    ] {
+        let c = ok(&format!("[task.x]\ncommand = /bin/true\numask = {v}\n"));
+        assert_eq!(c.tasks[0].umask, mask, "{v}");
+        assert!(
+            c.to_ini().contains(&format!("\numask = {printed}\n")),
+            "{v}"
+        );
+    }
 }
 
 #[test]
@@ -1994,6 +2014,23 @@ fn task_errors() {
             "/etc/a.ini:2: task.x.when_cpu_below: invalid percentage \"120\" (expected 0-100, optionally with %)"
         ]
     );
+    assert_eq!(
+        with_cmd("cwd", "var/tmp"),
+        ["/etc/a.ini:2: task.x.cwd: not an absolute path: \"var/tmp\""]
+    );
+    assert_eq!(
+        with_cmd("cwd", ""),
+        ["/etc/a.ini:2: task.x.cwd: a path is required"]
+    );
+    for v in ["", "8", "1000", "0x1f", "-22", "u=rwx", "00777", "2 2"] {
+        assert_eq!(
+            with_cmd("umask", v),
+            [format!(
+                "/etc/a.ini:2: task.x.umask: invalid umask \"{v}\" (expected octal digits up to 777, e.g. 027)"
+            )],
+            "{v}"
+        );
+    }
     assert_eq!(
         with_cmd("idle", "3"),
         ["/etc/a.ini:2: task.x.idle: unknown key \"idle\" (did you mean \"idle_cycles\"?)"]

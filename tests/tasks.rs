@@ -1623,3 +1623,108 @@ fn a_last_run_dated_in_the_future_does_not_stop_the_task() {
     h.once(&cfg, &[]);
     assert_eq!(h.t.read("ran"), "ran\n", "{}", h.log());
 }
+
+// 10. Children start clean: their own working directory and umask.
+
+/// Runs `--once` from `cwd` with umask `mask` (the agent's, which its children
+/// must not inherit).
+fn once_from(cfg: &Path, cwd: &Path, mask: libc::mode_t) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(bin());
+    cmd.args(["-c", cfg.to_str().unwrap(), "--once"])
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    // SAFETY: umask(2) only, async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn tasks_the_mailer_and_the_alert_command_start_in_root_with_umask_022() {
+    let h = Host::new("cwd-umask");
+    // The agent runs from a world-writable directory with umask 0000.
+    let open = h.t.join("world-writable");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let work = h.t.join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::create_dir(h.t.join("out")).unwrap();
+    // Each child writes where it runs and its umask to out/NAME (a new file, so
+    // its mode shows the umask too).
+    let report = h.script(
+        "report.sh",
+        &format!(
+            "/bin/cat > /dev/null\n{{ pwd -P; grep '^Umask:' /proc/self/status; }} > {}/$1\n",
+            h.p("out")
+        ),
+    );
+    h.t.write("proc/meminfo", proc_meminfo(96));
+    let cfg = h.config(
+        "",
+        &format!(
+            "[thresholds]\nfor_cycles = 1\n\n\
+             [alert]\nemail = ops@example.com\nsendmail = {report} mail\ncommand = {report} command\n\n\
+             [task.plain]\ncommand = {report} task\nidle_cycles = 0\n\n\
+             [task.custom]\ncommand = {report} custom\nidle_cycles = 0\ncwd = {}\numask = 027\n",
+            work.display()
+        ),
+    );
+    let read = |name: &str| {
+        let p = h.t.join("out").join(name);
+        let mode = std::fs::metadata(&p).map(|m| m.mode() & 0o777).unwrap_or(0);
+        (h.t.read(&format!("out/{name}")), format!("{mode:o}"))
+    };
+    let clean = ("/\nUmask:\t0022\n".to_string(), "644".to_string());
+    // The first run starts task plain (one task a run) and tells the alert.
+    h.seed_cpu(0, 0);
+    let out = once_from(&cfg, &open, 0);
+    assert_eq!(out.status.code(), Some(2), "{}", h.log());
+    for name in ["task", "mail", "command"] {
+        assert_eq!(read(name), clean, "{name}: {}", h.log());
+    }
+    // The second starts task custom, in its cwd with its umask.
+    h.seed_cpu(0, 0);
+    let out = once_from(&cfg, &open, 0);
+    assert_eq!(out.status.code(), Some(2), "{}", h.log());
+    let work = std::fs::canonicalize(&work).unwrap();
+    assert_eq!(
+        read("custom"),
+        (
+            format!("{}\nUmask:\t0027\n", work.display()),
+            "640".to_string()
+        ),
+        "{}",
+        h.log()
+    );
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+}
+
+#[test]
+fn a_task_cwd_it_cannot_enter_is_an_error_and_leaves_no_child() {
+    let h = Host::new("cwd-missing");
+    let missing = h.p("no/such/dir");
+    let cfg = h.config(
+        "",
+        &format!("[task.lost]\ncommand = /bin/true\nidle_cycles = 0\ncwd = {missing}\n"),
+    );
+    let agent = h.spawn(&cfg);
+    assert!(
+        h.wait_events("what=task", 1, Duration::from_secs(5)),
+        "{}",
+        h.log()
+    );
+    assert_eq!(
+        h.events("what=task"),
+        vec![format!(
+            "level=error event=error what=task error=\"cannot change directory to {missing}: No such file or directory\" name=lost"
+        )]
+    );
+    assert_eq!(h.events("event=task_"), Vec::<String>::new());
+    assert_eq!(children_of(agent.pid()), vec![]);
+    assert_eq!(agent.stop().0, 0);
+}

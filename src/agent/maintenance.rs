@@ -115,12 +115,15 @@ impl Agent {
             self.task_states[i].last_success_ns = now;
             return;
         }
+        let Ok(cwd) = std::ffi::CString::new(t.cwd.as_os_str().as_bytes()) else {
+            return self.skip_task(i, "the cwd contains a NUL byte");
+        };
         let spec = child::Spec {
-            argv,
-            env: child::base_env(),
             ids,
             nice: t.nice,
-            stdin: None,
+            cwd,
+            umask: t.umask,
+            ..child::Spec::new(argv)
         };
         self.task_states[i].last_attempt_ns = sys::realtime_ns();
         match Child::spawn(&spec, t.timeout.as_nanos() as u64) {

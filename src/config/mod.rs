@@ -141,6 +141,10 @@ pub struct Task {
     pub nice: i32,
     /// Run as this user (from `[paths] passwd`); `None`: the agent's user.
     pub user: Option<String>,
+    /// The working directory (absolute); `/` by default, never the agent's own.
+    pub cwd: PathBuf,
+    /// The file mode creation mask; `022` by default, never the agent's own.
+    pub umask: u32,
 }
 
 /// `[audit]`: the shell-history trail.
@@ -493,6 +497,8 @@ pub const RULE_SECTIONS: &[(&str, &[&str])] = &[
             "timeout",
             "nice",
             "user",
+            "cwd",
+            "umask",
         ],
     ),
     (
@@ -702,6 +708,8 @@ impl Config {
             add(&sec, "timeout", fmt_duration(t.timeout));
             add(&sec, "nice", t.nice.to_string());
             add(&sec, "user", t.user.clone().unwrap_or_default());
+            add(&sec, "cwd", fmt_path(&t.cwd));
+            add(&sec, "umask", format!("{:03o}", t.umask));
         }
         for c in &self.cleanup {
             let sec = format!("cleanup.{}", c.name);
@@ -1006,6 +1014,8 @@ impl Builder<'_> {
             timeout: Duration::from_secs(1800),
             nice: 10,
             user: None,
+            cwd: PathBuf::from("/"),
+            umask: crate::child::DEFAULT_UMASK,
         };
         let before = self.errors.len();
         self.each(s, |_, e| {
@@ -1018,6 +1028,8 @@ impl Builder<'_> {
                 "timeout" => t.timeout = positive(value::duration(v)?, v)?,
                 "nice" => t.nice = nice(v)?,
                 "user" => t.user = (!v.is_empty()).then(|| v.to_string()),
+                "cwd" => t.cwd = value::path(v)?,
+                "umask" => t.umask = umask(v)?,
                 other => return Err(unknown_key("task", other)),
             }
             Ok(())
@@ -1299,6 +1311,17 @@ fn positive(d: Duration, v: &str) -> Result<Duration, String> {
         Err(format!("invalid duration \"{v}\" (must be more than 0)"))
     } else {
         Ok(d)
+    }
+}
+
+/// An octal file mode creation mask: `027`, `0022`, `7` (at most `777`).
+fn umask(v: &str) -> Result<u32, String> {
+    let octal = !v.is_empty() && v.len() <= 4 && v.bytes().all(|c| (b'0'..=b'7').contains(&c));
+    match u32::from_str_radix(v, 8) {
+        Ok(m) if octal && m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "invalid umask \"{v}\" (expected octal digits up to 777, e.g. 027)"
+        )),
     }
 }
 
