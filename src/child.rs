@@ -6,7 +6,7 @@
 //! SIGPIPE or SIGHUP would otherwise survive exec), its own process group (so a
 //! timeout kills everything it started), `nice`, a umask and working directory of
 //! its own (never the agent's, which may be anything: `/` and `022` unless a task
-//! says otherwise), and optionally another user's uid, gid and group. When the
+//! says otherwise), and optionally another user's uid, gid and groups. When the
 //! child ends, whatever it left in its group is killed, so nothing it started
 //! outlives it. Between `fork` and `execve` the child only makes system calls: no
 //! allocation, no locks. A failed step (switching ids, `chdir`, `execve`) comes back
@@ -31,8 +31,8 @@ pub struct Spec {
     pub argv: Vec<CString>,
     /// `KEY=value` strings: the whole environment.
     pub env: Vec<CString>,
-    /// Switch to this uid, gid (and that group alone) before exec.
-    pub ids: Option<(u32, u32)>,
+    /// Switch to this user before exec.
+    pub ids: Option<Ids>,
     pub nice: i32,
     /// Written to the child's stdin (then closed); `None`: stdin is /dev/null.
     pub stdin: Option<Vec<u8>>,
@@ -40,6 +40,16 @@ pub struct Spec {
     pub cwd: CString,
     /// The file mode creation mask.
     pub umask: u32,
+}
+
+/// Another user's ids, computed before the fork (the child cannot read files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    /// Every group the child gets (`setgroups`): `gid` and the user's
+    /// supplementary groups, as `passwd::groups_of` lists them.
+    pub groups: Vec<u32>,
 }
 
 /// A child's umask unless it asks for another: files it creates are not writable
@@ -447,8 +457,8 @@ fn step_error(spec: &Spec, step: i32, errno: i32) -> io::Error {
     let err = io::Error::from_raw_os_error(errno);
     let text = crate::error::errno_text(&err);
     let what = match step {
-        STEP_IDS => match spec.ids {
-            Some((uid, gid)) => format!("cannot switch to uid {uid} gid {gid}"),
+        STEP_IDS => match &spec.ids {
+            Some(ids) => format!("cannot switch to uid {} gid {}", ids.uid, ids.gid),
             None => "cannot switch ids".to_string(),
         },
         STEP_CWD => format!(
@@ -543,14 +553,13 @@ unsafe fn exec_child(
         }
         libc::setpriority(libc::PRIO_PROCESS, 0, spec.nice);
         libc::umask(spec.umask as libc::mode_t);
-        if let Some((uid, gid)) = spec.ids {
-            let groups = [gid];
-            if libc::setgroups(1, groups.as_ptr()) < 0
-                || libc::setgid(gid) < 0
-                || libc::setuid(uid) < 0
-            {
-                fail(3, STEP_IDS);
-            }
+        // Groups first (setgroups and setgid need the privilege setuid gives up).
+        if let Some(ids) = &spec.ids
+            && (libc::setgroups(ids.groups.len(), ids.groups.as_ptr()) < 0
+                || libc::setgid(ids.gid) < 0
+                || libc::setuid(ids.uid) < 0)
+        {
+            fail(3, STEP_IDS);
         }
         // After the switch: the user must be able to enter it without the agent's
         // privileges.

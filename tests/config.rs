@@ -165,6 +165,7 @@ top = 5
 [paths]
 proc = /proc
 passwd = /etc/passwd
+group = /etc/group
 
 [thresholds]
 cpu_warn = 80
@@ -224,6 +225,7 @@ top = 12
 [paths]
 proc = /host/proc
 passwd = /host/etc/passwd
+group = /host/etc/group
 
 [thresholds]
 cpu_warn = 70.5
@@ -321,6 +323,7 @@ fn default_config_has_every_spec_default() {
     assert_eq!(a.top, 5);
     assert_eq!(c.paths.proc, p("/proc"));
     assert_eq!(c.paths.passwd, p("/etc/passwd"));
+    assert_eq!(c.paths.group, p("/etc/group"));
     let t = &c.thresholds;
     assert_eq!(t.cpu, limits(80.0, 90.0));
     assert_eq!(t.mem, limits(85.0, 95.0));
@@ -367,7 +370,7 @@ fn sections_list_every_key_in_file_order() {
                 "top",
             ],
         ),
-        ("paths", &["proc", "passwd"]),
+        ("paths", &["proc", "passwd", "group"]),
         (
             "thresholds",
             &[
@@ -638,13 +641,15 @@ fn required_paths_take_absolute_paths() {
         ("agent", "state_dir"),
         ("paths", "proc"),
         ("paths", "passwd"),
+        ("paths", "group"),
     ] {
         let c = val(section, key, "/chroot/some dir/x");
         let got = match key {
             "syslog_socket" => c.agent.syslog_socket,
             "state_dir" => c.agent.state_dir,
             "proc" => c.paths.proc,
-            _ => c.paths.passwd,
+            "passwd" => c.paths.passwd,
+            _ => c.paths.group,
         };
         assert_eq!(got, p("/chroot/some dir/x"), "{key}");
     }
@@ -665,6 +670,7 @@ fn required_paths_reject_empty_and_relative_values() {
         ("agent", "state_dir"),
         ("paths", "proc"),
         ("paths", "passwd"),
+        ("paths", "group"),
     ] {
         assert_eq!(
             bad(section, key, ""),
@@ -1407,6 +1413,7 @@ fn load_reads_a_valid_file() {
     assert_eq!(c.agent.top, 12);
     assert_eq!(c.paths.proc, p("/host/proc"));
     assert_eq!(c.paths.passwd, p("/host/etc/passwd"));
+    assert_eq!(c.paths.group, p("/host/etc/group"));
     let t = &c.thresholds;
     assert_eq!(t.cpu, limits(70.5, 99.9));
     assert_eq!(t.mem, limits(0.0, 100.0));

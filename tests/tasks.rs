@@ -1728,3 +1728,104 @@ fn a_task_cwd_it_cannot_enter_is_an_error_and_leaves_no_child() {
     assert_eq!(children_of(agent.pid()), vec![]);
     assert_eq!(agent.stop().0, 0);
 }
+
+// 11. A task's user gets its supplementary groups from [paths] group.
+
+/// Runs task `who` as user `probe` (uid 4242, gid 4343: ids this host need not
+/// have) with `group` as `[paths] group`; returns its `Uid:`, `Gid:` and `Groups:`
+/// lines (groups sorted), or the log when it did not run.
+fn ids_of_task(h: &Host, group: &str) -> Result<Vec<String>, String> {
+    h.t.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\nprobe:x:4242:4343::/nonexistent:/bin/sh\n",
+    );
+    let out = h.t.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(4242), Some(4343)).unwrap();
+    let script = h.script(
+        "ids.sh",
+        &format!(
+            "grep -E '^(Uid|Gid|Groups):' /proc/self/status > {}/ids\n",
+            out.display()
+        ),
+    );
+    let cfg = h.config(
+        "",
+        &format!("[task.who]\ncommand = {script}\nidle_cycles = 0\nuser = probe\n"),
+    );
+    // [paths] group as given (the fixture's etc/group by default).
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let fixture = format!("\ngroup = {}\n", h.p("etc/group"));
+    assert!(text.contains(&fixture), "{text}");
+    std::fs::write(
+        &cfg,
+        text.replace(&fixture, &format!("\ngroup = {group}\n")),
+    )
+    .unwrap();
+    h.seed_cpu(0, 0);
+    let (code, stdout, stderr) = h.once(&cfg, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let text = h.t.read("out/ids");
+    if text.is_empty() {
+        return Err(h.log());
+    }
+    Ok(text
+        .lines()
+        .map(|l| {
+            let (key, v) = l.split_once(':').unwrap();
+            let mut ids: Vec<u32> = v.split_whitespace().map(|n| n.parse().unwrap()).collect();
+            if key == "Groups" {
+                ids.sort_unstable();
+            }
+            let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+            format!("{key}: {}", ids.join(" "))
+        })
+        .collect())
+}
+
+#[test]
+fn a_task_user_gets_its_supplementary_groups_from_the_group_file() {
+    let h = Host::new("groups");
+    let group = h.t.write(
+        "etc/group",
+        "root:x:0:\nprimary:x:4343:\nlow:x:77:other,probe\nhigh:x:5001:probe\n\
+         notmine:x:5002:other,probe2\n# comment:x:5003:probe\nbroken:x:probe\nalso:x:5004:probe,\n",
+    );
+    assert_eq!(
+        ids_of_task(&h, &group.display().to_string()),
+        Ok(vec![
+            "Uid: 4242 4242 4242 4242".to_string(),
+            "Gid: 4343 4343 4343 4343".to_string(),
+            "Groups: 77 4343 5001 5004".to_string(),
+        ])
+    );
+}
+
+#[test]
+fn without_a_group_file_a_task_user_gets_only_its_primary_group() {
+    let h = Host::new("groups-none");
+    assert_eq!(
+        ids_of_task(&h, &h.p("etc/no-group-file")),
+        Ok(vec![
+            "Uid: 4242 4242 4242 4242".to_string(),
+            "Gid: 4343 4343 4343 4343".to_string(),
+            "Groups: 4343".to_string(),
+        ])
+    );
+}
+
+#[test]
+fn an_unreadable_group_file_skips_the_task() {
+    let h = Host::new("groups-bad");
+    // A directory: read(2) fails with EISDIR, whoever reads it.
+    let dir = h.t.join("etc/group.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = ids_of_task(&h, &dir.display().to_string()).unwrap_err();
+    assert_eq!(
+        events(&log, "event=task_"),
+        vec![format!(
+            "level=warn event=task_skipped name=who reason=\"cannot read {}: Is a directory\"",
+            dir.display()
+        )]
+    );
+}

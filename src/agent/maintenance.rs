@@ -68,29 +68,9 @@ impl Agent {
                 &format!("{} is missing or not executable", prog.display()),
             );
         }
-        let ids = match &t.user {
-            None => None,
-            Some(u) => match self.users.by_name(u) {
-                None => {
-                    return self.skip_task(
-                        i,
-                        &format!("user {u} is not in {}", self.cfg.paths.passwd.display()),
-                    );
-                }
-                Some(user) if user.uid == sys::getuid() => None,
-                Some(user) => {
-                    let caps = sys::effective_capabilities().unwrap_or(0);
-                    let can = sys::getuid() == 0
-                        || ((caps >> policy::CAP_SETUID) & (caps >> policy::CAP_SETGID) & 1) == 1;
-                    if !can {
-                        return self.skip_task(
-                            i,
-                            &format!("cannot run as {u}: needs root or cap_setuid and cap_setgid"),
-                        );
-                    }
-                    Some((user.uid, user.gid))
-                }
-            },
+        let ids = match self.task_ids(t.user.as_deref()) {
+            Ok(ids) => ids,
+            Err(why) => return self.skip_task(i, &why),
         };
         let argv: Option<Vec<std::ffi::CString>> = t
             .command
@@ -152,6 +132,42 @@ impl Agent {
         if !self.once {
             self.save_tasks();
         }
+    }
+
+    /// The ids a task with `user` runs with (`None`: the agent's own), or why it
+    /// cannot run. The user's groups come from `[paths] group`, read now, before the
+    /// fork; a missing file (a minimal chroot) means no supplementary groups.
+    fn task_ids(&self, user: Option<&str>) -> Result<Option<child::Ids>, String> {
+        let Some(u) = user else { return Ok(None) };
+        let Some(user) = self.users.by_name(u) else {
+            let passwd = self.cfg.paths.passwd.display();
+            return Err(format!("user {u} is not in {passwd}"));
+        };
+        if user.uid == sys::getuid() {
+            return Ok(None);
+        }
+        let caps = sys::effective_capabilities().unwrap_or(0);
+        let can = sys::getuid() == 0
+            || ((caps >> policy::CAP_SETUID) & (caps >> policy::CAP_SETGID) & 1) == 1;
+        if !can {
+            return Err(format!(
+                "cannot run as {u}: needs root or cap_setuid and cap_setgid"
+            ));
+        }
+        let path = &self.cfg.paths.group;
+        let groups = match std::fs::read(path) {
+            Ok(bytes) => passwd::groups_of(&passwd::parse_group(&bytes), &user.name, user.gid),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![user.gid],
+            Err(e) => {
+                let why = crate::error::errno_text(&e);
+                return Err(format!("cannot read {}: {why}", path.display()));
+            }
+        };
+        Ok(Some(child::Ids {
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+        }))
     }
 
     /// Drains the running task's output, enforces its timeout, and reaps it when

@@ -56,6 +56,8 @@ pub struct Agent {
 pub struct Paths {
     pub proc: PathBuf,
     pub passwd: PathBuf,
+    /// Group memberships, for the supplementary groups of a task's `user`.
+    pub group: PathBuf,
 }
 
 /// A warn and a crit limit; `None` is off.
@@ -139,7 +141,8 @@ pub struct Task {
     pub idle_cycles: u32,
     pub timeout: Duration,
     pub nice: i32,
-    /// Run as this user (from `[paths] passwd`); `None`: the agent's user.
+    /// Run as this user (from `[paths] passwd`, with the groups `[paths] group`
+    /// lists it in); `None`: the agent's user.
     pub user: Option<String>,
     /// The working directory (absolute); `/` by default, never the agent's own.
     pub cwd: PathBuf,
@@ -366,6 +369,7 @@ impl Default for Config {
             paths: Paths {
                 proc: PathBuf::from("/proc"),
                 passwd: PathBuf::from("/etc/passwd"),
+                group: PathBuf::from("/etc/group"),
             },
             thresholds: Thresholds {
                 cpu: pct(80.0, 90.0),
@@ -428,7 +432,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "top",
         ],
     ),
-    ("paths", &["proc", "passwd"]),
+    ("paths", &["proc", "passwd", "group"]),
     (
         "thresholds",
         &[
@@ -633,6 +637,7 @@ impl Config {
         add("agent", "top", a.top.to_string());
         add("paths", "proc", fmt_path(&self.paths.proc));
         add("paths", "passwd", fmt_path(&self.paths.passwd));
+        add("paths", "group", fmt_path(&self.paths.group));
         for (name, l) in [
             ("cpu", t.cpu),
             ("mem", t.mem),
@@ -902,6 +907,7 @@ impl Builder<'_> {
         match e.key.as_str() {
             "proc" => p.proc = value::path(&e.value)?,
             "passwd" => p.passwd = value::path(&e.value)?,
+            "group" => p.group = value::path(&e.value)?,
             other => return Err(unknown_key("paths", other)),
         }
         Ok(())
