@@ -1818,6 +1818,14 @@ const VALUES: &[&str] = &[
     "=",
     "a = b",
     "[x]",
+    // Command lines (alert.sendmail, alert.command): quotes, escapes, comments.
+    "\"/opt/my tool/x\" --flag 'a b'",
+    "/usr/bin/find /var/tmp -name \"*.tmp\"",
+    "/bin/echo \"x ;y\" 'z #w' ; comment",
+    "/bin/a \"\" '' \\; \\\\ \"b\\\\\" \"c\\d\"",
+    "/bin/a it's",
+    "/bin/a\u{a0}b \"\u{a0}\" \"\t\"",
+    "'/bin/x'\"y\"z",
 ];
 
 /// One line of a random config file.

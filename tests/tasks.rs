@@ -1829,3 +1829,37 @@ fn an_unreadable_group_file_skips_the_task() {
         )]
     );
 }
+
+// 12. A command's quoted words reach execve as written.
+
+#[test]
+fn a_quoted_command_runs_with_exactly_its_words() {
+    let h = Host::new("quoted");
+    let out = h.p("args");
+    let script = h.script(
+        "my tools/args.sh",
+        &format!("for a in \"$@\"; do printf '[%s]\\n' \"$a\"; done > {out}\n"),
+    );
+    let command = format!("\"{script}\" \"a b\" 'c \"d\"' e\\ f \"\" *.tmp ; a comment");
+    let cfg = h.config(
+        "",
+        &format!("[task.quoted]\ncommand = {command}\nidle_cycles = 0\n"),
+    );
+    h.seed_cpu(0, 0);
+    let (code, stdout, stderr) = h.once(&cfg, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        h.t.read("args"),
+        "[a b]\n[c \"d\"]\n[e f]\n[]\n[*.tmp]\n",
+        "{}",
+        h.log()
+    );
+    // The event shows the words quoted as --check-config prints them.
+    let pid = started_pid(&h, "quoted");
+    assert_eq!(
+        h.events("event=task_start"),
+        vec![format!(
+            "level=info event=task_start name=quoted pid={pid} command=\"\\\"{script}\\\" \\\"a b\\\" \\\"c \\\\\\\"d\\\\\\\"\\\" \\\"e f\\\" \\\"\\\" *.tmp\""
+        )]
+    );
+}

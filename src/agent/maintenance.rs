@@ -87,7 +87,7 @@ impl Agent {
                 .event(Level::Info, "task_start")
                 .str("name", &t.name)
                 .opt("user", t.user.as_deref())
-                .str("command", &t.command.join(" "))
+                .str("command", &crate::config::value::fmt_command(&t.command))
                 .str("dry_run", "yes")
                 .emit();
             let now = sys::realtime_ns();
@@ -114,7 +114,7 @@ impl Agent {
                     .str("name", &t.name)
                     .i64("pid", c.pid as i64)
                     .opt("user", t.user.as_deref())
-                    .str("command", &t.command.join(" "))
+                    .str("command", &crate::config::value::fmt_command(&t.command))
                     .emit();
                 self.running = Some(RunningTask {
                     name: t.name.clone(),

@@ -132,7 +132,7 @@ pub enum Scope {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     pub name: String,
-    /// Absolute path, then arguments (split on spaces; no shell, no quoting).
+    /// Absolute path, then arguments (words as `value::words` splits them; no shell).
     pub command: Vec<String>,
     /// Since the last success.
     pub every: Duration,
@@ -690,8 +690,8 @@ impl Config {
         let al = &self.alert;
         add("alert", "email", al.email.join(" "));
         add("alert", "from", al.from.clone().unwrap_or_default());
-        add("alert", "sendmail", al.sendmail.join(" "));
-        add("alert", "command", al.command.join(" "));
+        add("alert", "sendmail", value::fmt_command(&al.sendmail));
+        add("alert", "command", value::fmt_command(&al.command));
         add(
             "alert",
             "min_level",
@@ -706,7 +706,7 @@ impl Config {
         add("alert", "timeout", fmt_duration(al.timeout));
         for t in &self.tasks {
             let sec = format!("task.{}", t.name);
-            add(&sec, "command", t.command.join(" "));
+            add(&sec, "command", value::fmt_command(&t.command));
             add(&sec, "every", fmt_duration(t.every));
             add(&sec, "when_cpu_below", value::fmt_number(t.when_cpu_below));
             add(&sec, "idle_cycles", t.idle_cycles.to_string());
@@ -778,7 +778,7 @@ impl Config {
             }
             if value.is_empty() {
                 out.push_str(&format!("{key} =\n"));
-            } else if needs_quotes(&value) {
+            } else if needs_quotes(&value) && !is_command(&current, key) {
                 out.push_str(&format!("{key} = \"{value}\"\n"));
             } else {
                 out.push_str(&format!("{key} = {value}\n"));
@@ -1027,7 +1027,7 @@ impl Builder<'_> {
         self.each(s, |_, e| {
             let v = e.value.as_str();
             match e.key.as_str() {
-                "command" => t.command = command(v)?,
+                "command" => t.command = command(&e.raw)?,
                 "every" => t.every = value::duration(v)?,
                 "when_cpu_below" => t.when_cpu_below = value::percent(v)?,
                 "idle_cycles" => t.idle_cycles = value::integer(v, 0, 10_000)? as u32,
@@ -1092,12 +1092,12 @@ impl Builder<'_> {
                     _ => return Err(format!("invalid address \"{v}\" (expected user@host)")),
                 }
             }
-            "sendmail" => a.sendmail = command(v)?,
+            "sendmail" => a.sendmail = command(&e.raw)?,
             "command" => {
                 a.command = if v.is_empty() {
                     Vec::new()
                 } else {
-                    command(v)?
+                    command(&e.raw)?
                 }
             }
             "min_level" => {
@@ -1300,9 +1300,17 @@ fn needs_quotes(v: &str) -> bool {
         || v.ends_with('\\')
 }
 
-/// A command line: an absolute program path and its arguments, split on spaces.
-fn command(v: &str) -> Result<Vec<String>, String> {
-    let argv: Vec<String> = v.split_ascii_whitespace().map(str::to_owned).collect();
+/// Whether `section.key` is a command line: its value is written with its own
+/// quotes (`value::fmt_command`), never quoted as a whole.
+fn is_command(section: &str, key: &str) -> bool {
+    matches!((section, key), ("alert", "sendmail" | "command"))
+        || (section.starts_with("task.") && key == "command")
+}
+
+/// A command line, as written (`raw`): an absolute program path and its arguments,
+/// split into words by `value::words` (quotes and backslashes as in sh, no shell).
+fn command(raw: &str) -> Result<Vec<String>, String> {
+    let argv = value::words(raw)?;
     match argv.first() {
         None => Err("a command is required".to_string()),
         Some(p) if !p.starts_with('/') => {
