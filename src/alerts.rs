@@ -32,6 +32,22 @@ pub struct Told {
 /// How long after a failed delivery the next try may come.
 pub const RETRY_NS: u64 = 60_000_000_000;
 
+impl Told {
+    /// A time later than this record could have been written at `now_ns` (the
+    /// clock was stepped back, or the state came from another host or boot) counts
+    /// as long ago: it is forgotten (0, never), here and so in the next save.
+    /// Otherwise it would silence a new alert until the clock caught up. A retry
+    /// is legitimately up to `RETRY_NS` ahead.
+    pub fn forget_future(&mut self, now_ns: u64) {
+        let past = |at: u64, latest: u64| if at > latest { 0 } else { at };
+        self.at_ns = past(self.at_ns, now_ns);
+        for at in &mut self.alert_at_ns {
+            *at = past(*at, now_ns);
+        }
+        self.retry_at_ns = past(self.retry_at_ns, now_ns.saturating_add(RETRY_NS));
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub key: String,
@@ -65,7 +81,8 @@ fn status_of(level: u8) -> Status {
     }
 }
 
-/// The notices due now, updating `told` as if they were sent.
+/// The notices due now, updating `told` as if they were sent (and forgetting
+/// times in the future, see `Told::forget_future`).
 pub fn decide(
     metrics: &[Metric],
     told: &mut Vec<Told>,
@@ -73,6 +90,9 @@ pub fn decide(
     cooldown_ns: u64,
     now_ns: u64,
 ) -> Vec<Notice> {
+    for t in told.iter_mut() {
+        t.forget_future(now_ns);
+    }
     let mut out = Vec::new();
     for m in metrics {
         let i = match told.iter().position(|t| t.key == m.key) {
@@ -411,6 +431,51 @@ mod tests {
         assert!(!head.lines().any(|l| l.starts_with("Bcc")), "{head}");
         assert_eq!(head.lines().count(), 10, "{head}");
         assert!(body.contains("  proc Bcc: x@y\r\n"), "{body}");
+    }
+
+    /// Times in the future count as long ago (and are saved so); a retry may be
+    /// up to `RETRY_NS` ahead. (stored told, now) → (sent, told after).
+    #[test]
+    fn times_in_the_future_count_as_long_ago() {
+        let told = |level, at, w, c, retry| Told {
+            key: "cpu".into(),
+            level,
+            at_ns: at,
+            alert_at_ns: [w, c],
+            retry_at_ns: retry,
+        };
+        let now = 1000 * MIN;
+        let later = now + 10 * MIN;
+        let retry = now + RETRY_NS;
+        let rows = [
+            // A critical alert "just" told, in the future: a new one goes out.
+            (told(0, later, 0, later, 0), true, told(2, now, 0, now, 0)),
+            (told(0, 0, 0, now + 1, 0), true, told(2, now, 0, now, 0)),
+            // Still critical since a notice in the future: a reminder is due.
+            (told(2, later, 0, later, 0), true, told(2, now, 0, now, 0)),
+            // A retry far ahead is forgotten; one within RETRY_NS still waits.
+            (told(0, 0, 0, 0, retry + 1), true, told(2, now, 0, now, 0)),
+            (told(0, 0, 0, 0, retry), false, told(0, 0, 0, 0, retry)),
+            // A warning time in the future is corrected too, without a notice.
+            (told(2, now, later, now, 0), false, told(2, now, 0, now, 0)),
+            // The past is kept: told a minute ago, quiet for the cooldown.
+            (
+                told(2, now - MIN, 5, now - MIN, 0),
+                false,
+                told(2, now - MIN, 5, now - MIN, 0),
+            ),
+        ];
+        for (i, (before, sent, after)) in rows.into_iter().enumerate() {
+            let mut t = vec![before];
+            let n = decide(
+                &cpu(Status::Critical, 95.0),
+                &mut t,
+                AlertLevel::Critical,
+                60 * MIN,
+                now,
+            );
+            assert_eq!((n.len(), &t[0]), (usize::from(sent), &after), "row {i}");
+        }
     }
 
     #[test]

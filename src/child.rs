@@ -4,11 +4,14 @@
 //! write, stdout and stderr on pipes we drain without blocking, every other
 //! descriptor closed, default signal dispositions and an empty mask (an ignored
 //! SIGPIPE or SIGHUP would otherwise survive exec), its own process group (so a
-//! timeout kills everything it started), `nice`, and optionally another user's uid,
-//! gid and group. When the child ends, whatever it left in its group is killed, so
-//! nothing it started outlives it. Between `fork` and `execve` the child only makes
-//! system calls: no allocation, no locks. An `exec` failure comes back as its errno
-//! on a close-on-exec pipe. The agent always reaps what it started.
+//! timeout kills everything it started), `nice`, a umask and working directory of
+//! its own (never the agent's, which may be anything: `/` and `022` unless a task
+//! says otherwise), and optionally another user's uid, gid and groups. When the
+//! child ends, whatever it left in its group is killed, so nothing it started
+//! outlives it. Between `fork` and `execve` the child only makes system calls: no
+//! allocation, no locks. A failed step (switching ids, `chdir`, `execve`) comes back
+//! as the step and its errno on a close-on-exec pipe. The agent always reaps what it
+//! started.
 
 use crate::sys;
 use std::collections::VecDeque;
@@ -28,12 +31,51 @@ pub struct Spec {
     pub argv: Vec<CString>,
     /// `KEY=value` strings: the whole environment.
     pub env: Vec<CString>,
-    /// Switch to this uid, gid (and that group alone) before exec.
-    pub ids: Option<(u32, u32)>,
+    /// Switch to this user before exec.
+    pub ids: Option<Ids>,
     pub nice: i32,
     /// Written to the child's stdin (then closed); `None`: stdin is /dev/null.
     pub stdin: Option<Vec<u8>>,
+    /// The working directory, entered after the ids are switched (so as that user).
+    pub cwd: CString,
+    /// The file mode creation mask.
+    pub umask: u32,
 }
+
+/// Another user's ids, computed before the fork (the child cannot read files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    /// Every group the child gets (`setgroups`): `gid` and the user's
+    /// supplementary groups, as `passwd::groups_of` lists them.
+    pub groups: Vec<u32>,
+}
+
+/// A child's umask unless it asks for another: files it creates are not writable
+/// by group or others, whatever umask the agent was started with.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
+impl Spec {
+    /// `argv` run with the minimal environment, as the agent's user, in `/` with
+    /// umask `022`, nice 0 and stdin `/dev/null`.
+    pub fn new(argv: Vec<CString>) -> Spec {
+        Spec {
+            argv,
+            env: base_env(),
+            ids: None,
+            nice: 0,
+            stdin: None,
+            cwd: c"/".to_owned(),
+            umask: DEFAULT_UMASK,
+        }
+    }
+}
+
+/// The step of `exec_child` that failed, as it reports it on its pipe.
+const STEP_EXEC: i32 = 0;
+const STEP_IDS: i32 = 1;
+const STEP_CWD: i32 = 2;
 
 /// The minimal environment children get.
 pub fn base_env() -> Vec<CString> {
@@ -167,7 +209,7 @@ impl Child {
         }
         if pid == 0 {
             // SAFETY: see above; never returns.
-            unsafe { exec_child(path, &argv, &envp, fds, spec.ids, spec.nice) }
+            unsafe { exec_child(spec, path, &argv, &envp, fds) }
         }
         drop(report_w);
         drop(out_w);
@@ -185,18 +227,25 @@ impl Child {
             term_sent_ns: None,
             exit: None,
         };
-        // The exec report: EOF means execve succeeded; 4 bytes are its errno.
-        let mut errno = [0u8; 4];
-        // SAFETY: reads into a 4-byte stack buffer; the child writes once, or closes.
+        // The exec report: EOF means execve succeeded; 8 bytes are the failed step
+        // and its errno.
+        let mut report = [0u8; 8];
+        // SAFETY: reads into an 8-byte stack buffer; the child writes once (less
+        // than PIPE_BUF, so whole), or closes.
         let n = loop {
-            let n = unsafe { libc::read(report_r.as_raw_fd(), errno.as_mut_ptr().cast(), 4) };
+            let n = unsafe { libc::read(report_r.as_raw_fd(), report.as_mut_ptr().cast(), 8) };
             if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
                 break n;
             }
         };
-        if n == 4 {
+        if n == 8 {
             child.wait_blocking();
-            return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+            let [s0, s1, s2, s3, e0, e1, e2, e3] = report;
+            return Err(step_error(
+                spec,
+                i32::from_ne_bytes([s0, s1, s2, s3]),
+                i32::from_ne_bytes([e0, e1, e2, e3]),
+            ));
         }
         if let (Some((r, w)), Some(data)) = (stdin_pipe, &spec.stdin) {
             drop(r);
@@ -402,6 +451,25 @@ impl Drop for Child {
     }
 }
 
+/// The error of a step the child reported: the errno alone for `execve` (as
+/// `execve` itself would return it), the errno with the step's context otherwise.
+fn step_error(spec: &Spec, step: i32, errno: i32) -> io::Error {
+    let err = io::Error::from_raw_os_error(errno);
+    let text = crate::error::errno_text(&err);
+    let what = match step {
+        STEP_IDS => match &spec.ids {
+            Some(ids) => format!("cannot switch to uid {} gid {}", ids.uid, ids.gid),
+            None => "cannot switch ids".to_string(),
+        },
+        STEP_CWD => format!(
+            "cannot change directory to {}",
+            String::from_utf8_lossy(spec.cwd.as_bytes())
+        ),
+        _ => return err,
+    };
+    io::Error::new(err.kind(), format!("{what}: {text}"))
+}
+
 /// `struct sigaction` as the kernel takes it (`rt_sigaction(2)`, 64-bit mask).
 #[repr(C)]
 struct KernelSigaction {
@@ -417,19 +485,21 @@ struct KernelSigaction {
 /// Only between `fork` and `execve`; the pointers stay valid (the parent's memory
 /// is copied into the child).
 unsafe fn exec_child(
+    spec: &Spec,
     path: &CStr,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
     fds: [RawFd; 4],
-    ids: Option<(u32, u32)>,
-    nice: i32,
 ) -> ! {
     let [stdin, out, err, report] = fds;
-    let fail = |report: RawFd| -> ! {
+    // Reports the step that failed and its errno (one write of 8 bytes), then exits.
+    let fail = |report: RawFd, step: i32| -> ! {
         let errno = unsafe { *libc::__errno_location() };
-        let bytes = errno.to_ne_bytes();
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&step.to_ne_bytes());
+        bytes[4..].copy_from_slice(&errno.to_ne_bytes());
         unsafe {
-            libc::write(report, bytes.as_ptr().cast(), 4);
+            libc::write(report, bytes.as_ptr().cast(), 8);
             libc::_exit(127)
         }
     };
@@ -464,10 +534,10 @@ unsafe fn exec_child(
             report
         };
         if libc::dup2(stdin, 0) < 0 || libc::dup2(out, 1) < 0 || libc::dup2(err, 2) < 0 {
-            fail(report);
+            fail(report, STEP_EXEC);
         }
         if report != 3 && libc::dup3(report, 3, libc::O_CLOEXEC) < 0 {
-            fail(report);
+            fail(report, STEP_EXEC);
         }
         // Every other descriptor closed: close_range(4, ~0), or one by one.
         if libc::syscall(
@@ -481,18 +551,23 @@ unsafe fn exec_child(
                 libc::close(fd);
             }
         }
-        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-        if let Some((uid, gid)) = ids {
-            let groups = [gid];
-            if libc::setgroups(1, groups.as_ptr()) < 0
-                || libc::setgid(gid) < 0
-                || libc::setuid(uid) < 0
-            {
-                fail(3);
-            }
+        libc::setpriority(libc::PRIO_PROCESS, 0, spec.nice);
+        libc::umask(spec.umask as libc::mode_t);
+        // Groups first (setgroups and setgid need the privilege setuid gives up).
+        if let Some(ids) = &spec.ids
+            && (libc::setgroups(ids.groups.len(), ids.groups.as_ptr()) < 0
+                || libc::setgid(ids.gid) < 0
+                || libc::setuid(ids.uid) < 0)
+        {
+            fail(3, STEP_IDS);
+        }
+        // After the switch: the user must be able to enter it without the agent's
+        // privileges.
+        if libc::chdir(spec.cwd.as_ptr()) < 0 {
+            fail(3, STEP_CWD);
         }
         libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        fail(3)
+        fail(3, STEP_EXEC)
     }
 }
 
@@ -501,13 +576,32 @@ mod tests {
     use super::*;
 
     fn spec(args: &[&str]) -> Spec {
-        Spec {
-            argv: args.iter().map(|a| CString::new(*a).unwrap()).collect(),
-            env: base_env(),
-            ids: None,
-            nice: 0,
-            stdin: None,
-        }
+        Spec::new(args.iter().map(|a| CString::new(*a).unwrap()).collect())
+    }
+
+    #[test]
+    fn it_starts_in_its_own_directory_with_its_own_umask() {
+        let script = "pwd -P; umask";
+        let mut c = Child::spawn(&spec(&["/bin/sh", "-c", script]), u64::MAX).unwrap();
+        assert_eq!(c.wait_blocking(), Exit::Code(0));
+        assert_eq!(c.stdout.text(), b"/\n0022");
+        let mut s = spec(&["/bin/sh", "-c", script]);
+        (s.cwd, s.umask) = (c"/usr/bin".to_owned(), 0o027);
+        let mut c = Child::spawn(&s, u64::MAX).unwrap();
+        assert_eq!(c.wait_blocking(), Exit::Code(0));
+        assert_eq!(c.stdout.text(), b"/usr/bin\n0027");
+    }
+
+    #[test]
+    fn a_directory_it_cannot_enter_is_an_error_naming_it() {
+        let mut s = spec(&["/bin/true"]);
+        s.cwd = c"/no/such/dir".to_owned();
+        let e = Child::spawn(&s, u64::MAX).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "cannot change directory to /no/such/dir: No such file or directory"
+        );
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

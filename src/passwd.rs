@@ -1,5 +1,6 @@
-//! `/etc/passwd` parsed by hand (`[paths] passwd`), never through NSS: a static binary
-//! in a chroot has no NSS modules, and tests point it at a fixture file.
+//! `/etc/passwd` and `/etc/group` parsed by hand (`[paths] passwd`, `[paths] group`),
+//! never through NSS: a static binary in a chroot has no NSS modules, and tests
+//! point it at fixture files.
 //!
 //! ```text
 //! root:x:0:0:root:/root:/bin/bash
@@ -98,4 +99,57 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// One group: `adm:x:4:syslog,alice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub gid: u32,
+    /// User names listed as members, as written.
+    pub members: Vec<String>,
+}
+
+/// All well-formed group entries, in file order; malformed lines, comments and NIS
+/// `+`/`-` lines are skipped, as in `parse_passwd`.
+pub fn parse_group(buf: &[u8]) -> Vec<Group> {
+    lines(buf).filter_map(parse_group_line).collect()
+}
+
+fn parse_group_line(line: &[u8]) -> Option<Group> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() || matches!(line[0], b'#' | b'+' | b'-') {
+        return None;
+    }
+    let mut f = line.split(|&c| c == b':');
+    let name = f.next()?;
+    let _password = f.next()?;
+    let gid = u32::try_from(parse_u64(f.next()?)?).ok()?;
+    let members = f.next()?;
+    if f.next().is_some() || name.is_empty() {
+        return None;
+    }
+    let members = std::str::from_utf8(members).ok()?;
+    Some(Group {
+        name: std::str::from_utf8(name).ok()?.to_string(),
+        gid,
+        members: members
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// The groups a process of `user` (primary group `gid`) gets, as `initgroups` gives
+/// them: `gid` first, then every group listing `user` as a member, each id once,
+/// in file order.
+pub fn groups_of(groups: &[Group], user: &str, gid: u32) -> Vec<u32> {
+    let mut out = vec![gid];
+    for g in groups {
+        if g.members.iter().any(|m| m == user) && !out.contains(&g.gid) {
+            out.push(g.gid);
+        }
+    }
+    out
 }

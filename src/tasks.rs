@@ -67,14 +67,33 @@ pub fn observe_cpu(tasks: &[Task], states: &mut [TaskState], cpu: Option<f64>) {
     }
 }
 
+/// A time after `now_ns` (the clock was stepped back, or the state came from
+/// another host) counts as never: otherwise the task would wait until the clock
+/// caught up, perhaps for years.
+fn past(at_ns: u64, now_ns: u64) -> u64 {
+    if at_ns > now_ns { 0 } else { at_ns }
+}
+
+/// Rewrites times in the future as never (see `past`), so the next save corrects
+/// the state file.
+pub fn forget_future(states: &mut [TaskState], now_ns: u64) {
+    for s in states {
+        s.last_success_ns = past(s.last_success_ns, now_ns);
+        s.last_attempt_ns = past(s.last_attempt_ns, now_ns);
+    }
+}
+
 /// Whether `t` is due at `now_ns` (wall clock): never succeeded, or `every` since
 /// its last success; and not retried sooner than `RETRY_AFTER` (or `every`) after
-/// a failed start.
+/// a failed start. A time in the future counts as never.
 pub fn is_due(t: &Task, s: &TaskState, now_ns: u64) -> bool {
+    let (success, attempt) = (
+        past(s.last_success_ns, now_ns),
+        past(s.last_attempt_ns, now_ns),
+    );
     let since = |at: u64| Duration::from_nanos(now_ns.saturating_sub(at));
-    let succeeded_long_ago = s.last_success_ns == 0 || since(s.last_success_ns) >= t.every;
-    let failed_recently = s.last_attempt_ns > s.last_success_ns
-        && since(s.last_attempt_ns) < t.every.min(RETRY_AFTER);
+    let succeeded_long_ago = success == 0 || since(success) >= t.every;
+    let failed_recently = attempt > success && since(attempt) < t.every.min(RETRY_AFTER);
     succeeded_long_ago && !failed_recently
 }
 
@@ -157,6 +176,8 @@ mod tests {
             timeout: Duration::from_secs(60),
             nice: 10,
             user: None,
+            cwd: "/".into(),
+            umask: 0o022,
         }
     }
 
@@ -202,6 +223,33 @@ mod tests {
         assert!(is_due(&t, &s, 4600 * S));
         let short = task(60, 20.0, 0);
         assert!(is_due(&short, &s, 1060 * S));
+    }
+
+    /// Times in the future count as never, in the decision and in the state saved
+    /// next. (last success, last attempt) at 1000 s → (due, corrected).
+    #[test]
+    fn times_in_the_future_count_as_never() {
+        let t = task(3600, 20.0, 0);
+        let rows = [
+            ((2000 * S, 2000 * S), true, (0, 0)),
+            ((0, 1001 * S), true, (0, 0)),
+            ((999 * S, 2000 * S), false, (999 * S, 0)),
+            ((2000 * S, 999 * S), false, (0, 999 * S)),
+            ((1000 * S, 1000 * S), false, (1000 * S, 1000 * S)),
+        ];
+        for (i, ((success, attempt), due, corrected)) in rows.into_iter().enumerate() {
+            let mut st = [TaskState {
+                name: "t".into(),
+                last_success_ns: success,
+                last_attempt_ns: attempt,
+                ..TaskState::default()
+            }];
+            assert_eq!(is_due(&t, &st[0], 1000 * S), due, "row {i}");
+            forget_future(&mut st, 1000 * S);
+            let got = (st[0].last_success_ns, st[0].last_attempt_ns);
+            assert_eq!(got, corrected, "row {i}");
+            assert_eq!(is_due(&t, &st[0], 1000 * S), due, "row {i}, corrected");
+        }
     }
 
     #[test]

@@ -1147,3 +1147,53 @@ fn a_recovery_mail_from_the_service_has_no_stale_process_list() {
     assert!(recovery.contains(" RECOVERED: mem 50.0%"), "{recovery}");
     assert!(!recovery.contains("Top processes:"), "{recovery}");
 }
+
+// Time going backwards: what was told at a time in the future (the clock was
+// stepped back, the state came from another host) counts as long ago, so it
+// cannot silence a new alert; the saved times are corrected.
+#[test]
+fn alert_times_in_the_future_do_not_silence_a_new_critical() {
+    let h = Host::new("future");
+    let mailer = h.capture_mailer();
+    h.mem(96);
+    let cfg = h.config(Cfg {
+        alert: &format!("email = ops@example.com\nsendmail = {mailer}"),
+        ..Cfg::default()
+    });
+    // Recovered, told ten years ahead; a failed delivery's retry later still.
+    let future = now_ns() + 10 * 365 * 86_400 * 1_000_000_000;
+    h.t.write(
+        "state/alerts",
+        format!(
+            "system-agent-alerts 1\ntold 0 {future} {future} {future} {} mem\nend\n",
+            future + 1
+        ),
+    );
+    let run = h.once(&cfg, &[]);
+    assert_eq!(run.code, 2, "{} {}", run.out, run.err);
+    assert_eq!(h.captured().len(), 1, "{}", h.log());
+    assert_eq!(
+        events(&h.log(), "event=alert_"),
+        vec!["level=info event=alert_sent metric=mem state=critical via=mail to=ops@example.com"]
+    );
+    let saved = h.t.read("state/alerts");
+    let told: Vec<&str> = saved
+        .lines()
+        .find(|l| l.ends_with(" mem"))
+        .unwrap_or_else(|| panic!("{saved}"))
+        .split(' ')
+        .collect();
+    let stamp = |i: usize| told[i].parse::<u64>().unwrap();
+    assert_eq!((told[1], told[3], stamp(5)), ("2", "0", 0), "{saved}");
+    for i in [2, 4] {
+        assert!(
+            (run.start_ns..=run.end_ns).contains(&stamp(i)),
+            "{saved} {run_start} {run_end}",
+            run_start = run.start_ns,
+            run_end = run.end_ns
+        );
+    }
+    // Told now: the next run keeps quiet for the cooldown.
+    h.once(&cfg, &[]);
+    assert_eq!(h.captured().len(), 1, "{}", h.log());
+}

@@ -165,6 +165,7 @@ top = 5
 [paths]
 proc = /proc
 passwd = /etc/passwd
+group = /etc/group
 
 [thresholds]
 cpu_warn = 80
@@ -224,6 +225,7 @@ top = 12
 [paths]
 proc = /host/proc
 passwd = /host/etc/passwd
+group = /host/etc/group
 
 [thresholds]
 cpu_warn = 70.5
@@ -273,6 +275,8 @@ idle_cycles = 5
 timeout = 10m
 nice = 19
 user = man
+cwd = /var/cache/man
+umask = 027
 
 [cleanup.tmp]
 paths = /tmp /var/tmp
@@ -319,6 +323,7 @@ fn default_config_has_every_spec_default() {
     assert_eq!(a.top, 5);
     assert_eq!(c.paths.proc, p("/proc"));
     assert_eq!(c.paths.passwd, p("/etc/passwd"));
+    assert_eq!(c.paths.group, p("/etc/group"));
     let t = &c.thresholds;
     assert_eq!(t.cpu, limits(80.0, 90.0));
     assert_eq!(t.mem, limits(85.0, 95.0));
@@ -365,7 +370,7 @@ fn sections_list_every_key_in_file_order() {
                 "top",
             ],
         ),
-        ("paths", &["proc", "passwd"]),
+        ("paths", &["proc", "passwd", "group"]),
         (
             "thresholds",
             &[
@@ -636,13 +641,15 @@ fn required_paths_take_absolute_paths() {
         ("agent", "state_dir"),
         ("paths", "proc"),
         ("paths", "passwd"),
+        ("paths", "group"),
     ] {
         let c = val(section, key, "/chroot/some dir/x");
         let got = match key {
             "syslog_socket" => c.agent.syslog_socket,
             "state_dir" => c.agent.state_dir,
             "proc" => c.paths.proc,
-            _ => c.paths.passwd,
+            "passwd" => c.paths.passwd,
+            _ => c.paths.group,
         };
         assert_eq!(got, p("/chroot/some dir/x"), "{key}");
     }
@@ -663,6 +670,7 @@ fn required_paths_reject_empty_and_relative_values() {
         ("agent", "state_dir"),
         ("paths", "proc"),
         ("paths", "passwd"),
+        ("paths", "group"),
     ] {
         assert_eq!(
             bad(section, key, ""),
@@ -1405,6 +1413,7 @@ fn load_reads_a_valid_file() {
     assert_eq!(c.agent.top, 12);
     assert_eq!(c.paths.proc, p("/host/proc"));
     assert_eq!(c.paths.passwd, p("/host/etc/passwd"));
+    assert_eq!(c.paths.group, p("/host/etc/group"));
     let t = &c.thresholds;
     assert_eq!(t.cpu, limits(70.5, 99.9));
     assert_eq!(t.mem, limits(0.0, 100.0));
@@ -1951,8 +1960,9 @@ fn task_defaults_and_every_key() {
     assert_eq!((t.when_cpu_below, t.idle_cycles, t.nice), (20.0, 3, 10));
     assert_eq!(t.timeout, Duration::from_secs(1800));
     assert_eq!(t.user, None);
+    assert_eq!((t.cwd.clone(), t.umask), (p("/"), 0o022));
     let c = ok(
-        "[task.x]\ncommand = /bin/true\nevery = 1h\nwhen_cpu_below = 50%\nidle_cycles = 0\ntimeout = 5s\nnice = -5\nuser = man\n",
+        "[task.x]\ncommand = /bin/true\nevery = 1h\nwhen_cpu_below = 50%\nidle_cycles = 0\ntimeout = 5s\nnice = -5\nuser = man\ncwd = /var/tmp\numask = 077\n",
     );
     let t = &c.tasks[0];
     assert_eq!(
@@ -1966,6 +1976,23 @@ fn task_defaults_and_every_key() {
         )
     );
     assert_eq!(t.user.as_deref(), Some("man"));
+    assert_eq!((t.cwd.clone(), t.umask), (p("/var/tmp"), 0o077));
+    for (v, mask, printed) in [
+        ("0", 0, "000"),
+        ("7", 0o7, "007"),
+        ("22", 0o22, "022"),
+        ("027", 0o27, "027"),
+        ("0027", 0o27, "027"),
+        ("777", 0o777, "777"),
+        ("0777", 0o777, "777"),
+    ] {
+        let c = ok(&format!("[task.x]\ncommand = /bin/true\numask = {v}\n"));
+        assert_eq!(c.tasks[0].umask, mask, "{v}");
+        assert!(
+            c.to_ini().contains(&format!("\numask = {printed}\n")),
+            "{v}"
+        );
+    }
 }
 
 #[test]
@@ -1994,6 +2021,23 @@ fn task_errors() {
             "/etc/a.ini:2: task.x.when_cpu_below: invalid percentage \"120\" (expected 0-100, optionally with %)"
         ]
     );
+    assert_eq!(
+        with_cmd("cwd", "var/tmp"),
+        ["/etc/a.ini:2: task.x.cwd: not an absolute path: \"var/tmp\""]
+    );
+    assert_eq!(
+        with_cmd("cwd", ""),
+        ["/etc/a.ini:2: task.x.cwd: a path is required"]
+    );
+    for v in ["", "8", "1000", "0x1f", "-22", "u=rwx", "00777", "2 2"] {
+        assert_eq!(
+            with_cmd("umask", v),
+            [format!(
+                "/etc/a.ini:2: task.x.umask: invalid umask \"{v}\" (expected octal digits up to 777, e.g. 027)"
+            )],
+            "{v}"
+        );
+    }
     assert_eq!(
         with_cmd("idle", "3"),
         ["/etc/a.ini:2: task.x.idle: unknown key \"idle\" (did you mean \"idle_cycles\"?)"]
@@ -2059,5 +2103,145 @@ fn audit_and_alert_errors() {
     assert_eq!(
         bad("alert", "sendmail", "sendmail -t"),
         "/etc/a.ini:2: alert.sendmail: the program must be an absolute path: \"sendmail\""
+    );
+}
+
+// ---------------------------------------------------------------- command lines
+
+/// The argv of `command = VALUE` in each command key.
+fn argvs(value: &str) -> [Vec<String>; 3] {
+    let c = ok(&format!(
+        "[alert]\nsendmail = {value}\ncommand = {value}\n[task.x]\ncommand = {value}\n"
+    ));
+    [
+        c.alert.sendmail.clone(),
+        c.alert.command.clone(),
+        c.tasks[0].command.clone(),
+    ]
+}
+
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn commands_take_quoted_words_in_every_command_key() {
+    for (value, want) in [
+        (
+            "\"/opt/my tool/x\" --flag 'a b'",
+            &["/opt/my tool/x", "--flag", "a b"][..],
+        ),
+        (
+            "/usr/bin/find /var/tmp -name \"*.tmp\"",
+            &["/usr/bin/find", "/var/tmp", "-name", "*.tmp"],
+        ),
+        (
+            "'/opt/my tool/x' \"a 'b'\" 'c \"d\"'",
+            &["/opt/my tool/x", "a 'b'", "c \"d\""],
+        ),
+        // Backslashes: outside quotes the next character is literal; in "..."
+        // only \" and \\ are escapes; in '...' nothing is.
+        (
+            "/bin/a b\\ c \\\"d\\\" e\\\\f \\'g",
+            &["/bin/a", "b c", "\"d\"", "e\\f", "'g"],
+        ),
+        (
+            "/bin/a \"x\\\"y\" \"p\\\\q\" \"r\\ts\" 'u\\v'",
+            &["/bin/a", "x\"y", "p\\q", "r\\ts", "u\\v"],
+        ),
+        // Empty words, and quotes joining parts of one word.
+        ("/bin/a \"\" '' x\"y z\"'!'", &["/bin/a", "", "", "xy z!"]),
+        ("/bin/a --opt=\"a b\"", &["/bin/a", "--opt=a b"]),
+        // Comments: a ; or # that starts a word; kept inside a word or quotes.
+        (
+            "/usr/sbin/sendmail -t -i      ; or e.g. /usr/bin/msmtp -t",
+            &["/usr/sbin/sendmail", "-t", "-i"],
+        ),
+        (
+            "/bin/a b#c \"d ;e\" 'f #g' # note",
+            &["/bin/a", "b#c", "d ;e", "f #g"],
+        ),
+        ("/bin/a \\;b \\#c", &["/bin/a", ";b", "#c"]),
+        // Blanks of any width, tabs too.
+        ("/bin/a \t b", &["/bin/a", "b"]),
+    ] {
+        let want = words(want);
+        assert_eq!(argvs(value), [want.clone(), want.clone(), want], "{value}");
+    }
+}
+
+#[test]
+fn command_quoting_errors_name_file_line_and_key() {
+    for (value, message) in [
+        (
+            "/bin/echo \"abc",
+            "unterminated \" quote (close it, or escape it as \\\")",
+        ),
+        (
+            "/bin/echo it's",
+            "unterminated ' quote (close it, or escape it as \\')",
+        ),
+        (
+            "/bin/echo \"a\\\"",
+            "unterminated \" quote (close it, or escape it as \\\")",
+        ),
+        // A quote that opens the value is checked as the line is read.
+        ("\"/opt/my tool/x --flag", "unterminated \" quote"),
+        ("'/opt/x\\' y", "unterminated ' quote"),
+        ("\"/opt/x\"\"y", "unterminated \" quote"),
+        (
+            "\"my tool\" x",
+            "the program must be an absolute path: \"my tool\"",
+        ),
+        ("; only a comment", "a command is required"),
+    ] {
+        for (section, key) in [
+            ("alert", "sendmail"),
+            ("alert", "command"),
+            ("task.x", "command"),
+        ] {
+            assert_eq!(
+                bad(section, key, value),
+                format!("/etc/a.ini:2: {section}.{key}: {message}"),
+                "{value}"
+            );
+        }
+    }
+    // An empty alert command is none; an empty quoted one too.
+    assert!(val("alert", "command", "").alert.command.is_empty());
+    assert!(val("alert", "command", "\"\"").alert.command.is_empty());
+}
+
+#[test]
+fn commands_print_back_to_the_same_words() {
+    let input = "[alert]\nsendmail = \"/opt/my mailer/send\" -f 'ops team' ; comment\n\
+                command = /bin/page \"\" 'a\"b' \"c\\\\d\" e\\;f #g\n\
+                [task.find]\ncommand = /usr/bin/find /var/tmp -name \"*.tmp\" -newer \"/a b/#c\"\n";
+    let c = ok(input);
+    let ini = c.to_ini();
+    for line in [
+        "\nsendmail = \"/opt/my mailer/send\" -f \"ops team\"\n",
+        "\ncommand = /bin/page \"\" \"a\\\"b\" \"c\\\\d\" \"e;f\"\n",
+        "\ncommand = /usr/bin/find /var/tmp -name *.tmp -newer \"/a b/#c\"\n",
+    ] {
+        assert!(ini.contains(line), "{line:?} in\n{ini}");
+    }
+    assert_eq!(
+        c.alert.command,
+        words(&["/bin/page", "", "a\"b", "c\\d", "e;f"])
+    );
+    assert_eq!(parse(&ini), Ok(c.clone()));
+    // --check-config prints the same, and its output loads to the same config.
+    let tmp = Tmp::new("check-commands");
+    let path = tmp.write("a.ini", input);
+    let out = run(&["--check-config", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let printed = text(&out.stdout);
+    assert!(printed.ends_with(&ini), "{printed}");
+    let again = tmp.write("b.ini", &printed);
+    let reloaded = Config::load(&again, true).unwrap();
+    assert_eq!(
+        (reloaded.alert, reloaded.tasks),
+        (c.alert.clone(), c.tasks.clone())
     );
 }

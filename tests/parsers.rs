@@ -10,7 +10,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use system_agent::config::{Config, SECTIONS};
-use system_agent::passwd::{User, Users, parse_passwd};
+use system_agent::passwd::{Group, User, Users, groups_of, parse_group, parse_passwd};
 use system_agent::procfs::loadavg::{LoadAvg, parse_loadavg};
 use system_agent::procfs::meminfo::{Meminfo, parse_meminfo};
 use system_agent::procfs::pid::{
@@ -66,6 +66,8 @@ const EMPTY: &[u8] = fx!("proc/empty");
 const GARBAGE: &[u8] = fx!("proc/garbage");
 const PASSWD: &[u8] = fx!("passwd/passwd.debian12");
 const PASSWD_ODD: &[u8] = fx!("passwd/passwd.odd");
+const GROUP: &[u8] = fx!("passwd/group.debian12");
+const GROUP_ODD: &[u8] = fx!("passwd/group.odd");
 
 fn err<T>(msg: &'static str) -> Result<T, ParseError> {
     Err(ParseError(msg))
@@ -942,6 +944,108 @@ fn passwd_truncated_empty_garbage() {
 }
 
 // ---------------------------------------------------------------------------------
+// /etc/group
+
+fn group(name: &str, gid: u32, members: &[&str]) -> Group {
+    Group {
+        name: name.into(),
+        gid,
+        members: members.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+#[test]
+fn group_debian12() {
+    let groups = parse_group(GROUP);
+    assert_eq!(groups.len(), 48);
+    assert_eq!(groups[0], group("root", 0, &[]));
+    assert_eq!(groups[4], group("adm", 4, &["cloudsdk"]));
+    assert_eq!(groups[37], group("nogroup", 65534, &[]));
+    assert_eq!(groups[47], group("postgres", 104, &[]));
+    // As initgroups: the primary group first, then each group naming the user.
+    assert_eq!(
+        groups_of(&groups, "cloudsdk", 1000),
+        [1000, 4, 20, 24, 25, 27, 29, 30, 44, 46, 101, 1001]
+    );
+    assert_eq!(groups_of(&groups, "postgres", 104), [104, 103]);
+    assert_eq!(groups_of(&groups, "man", 12), [12]);
+    // A user no group names, with a primary group missing from the file.
+    assert_eq!(groups_of(&groups, "nosuchuser", 4242), [4242]);
+    // Members are names, not prefixes.
+    assert_eq!(groups_of(&groups, "cloud", 1000), [1000]);
+}
+
+#[test]
+fn group_odd_lines() {
+    // Skipped: the comment, the NIS +/- lines, a short and a long line, a gid above
+    // u32 or negative or with a space, an empty or non-UTF-8 name, a non-UTF-8
+    // member list, the blank line.
+    assert_eq!(
+        parse_group(GROUP_ODD),
+        vec![
+            group("root", 0, &[]),
+            group("adm", 4, &["syslog", "alice"]),
+            group("crlf", 1005, &["alice", "bob"]),
+            group("max", u32::MAX, &["alice"]),
+            group("trailing", 1008, &["alice", "bob"]),
+            group("space", 1009, &[" alice", "bob "]),
+            group("dup", 4, &["alice"]),
+            group("empty", 1010, &[]),
+            group("nopass", 1011, &["alice"]),
+            group("last", 1012, &["alice"]),
+        ]
+    );
+    let groups = parse_group(GROUP_ODD);
+    // Each gid once (adm and dup are both 4), the primary first even when listed.
+    assert_eq!(
+        groups_of(&groups, "alice", 1008),
+        [1008, 4, 1005, u32::MAX, 1011, 1012]
+    );
+    assert_eq!(groups_of(&groups, "bob", 7), [7, 1005, 1008]);
+    assert_eq!(groups_of(&groups, "syslog", 4), [4]);
+}
+
+#[test]
+fn group_truncated_empty_garbage() {
+    // Without its final newline, the last line still counts.
+    let groups = parse_group(&GROUP[..GROUP.len() - 1]);
+    assert_eq!(groups.len(), 48);
+    // Cut inside a member list: that line keeps what it had, the rest is gone.
+    let cut = GROUP.len() - "postgres:x:104:\n".len() - 5;
+    assert!(GROUP[..cut].ends_with(b":103:post"));
+    let groups = parse_group(&GROUP[..cut]);
+    assert_eq!(groups.len(), 47);
+    assert_eq!(groups[46], group("ssl-cert", 103, &["post"]));
+    assert_eq!(parse_group(EMPTY), Vec::new());
+    assert_eq!(parse_group(GARBAGE), Vec::new());
+    assert_eq!(groups_of(&[], "alice", 1000), [1000]);
+}
+
+#[test]
+fn fuzz_group() {
+    let seeds = [GROUP, GROUP_ODD];
+    fuzz(9, &seeds, |b| {
+        let groups = parse_group(b);
+        for g in &groups {
+            assert!(!g.name.is_empty() && !g.name.contains(':') && !g.name.contains('\n'));
+            for m in &g.members {
+                assert!(!m.is_empty() && !m.contains(',') && !m.contains(':'));
+            }
+        }
+        if let Some(g) = groups.iter().find(|g| !g.members.is_empty()) {
+            let ids = groups_of(&groups, &g.members[0], 5);
+            assert_eq!(ids[0], 5);
+            assert!(ids.contains(&g.gid));
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), ids.len(), "{ids:?}");
+        }
+        !groups.is_empty()
+    });
+}
+
+// ---------------------------------------------------------------------------------
 // state_dir files
 
 const STATE_TEXT: &str = "system-agent-state 1\nsaved 123\nbtime 456\ncpu 1 2 3 4 5 6 7 8\n\
@@ -1714,6 +1818,14 @@ const VALUES: &[&str] = &[
     "=",
     "a = b",
     "[x]",
+    // Command lines (alert.sendmail, alert.command): quotes, escapes, comments.
+    "\"/opt/my tool/x\" --flag 'a b'",
+    "/usr/bin/find /var/tmp -name \"*.tmp\"",
+    "/bin/echo \"x ;y\" 'z #w' ; comment",
+    "/bin/a \"\" '' \\; \\\\ \"b\\\\\" \"c\\d\"",
+    "/bin/a it's",
+    "/bin/a\u{a0}b \"\u{a0}\" \"\t\"",
+    "'/bin/x'\"y\"z",
 ];
 
 /// One line of a random config file.

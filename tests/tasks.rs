@@ -1584,3 +1584,282 @@ fn a_skipped_task_is_reported_once_across_cron_runs_and_again_by_a_service_start
     assert_eq!(agent.stop().0, 0);
     assert_eq!(h.events("event=task_skipped"), vec![line.clone(), line]);
 }
+
+// 9. Time going backwards.
+
+/// Stamps in the future (the clock was stepped back, or the state came from another
+/// host) count as long ago: the task runs, and the saved stamps are corrected.
+#[test]
+fn a_last_run_dated_in_the_future_does_not_stop_the_task() {
+    let h = Host::new("future");
+    let marker = h.p("ran");
+    let script = h.script("work.sh", &format!("echo ran >> {marker}\n"));
+    let cfg = h.config(
+        "",
+        &format!("[task.work]\ncommand = {script}\nevery = 1h\nidle_cycles = 0\n"),
+    );
+    // Ten years ahead: a success, then a failed attempt after it.
+    let future = now_ns() + 10 * 365 * 86_400 * 1_000_000_000;
+    h.t.write(
+        "state/tasks",
+        format!(
+            "system-agent-tasks 1\ntask {future} {} 0 work\nend\n",
+            future + 1
+        ),
+    );
+    h.seed_cpu(0, 0);
+    let before = now_ns();
+    let (code, out, err) = h.once(&cfg, &[]);
+    let after = now_ns();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(h.t.read("ran"), "ran\n", "{}", h.log());
+    let (success, attempt, _) = task_state(&h, "work").unwrap();
+    assert!(
+        (before..=after).contains(&attempt) && (attempt..=after).contains(&success),
+        "{before} {attempt} {success} {after}"
+    );
+    // Succeeded now: not again within `every`.
+    h.seed_cpu(0, 0);
+    h.once(&cfg, &[]);
+    assert_eq!(h.t.read("ran"), "ran\n", "{}", h.log());
+}
+
+// 10. Children start clean: their own working directory and umask.
+
+/// Runs `--once` from `cwd` with umask `mask` (the agent's, which its children
+/// must not inherit).
+fn once_from(cfg: &Path, cwd: &Path, mask: libc::mode_t) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(bin());
+    cmd.args(["-c", cfg.to_str().unwrap(), "--once"])
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    // SAFETY: umask(2) only, async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn tasks_the_mailer_and_the_alert_command_start_in_root_with_umask_022() {
+    let h = Host::new("cwd-umask");
+    // The agent runs from a world-writable directory with umask 0000.
+    let open = h.t.join("world-writable");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let work = h.t.join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::create_dir(h.t.join("out")).unwrap();
+    // Each child writes where it runs and its umask to out/NAME (a new file, so
+    // its mode shows the umask too).
+    let report = h.script(
+        "report.sh",
+        &format!(
+            "/bin/cat > /dev/null\n{{ pwd -P; grep '^Umask:' /proc/self/status; }} > {}/$1\n",
+            h.p("out")
+        ),
+    );
+    h.t.write("proc/meminfo", proc_meminfo(96));
+    let cfg = h.config(
+        "",
+        &format!(
+            "[thresholds]\nfor_cycles = 1\n\n\
+             [alert]\nemail = ops@example.com\nsendmail = {report} mail\ncommand = {report} command\n\n\
+             [task.plain]\ncommand = {report} task\nidle_cycles = 0\n\n\
+             [task.custom]\ncommand = {report} custom\nidle_cycles = 0\ncwd = {}\numask = 027\n",
+            work.display()
+        ),
+    );
+    let read = |name: &str| {
+        let p = h.t.join("out").join(name);
+        let mode = std::fs::metadata(&p).map(|m| m.mode() & 0o777).unwrap_or(0);
+        (h.t.read(&format!("out/{name}")), format!("{mode:o}"))
+    };
+    let clean = ("/\nUmask:\t0022\n".to_string(), "644".to_string());
+    // The first run starts task plain (one task a run) and tells the alert.
+    h.seed_cpu(0, 0);
+    let out = once_from(&cfg, &open, 0);
+    assert_eq!(out.status.code(), Some(2), "{}", h.log());
+    for name in ["task", "mail", "command"] {
+        assert_eq!(read(name), clean, "{name}: {}", h.log());
+    }
+    // The second starts task custom, in its cwd with its umask.
+    h.seed_cpu(0, 0);
+    let out = once_from(&cfg, &open, 0);
+    assert_eq!(out.status.code(), Some(2), "{}", h.log());
+    let work = std::fs::canonicalize(&work).unwrap();
+    assert_eq!(
+        read("custom"),
+        (
+            format!("{}\nUmask:\t0027\n", work.display()),
+            "640".to_string()
+        ),
+        "{}",
+        h.log()
+    );
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+}
+
+#[test]
+fn a_task_cwd_it_cannot_enter_is_an_error_and_leaves_no_child() {
+    let h = Host::new("cwd-missing");
+    let missing = h.p("no/such/dir");
+    let cfg = h.config(
+        "",
+        &format!("[task.lost]\ncommand = /bin/true\nidle_cycles = 0\ncwd = {missing}\n"),
+    );
+    let agent = h.spawn(&cfg);
+    assert!(
+        h.wait_events("what=task", 1, Duration::from_secs(5)),
+        "{}",
+        h.log()
+    );
+    assert_eq!(
+        h.events("what=task"),
+        vec![format!(
+            "level=error event=error what=task error=\"cannot change directory to {missing}: No such file or directory\" name=lost"
+        )]
+    );
+    assert_eq!(h.events("event=task_"), Vec::<String>::new());
+    assert_eq!(children_of(agent.pid()), vec![]);
+    assert_eq!(agent.stop().0, 0);
+}
+
+// 11. A task's user gets its supplementary groups from [paths] group.
+
+/// Runs task `who` as user `probe` (uid 4242, gid 4343: ids this host need not
+/// have) with `group` as `[paths] group`; returns its `Uid:`, `Gid:` and `Groups:`
+/// lines (groups sorted), or the log when it did not run.
+fn ids_of_task(h: &Host, group: &str) -> Result<Vec<String>, String> {
+    h.t.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\nprobe:x:4242:4343::/nonexistent:/bin/sh\n",
+    );
+    let out = h.t.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(4242), Some(4343)).unwrap();
+    let script = h.script(
+        "ids.sh",
+        &format!(
+            "grep -E '^(Uid|Gid|Groups):' /proc/self/status > {}/ids\n",
+            out.display()
+        ),
+    );
+    let cfg = h.config(
+        "",
+        &format!("[task.who]\ncommand = {script}\nidle_cycles = 0\nuser = probe\n"),
+    );
+    // [paths] group as given (the fixture's etc/group by default).
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let fixture = format!("\ngroup = {}\n", h.p("etc/group"));
+    assert!(text.contains(&fixture), "{text}");
+    std::fs::write(
+        &cfg,
+        text.replace(&fixture, &format!("\ngroup = {group}\n")),
+    )
+    .unwrap();
+    h.seed_cpu(0, 0);
+    let (code, stdout, stderr) = h.once(&cfg, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let text = h.t.read("out/ids");
+    if text.is_empty() {
+        return Err(h.log());
+    }
+    Ok(text
+        .lines()
+        .map(|l| {
+            let (key, v) = l.split_once(':').unwrap();
+            let mut ids: Vec<u32> = v.split_whitespace().map(|n| n.parse().unwrap()).collect();
+            if key == "Groups" {
+                ids.sort_unstable();
+            }
+            let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+            format!("{key}: {}", ids.join(" "))
+        })
+        .collect())
+}
+
+#[test]
+fn a_task_user_gets_its_supplementary_groups_from_the_group_file() {
+    let h = Host::new("groups");
+    let group = h.t.write(
+        "etc/group",
+        "root:x:0:\nprimary:x:4343:\nlow:x:77:other,probe\nhigh:x:5001:probe\n\
+         notmine:x:5002:other,probe2\n# comment:x:5003:probe\nbroken:x:probe\nalso:x:5004:probe,\n",
+    );
+    assert_eq!(
+        ids_of_task(&h, &group.display().to_string()),
+        Ok(vec![
+            "Uid: 4242 4242 4242 4242".to_string(),
+            "Gid: 4343 4343 4343 4343".to_string(),
+            "Groups: 77 4343 5001 5004".to_string(),
+        ])
+    );
+}
+
+#[test]
+fn without_a_group_file_a_task_user_gets_only_its_primary_group() {
+    let h = Host::new("groups-none");
+    assert_eq!(
+        ids_of_task(&h, &h.p("etc/no-group-file")),
+        Ok(vec![
+            "Uid: 4242 4242 4242 4242".to_string(),
+            "Gid: 4343 4343 4343 4343".to_string(),
+            "Groups: 4343".to_string(),
+        ])
+    );
+}
+
+#[test]
+fn an_unreadable_group_file_skips_the_task() {
+    let h = Host::new("groups-bad");
+    // A directory: read(2) fails with EISDIR, whoever reads it.
+    let dir = h.t.join("etc/group.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = ids_of_task(&h, &dir.display().to_string()).unwrap_err();
+    assert_eq!(
+        events(&log, "event=task_"),
+        vec![format!(
+            "level=warn event=task_skipped name=who reason=\"cannot read {}: Is a directory\"",
+            dir.display()
+        )]
+    );
+}
+
+// 12. A command's quoted words reach execve as written.
+
+#[test]
+fn a_quoted_command_runs_with_exactly_its_words() {
+    let h = Host::new("quoted");
+    let out = h.p("args");
+    let script = h.script(
+        "my tools/args.sh",
+        &format!("for a in \"$@\"; do printf '[%s]\\n' \"$a\"; done > {out}\n"),
+    );
+    let command = format!("\"{script}\" \"a b\" 'c \"d\"' e\\ f \"\" *.tmp ; a comment");
+    let cfg = h.config(
+        "",
+        &format!("[task.quoted]\ncommand = {command}\nidle_cycles = 0\n"),
+    );
+    h.seed_cpu(0, 0);
+    let (code, stdout, stderr) = h.once(&cfg, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        h.t.read("args"),
+        "[a b]\n[c \"d\"]\n[e f]\n[]\n[*.tmp]\n",
+        "{}",
+        h.log()
+    );
+    // The event shows the words quoted as --check-config prints them.
+    let pid = started_pid(&h, "quoted");
+    assert_eq!(
+        h.events("event=task_start"),
+        vec![format!(
+            "level=info event=task_start name=quoted pid={pid} command=\"\\\"{script}\\\" \\\"a b\\\" \\\"c \\\\\\\"d\\\\\\\"\\\" \\\"e f\\\" \\\"\\\" *.tmp\""
+        )]
+    );
+}

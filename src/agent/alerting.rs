@@ -92,11 +92,8 @@ impl Agent {
                 .filter_map(|s| std::ffi::CString::new(s.as_str()).ok())
                 .collect();
             let spec = child::Spec {
-                argv,
-                env: child::base_env(),
-                ids: None,
-                nice: 0,
                 stdin: Some(msg.into_bytes()),
+                ..child::Spec::new(argv)
             };
             self.start_delivery("mail", n, &spec, timeout);
         }
@@ -113,11 +110,8 @@ impl Agent {
                 .filter_map(|s| std::ffi::CString::new(s.as_str()).ok())
                 .collect();
             let spec = child::Spec {
-                argv,
                 env,
-                ids: None,
-                nice: 0,
-                stdin: None,
+                ..child::Spec::new(argv)
             };
             self.start_delivery("command", n, &spec, timeout);
         }

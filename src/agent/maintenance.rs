@@ -19,8 +19,10 @@ impl Agent {
         }
         tasks::observe_cpu(&self.cfg.tasks, &mut self.task_states, self.cpu_percent);
         self.tend_task();
+        let now = sys::realtime_ns();
+        tasks::forget_future(&mut self.task_states, now);
         if self.running.is_none()
-            && let Some(i) = tasks::next(&self.cfg.tasks, &self.task_states, sys::realtime_ns())
+            && let Some(i) = tasks::next(&self.cfg.tasks, &self.task_states, now)
         {
             self.start_task(i);
         }
@@ -66,29 +68,9 @@ impl Agent {
                 &format!("{} is missing or not executable", prog.display()),
             );
         }
-        let ids = match &t.user {
-            None => None,
-            Some(u) => match self.users.by_name(u) {
-                None => {
-                    return self.skip_task(
-                        i,
-                        &format!("user {u} is not in {}", self.cfg.paths.passwd.display()),
-                    );
-                }
-                Some(user) if user.uid == sys::getuid() => None,
-                Some(user) => {
-                    let caps = sys::effective_capabilities().unwrap_or(0);
-                    let can = sys::getuid() == 0
-                        || ((caps >> policy::CAP_SETUID) & (caps >> policy::CAP_SETGID) & 1) == 1;
-                    if !can {
-                        return self.skip_task(
-                            i,
-                            &format!("cannot run as {u}: needs root or cap_setuid and cap_setgid"),
-                        );
-                    }
-                    Some((user.uid, user.gid))
-                }
-            },
+        let ids = match self.task_ids(t.user.as_deref()) {
+            Ok(ids) => ids,
+            Err(why) => return self.skip_task(i, &why),
         };
         let argv: Option<Vec<std::ffi::CString>> = t
             .command
@@ -105,7 +87,7 @@ impl Agent {
                 .event(Level::Info, "task_start")
                 .str("name", &t.name)
                 .opt("user", t.user.as_deref())
-                .str("command", &t.command.join(" "))
+                .str("command", &crate::config::value::fmt_command(&t.command))
                 .str("dry_run", "yes")
                 .emit();
             let now = sys::realtime_ns();
@@ -113,12 +95,15 @@ impl Agent {
             self.task_states[i].last_success_ns = now;
             return;
         }
+        let Ok(cwd) = std::ffi::CString::new(t.cwd.as_os_str().as_bytes()) else {
+            return self.skip_task(i, "the cwd contains a NUL byte");
+        };
         let spec = child::Spec {
-            argv,
-            env: child::base_env(),
             ids,
             nice: t.nice,
-            stdin: None,
+            cwd,
+            umask: t.umask,
+            ..child::Spec::new(argv)
         };
         self.task_states[i].last_attempt_ns = sys::realtime_ns();
         match Child::spawn(&spec, t.timeout.as_nanos() as u64) {
@@ -129,7 +114,7 @@ impl Agent {
                     .str("name", &t.name)
                     .i64("pid", c.pid as i64)
                     .opt("user", t.user.as_deref())
-                    .str("command", &t.command.join(" "))
+                    .str("command", &crate::config::value::fmt_command(&t.command))
                     .emit();
                 self.running = Some(RunningTask {
                     name: t.name.clone(),
@@ -147,6 +132,42 @@ impl Agent {
         if !self.once {
             self.save_tasks();
         }
+    }
+
+    /// The ids a task with `user` runs with (`None`: the agent's own), or why it
+    /// cannot run. The user's groups come from `[paths] group`, read now, before the
+    /// fork; a missing file (a minimal chroot) means no supplementary groups.
+    fn task_ids(&self, user: Option<&str>) -> Result<Option<child::Ids>, String> {
+        let Some(u) = user else { return Ok(None) };
+        let Some(user) = self.users.by_name(u) else {
+            let passwd = self.cfg.paths.passwd.display();
+            return Err(format!("user {u} is not in {passwd}"));
+        };
+        if user.uid == sys::getuid() {
+            return Ok(None);
+        }
+        let caps = sys::effective_capabilities().unwrap_or(0);
+        let can = sys::getuid() == 0
+            || ((caps >> policy::CAP_SETUID) & (caps >> policy::CAP_SETGID) & 1) == 1;
+        if !can {
+            return Err(format!(
+                "cannot run as {u}: needs root or cap_setuid and cap_setgid"
+            ));
+        }
+        let path = &self.cfg.paths.group;
+        let groups = match std::fs::read(path) {
+            Ok(bytes) => passwd::groups_of(&passwd::parse_group(&bytes), &user.name, user.gid),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![user.gid],
+            Err(e) => {
+                let why = crate::error::errno_text(&e);
+                return Err(format!("cannot read {}: {why}", path.display()));
+            }
+        };
+        Ok(Some(child::Ids {
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+        }))
     }
 
     /// Drains the running task's output, enforces its timeout, and reaps it when

@@ -25,7 +25,7 @@ use crate::cleanup;
 use crate::config::Config;
 use crate::error::Error;
 use crate::log::{Level, Logger, Target};
-use crate::passwd::{Users, parse_passwd};
+use crate::passwd::{self, Users, parse_passwd};
 use crate::policy::{self, Kind, Metric, Status};
 use crate::procfs::pid::{cmdline_display, parse_pid_status};
 use crate::procfs::stat::CpuTimes;

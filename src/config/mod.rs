@@ -56,6 +56,8 @@ pub struct Agent {
 pub struct Paths {
     pub proc: PathBuf,
     pub passwd: PathBuf,
+    /// Group memberships, for the supplementary groups of a task's `user`.
+    pub group: PathBuf,
 }
 
 /// A warn and a crit limit; `None` is off.
@@ -130,7 +132,7 @@ pub enum Scope {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     pub name: String,
-    /// Absolute path, then arguments (split on spaces; no shell, no quoting).
+    /// Absolute path, then arguments (words as `value::words` splits them; no shell).
     pub command: Vec<String>,
     /// Since the last success.
     pub every: Duration,
@@ -139,8 +141,13 @@ pub struct Task {
     pub idle_cycles: u32,
     pub timeout: Duration,
     pub nice: i32,
-    /// Run as this user (from `[paths] passwd`); `None`: the agent's user.
+    /// Run as this user (from `[paths] passwd`, with the groups `[paths] group`
+    /// lists it in); `None`: the agent's user.
     pub user: Option<String>,
+    /// The working directory (absolute); `/` by default, never the agent's own.
+    pub cwd: PathBuf,
+    /// The file mode creation mask; `022` by default, never the agent's own.
+    pub umask: u32,
 }
 
 /// `[audit]`: the shell-history trail.
@@ -362,6 +369,7 @@ impl Default for Config {
             paths: Paths {
                 proc: PathBuf::from("/proc"),
                 passwd: PathBuf::from("/etc/passwd"),
+                group: PathBuf::from("/etc/group"),
             },
             thresholds: Thresholds {
                 cpu: pct(80.0, 90.0),
@@ -424,7 +432,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "top",
         ],
     ),
-    ("paths", &["proc", "passwd"]),
+    ("paths", &["proc", "passwd", "group"]),
     (
         "thresholds",
         &[
@@ -493,6 +501,8 @@ pub const RULE_SECTIONS: &[(&str, &[&str])] = &[
             "timeout",
             "nice",
             "user",
+            "cwd",
+            "umask",
         ],
     ),
     (
@@ -627,6 +637,7 @@ impl Config {
         add("agent", "top", a.top.to_string());
         add("paths", "proc", fmt_path(&self.paths.proc));
         add("paths", "passwd", fmt_path(&self.paths.passwd));
+        add("paths", "group", fmt_path(&self.paths.group));
         for (name, l) in [
             ("cpu", t.cpu),
             ("mem", t.mem),
@@ -679,8 +690,8 @@ impl Config {
         let al = &self.alert;
         add("alert", "email", al.email.join(" "));
         add("alert", "from", al.from.clone().unwrap_or_default());
-        add("alert", "sendmail", al.sendmail.join(" "));
-        add("alert", "command", al.command.join(" "));
+        add("alert", "sendmail", value::fmt_command(&al.sendmail));
+        add("alert", "command", value::fmt_command(&al.command));
         add(
             "alert",
             "min_level",
@@ -695,13 +706,15 @@ impl Config {
         add("alert", "timeout", fmt_duration(al.timeout));
         for t in &self.tasks {
             let sec = format!("task.{}", t.name);
-            add(&sec, "command", t.command.join(" "));
+            add(&sec, "command", value::fmt_command(&t.command));
             add(&sec, "every", fmt_duration(t.every));
             add(&sec, "when_cpu_below", value::fmt_number(t.when_cpu_below));
             add(&sec, "idle_cycles", t.idle_cycles.to_string());
             add(&sec, "timeout", fmt_duration(t.timeout));
             add(&sec, "nice", t.nice.to_string());
             add(&sec, "user", t.user.clone().unwrap_or_default());
+            add(&sec, "cwd", fmt_path(&t.cwd));
+            add(&sec, "umask", format!("{:03o}", t.umask));
         }
         for c in &self.cleanup {
             let sec = format!("cleanup.{}", c.name);
@@ -765,7 +778,7 @@ impl Config {
             }
             if value.is_empty() {
                 out.push_str(&format!("{key} =\n"));
-            } else if needs_quotes(&value) {
+            } else if needs_quotes(&value) && !is_command(&current, key) {
                 out.push_str(&format!("{key} = \"{value}\"\n"));
             } else {
                 out.push_str(&format!("{key} = {value}\n"));
@@ -894,6 +907,7 @@ impl Builder<'_> {
         match e.key.as_str() {
             "proc" => p.proc = value::path(&e.value)?,
             "passwd" => p.passwd = value::path(&e.value)?,
+            "group" => p.group = value::path(&e.value)?,
             other => return Err(unknown_key("paths", other)),
         }
         Ok(())
@@ -1006,18 +1020,22 @@ impl Builder<'_> {
             timeout: Duration::from_secs(1800),
             nice: 10,
             user: None,
+            cwd: PathBuf::from("/"),
+            umask: crate::child::DEFAULT_UMASK,
         };
         let before = self.errors.len();
         self.each(s, |_, e| {
             let v = e.value.as_str();
             match e.key.as_str() {
-                "command" => t.command = command(v)?,
+                "command" => t.command = command(&e.raw)?,
                 "every" => t.every = value::duration(v)?,
                 "when_cpu_below" => t.when_cpu_below = value::percent(v)?,
                 "idle_cycles" => t.idle_cycles = value::integer(v, 0, 10_000)? as u32,
                 "timeout" => t.timeout = positive(value::duration(v)?, v)?,
                 "nice" => t.nice = nice(v)?,
                 "user" => t.user = (!v.is_empty()).then(|| v.to_string()),
+                "cwd" => t.cwd = value::path(v)?,
+                "umask" => t.umask = umask(v)?,
                 other => return Err(unknown_key("task", other)),
             }
             Ok(())
@@ -1074,12 +1092,12 @@ impl Builder<'_> {
                     _ => return Err(format!("invalid address \"{v}\" (expected user@host)")),
                 }
             }
-            "sendmail" => a.sendmail = command(v)?,
+            "sendmail" => a.sendmail = command(&e.raw)?,
             "command" => {
                 a.command = if v.is_empty() {
                     Vec::new()
                 } else {
-                    command(v)?
+                    command(&e.raw)?
                 }
             }
             "min_level" => {
@@ -1282,9 +1300,17 @@ fn needs_quotes(v: &str) -> bool {
         || v.ends_with('\\')
 }
 
-/// A command line: an absolute program path and its arguments, split on spaces.
-fn command(v: &str) -> Result<Vec<String>, String> {
-    let argv: Vec<String> = v.split_ascii_whitespace().map(str::to_owned).collect();
+/// Whether `section.key` is a command line: its value is written with its own
+/// quotes (`value::fmt_command`), never quoted as a whole.
+fn is_command(section: &str, key: &str) -> bool {
+    matches!((section, key), ("alert", "sendmail" | "command"))
+        || (section.starts_with("task.") && key == "command")
+}
+
+/// A command line, as written (`raw`): an absolute program path and its arguments,
+/// split into words by `value::words` (quotes and backslashes as in sh, no shell).
+fn command(raw: &str) -> Result<Vec<String>, String> {
+    let argv = value::words(raw)?;
     match argv.first() {
         None => Err("a command is required".to_string()),
         Some(p) if !p.starts_with('/') => {
@@ -1299,6 +1325,17 @@ fn positive(d: Duration, v: &str) -> Result<Duration, String> {
         Err(format!("invalid duration \"{v}\" (must be more than 0)"))
     } else {
         Ok(d)
+    }
+}
+
+/// An octal file mode creation mask: `027`, `0022`, `7` (at most `777`).
+fn umask(v: &str) -> Result<u32, String> {
+    let octal = !v.is_empty() && v.len() <= 4 && v.bytes().all(|c| (b'0'..=b'7').contains(&c));
+    match u32::from_str_radix(v, 8) {
+        Ok(m) if octal && m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "invalid umask \"{v}\" (expected octal digits up to 777, e.g. 027)"
+        )),
     }
 }
 

@@ -6,7 +6,10 @@
 //! without `=` swallows the next line into its key; an indented comment becomes a
 //! key), so this module first checks every line's shape itself, reports each bad
 //! line by number, and hands rust-ini a normalised copy in which those quirks cannot
-//! arise. The two then agree entry for entry, which is checked.
+//! arise. The two then agree entry for entry, which is checked. Each entry also
+//! keeps its value as written (`raw`), for keys that read quotes themselves: a
+//! command's words (rust-ini unquotes only a value's start and cuts at `;` even
+//! inside quotes later on).
 
 use super::ConfigError;
 use std::path::Path;
@@ -14,7 +17,10 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
     pub key: String,
+    /// As rust-ini reads it: a leading quoted part unquoted, an inline comment cut.
     pub value: String,
+    /// As written after the `=` (trimmed), quotes and comment included.
+    pub raw: String,
     pub line: usize,
 }
 
@@ -27,7 +33,8 @@ pub struct RawSection {
 
 enum Item {
     Section(String),
-    Key(String),
+    /// The key and its value as written.
+    Key(String, String),
 }
 
 pub fn parse(file: &Path, text: &str) -> Result<Vec<RawSection>, Vec<ConfigError>> {
@@ -47,14 +54,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<RawSection>, Vec<ConfigError
                 normalised.push_str("]\n");
                 items.push((n, Item::Section(name)));
             }
-            Ok(Some(Item::Key(key))) if section.is_none() => {
+            Ok(Some(Item::Key(key, _))) if section.is_none() => {
                 errors.push(ConfigError::at(file, n, &key, "key outside any [section]"));
                 normalised.push('\n');
             }
-            Ok(Some(Item::Key(key))) => {
+            Ok(Some(Item::Key(key, raw))) => {
                 normalised.push_str(line);
                 normalised.push('\n');
-                items.push((n, Item::Key(key)));
+                items.push((n, Item::Key(key, raw)));
             }
             Err((key, msg)) => {
                 let key = match (&section, key) {
@@ -109,7 +116,8 @@ fn classify(line: &str) -> Result<Option<Item>, (Option<String>, String)> {
     if key.is_empty() {
         return bad("missing key before '='".to_string());
     }
-    let mut value = line[sep + 1..].trim_start();
+    let raw = line[sep + 1..].trim();
+    let mut value = raw;
     while let Some(q) = value.chars().next().filter(|&c| c == '"' || c == '\'') {
         match closing_quote(&value[1..], q) {
             Some(end) => value = &value[1 + end + 1..],
@@ -124,7 +132,7 @@ fn classify(line: &str) -> Result<Option<Item>, (Option<String>, String)> {
             "a line may not end with \\ (continuation lines are not supported)".to_string(),
         ));
     }
-    Ok(Some(Item::Key(key.to_string())))
+    Ok(Some(Item::Key(key.to_string(), raw.to_string())))
 }
 
 /// Whether rust-ini (feature `inline-comment`) would cut `v` at a comment: a `;` or
@@ -172,10 +180,12 @@ fn assemble(
                 line,
                 entries: Vec::new(),
             }),
-            (Item::Key(key), Some((_, Some((k, v))))) if k == key => match sections.last_mut() {
+            (Item::Key(key, raw), Some((_, Some((k, v))))) if k == key => match sections.last_mut()
+            {
                 Some(s) => s.entries.push(RawEntry {
                     key,
                     value: v.to_string(),
+                    raw,
                     line,
                 }),
                 None => return Err(disagree()),
@@ -207,6 +217,7 @@ mod tests {
             RawEntry {
                 key: "x".into(),
                 value: "1".into(),
+                raw: "1 ; note".into(),
                 line: 3
             }
         );
@@ -215,12 +226,26 @@ mod tests {
             RawEntry {
                 key: "y".into(),
                 value: "C:\\temp\\x".into(),
+                raw: "C:\\temp\\x".into(),
                 line: 4
             }
         );
         assert_eq!((s[1].name.as_str(), s[1].line), ("b", 6));
         assert_eq!(s[1].entries[0].value, "  padded ; x ");
+        assert_eq!(s[1].entries[0].raw, "\"  padded ; x \"");
         assert_eq!(s[1].entries[1].value, "a#b");
+    }
+
+    #[test]
+    fn raw_keeps_every_quote_and_the_comment() {
+        let s = p("[a]\nc = \"/opt/my tool/x\" --flag 'a b' ; note\nd = /x -n \"a ;b\"\n").unwrap();
+        let e = &s[0].entries;
+        assert_eq!(e[0].value, "/opt/my tool/x --flag 'a b'");
+        assert_eq!(e[0].raw, "\"/opt/my tool/x\" --flag 'a b' ; note");
+        assert_eq!(
+            (e[1].value.as_str(), e[1].raw.as_str()),
+            ("/x -n \"a", "/x -n \"a ;b\"")
+        );
     }
 
     #[test]
@@ -231,6 +256,7 @@ mod tests {
             vec![RawEntry {
                 key: "x".into(),
                 value: "1".into(),
+                raw: "1".into(),
                 line: 3
             }]
         );
@@ -245,6 +271,7 @@ mod tests {
             RawEntry {
                 key: "y".into(),
                 value: "2".into(),
+                raw: "2".into(),
                 line: 3
             }
         );

@@ -1,5 +1,5 @@
 //! The value syntax every key shares (SPEC §3): durations, sizes, percentages,
-//! booleans, lists and absolute paths. Each parser returns the exact message an
+//! booleans, lists, absolute paths and command lines. Each parser returns the exact message an
 //! operator sees after `FILE:LINE: section.key: `.
 
 use std::path::PathBuf;
@@ -138,6 +138,71 @@ pub fn integer(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
             "invalid number \"{v}\" (expected a whole number from {lo} to {hi})"
         )),
     }
+}
+
+/// A command line's words, split as `sh` splits them but with no expansion at all:
+/// blanks separate words; `'...'` keeps what it holds as written; `"..."` too, but
+/// `\"` and `\\` in it stand for `"` and `\`; elsewhere a `\` makes the next
+/// character part of the word (`\ `, `\"`, `\;`); a `;` or `#` that starts a word
+/// starts a comment. `raw` is the value as written on its line.
+pub fn words(raw: &str) -> Result<Vec<String>, String> {
+    let unterminated =
+        |q: char| format!("unterminated {q} quote (close it, or escape it as \\{q})");
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_ascii_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+                continue;
+            }
+            ';' | '#' if !in_word => break,
+            '\'' => loop {
+                match chars.next().ok_or_else(|| unterminated('\''))? {
+                    '\'' => break,
+                    c => word.push(c),
+                }
+            },
+            '"' => loop {
+                match chars.next().ok_or_else(|| unterminated('"'))? {
+                    '"' => break,
+                    '\\' => match chars.next().ok_or_else(|| unterminated('"'))? {
+                        c @ ('"' | '\\') => word.push(c),
+                        c => {
+                            word.push('\\');
+                            word.push(c);
+                        }
+                    },
+                    c => word.push(c),
+                }
+            },
+            '\\' => word.push(chars.next().unwrap_or('\\')),
+            c => word.push(c),
+        }
+        in_word = true;
+    }
+    if in_word {
+        out.push(word);
+    }
+    Ok(out)
+}
+
+/// `argv` as a command line that `words` splits back into `argv`: a word with a
+/// blank, a quote, a backslash, `;` or `#` (or an empty one) in double quotes.
+pub fn fmt_command(argv: &[String]) -> String {
+    let quote = |w: &String| {
+        let special = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';' | '#');
+        if !w.is_empty() && !w.chars().any(special) {
+            return w.clone();
+        }
+        format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))
+    };
+    argv.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// Items separated by spaces or commas.

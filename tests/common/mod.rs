@@ -147,7 +147,7 @@ pub fn section(defaults: &[(&str, String)], over: &str) -> String {
     keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
 }
 
-/// Writes `t`/agent.ini for a fixture tree (`proc/`, `etc/passwd`): log and state
+/// Writes `t`/agent.ini for a fixture tree (`proc/`, `etc/passwd`, `etc/group`): log and state
 /// in `t`, no syslog, no disk mounts, no audit; `agent` lines replace or add
 /// `[agent]` keys, and `extra` adds sections.
 pub fn fixture_ini(t: &TempDir, interval: &str, agent: &str, extra: &str) -> PathBuf {
@@ -162,9 +162,10 @@ pub fn fixture_ini(t: &TempDir, interval: &str, agent: &str, extra: &str) -> Pat
         agent,
     );
     let text = format!(
-        "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n{extra}",
+        "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\ngroup = {group}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n{extra}",
         proc = p("proc"),
         passwd = p("etc/passwd"),
+        group = p("etc/group"),
     );
     t.write("agent.ini", text)
 }
