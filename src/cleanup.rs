@@ -23,6 +23,7 @@ use crate::config::{CleanupRule, When};
 use crate::error::errno_text;
 use crate::glob::{self, Glob};
 use crate::log::{Level, Logger};
+use crate::mounts::{Check, Mounts};
 use crate::sample::DiskUsage;
 use crate::sys::{self, DirStream};
 use std::collections::BinaryHeap;
@@ -103,6 +104,8 @@ pub struct Ctx<'a, 'b> {
     /// Scratch for a NUL-terminated path, so the common case (a `disk_high` rule
     /// with the disk below `disk_warn`) costs one `statvfs` and no allocation.
     pub path_buf: &'a mut Vec<u8>,
+    /// Which mounts answer: a rule path on a hung one is not entered.
+    pub mounts: &'a mut Mounts,
 }
 
 /// What a rule remembers from one cycle to the next, until the configuration is
@@ -221,12 +224,26 @@ pub fn run(rule: &CleanupRule, ctx: &mut Ctx) -> Summary {
 }
 
 fn run_path(rule: &CleanupRule, root_path: &Path, ctx: &mut Ctx, sum: &mut Summary) {
-    if rule.when == When::DiskHigh
-        && let Ok(c) = sys::cpath(ctx.path_buf, &[root_path.as_os_str().as_bytes()])
-        && let Ok(st) = sys::statvfs(c)
-        && !at_or_above(st, ctx.disk_warn, 0)
-    {
-        return;
+    // On a network or FUSE mount, opening the path could block as long as the
+    // server or daemon is gone: the mount is asked in a child first.
+    let probed = match ctx.mounts.check(root_path, ctx.budget.stop) {
+        Check::Hung(why) => {
+            report(ctx, rule, root_path.as_os_str().as_bytes(), "", &why, sum);
+            return;
+        }
+        Check::Answered(st) => Some(st),
+        Check::Local => None,
+    };
+    if rule.when == When::DiskHigh {
+        let st = match probed {
+            Some(st) => st,
+            None => sys::cpath(ctx.path_buf, &[root_path.as_os_str().as_bytes()])
+                .ok()
+                .and_then(|c| sys::statvfs(c).ok()),
+        };
+        if st.is_some_and(|st| !at_or_above(st, ctx.disk_warn, 0)) {
+            return;
+        }
     }
     let root = match open_root(root_path) {
         Ok(r) => r,

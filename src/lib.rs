@@ -38,6 +38,7 @@ pub mod error;
 pub mod escape;
 pub mod glob;
 pub mod log;
+pub mod mounts;
 pub mod passwd;
 pub mod policy;
 pub mod procfs;

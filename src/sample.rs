@@ -1,7 +1,8 @@
-//! One cycle's host reading: CPU counters, memory, load, pressure and the watched
-//! mounts. The /proc files are opened once and re-read with `pread` each cycle into
-//! one reused buffer, so a cycle without a process scan makes a handful of syscalls
-//! and allocates nothing. Every path comes from `[paths] proc` and `[disk] mounts`.
+//! One cycle's host reading: CPU counters, memory, load and pressure here, the
+//! watched mounts in `mounts.rs` (which keeps a hung one from stalling the loop).
+//! The /proc files are opened once and re-read with `pread` each cycle into one
+//! reused buffer, so a cycle without a process scan makes a handful of syscalls and
+//! allocates nothing. Every path comes from `[paths] proc` and `[disk] mounts`.
 
 use crate::error::Error;
 use crate::procfs::ParseError;
@@ -122,12 +123,11 @@ pub struct Sampler {
     meminfo: ProcFile,
     loadavg: ProcFile,
     pressure: [Option<ProcFile>; 3],
-    mounts: Vec<(PathBuf, CString)>,
     buf: Vec<u8>,
 }
 
 impl Sampler {
-    pub fn new(proc_root: &Path, mounts: &[PathBuf]) -> Sampler {
+    pub fn new(proc_root: &Path) -> Sampler {
         // Opened now: a kernel without PSI turns the pressure figures off for good.
         let pressure =
             PRESSURE_KINDS.map(|k| ProcFile::open_now(proc_root.join("pressure").join(k)));
@@ -136,15 +136,6 @@ impl Sampler {
             meminfo: ProcFile::new(proc_root.join("meminfo")),
             loadavg: ProcFile::new(proc_root.join("loadavg")),
             pressure,
-            mounts: mounts
-                .iter()
-                .map(|m| {
-                    (
-                        m.clone(),
-                        CString::new(m.as_os_str().as_bytes()).unwrap_or_default(),
-                    )
-                })
-                .collect(),
             buf: Vec::with_capacity(16 * 1024),
         }
     }
@@ -169,7 +160,7 @@ impl Sampler {
         self.stat.parse(&mut self.buf, parse_stat)
     }
 
-    /// Reads everything into `out`, reusing its storage.
+    /// Reads the /proc figures into `out` (the disks are `Mounts::sample`'s).
     pub fn sample(&mut self, out: &mut HostSample) {
         out.at_ns = sys::monotonic_ns();
         out.stat = self.stat.parse(&mut self.buf, parse_stat);
@@ -180,17 +171,6 @@ impl Sampler {
             *slot = file
                 .as_mut()
                 .and_then(|f| f.parse(&mut self.buf, parse_pressure).ok());
-        }
-        out.disks.truncate(self.mounts.len());
-        for (i, (path, c)) in self.mounts.iter().enumerate() {
-            let r = sys::statvfs(c)
-                .map(|s| DiskUsage::from_stats(&s))
-                .map_err(|e| Error::io("statvfs", path, e));
-            if i < out.disks.len() {
-                out.disks[i] = r;
-            } else {
-                out.disks.push(r);
-            }
         }
     }
 }

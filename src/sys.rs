@@ -483,6 +483,169 @@ pub fn fstatvfs(fd: RawFd) -> io::Result<FsStats> {
     })
 }
 
+/// What a statvfs prober child (`statvfs_in_child`) has said so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeReply {
+    /// Nothing yet: the call has not returned.
+    Pending,
+    Stats(FsStats),
+    /// The call failed with this errno.
+    Failed(i32),
+    /// The pipe closed without an answer: the child died before it could write.
+    Silent,
+}
+
+/// The prober's answer on the pipe: errno (0 for success), then the six figures.
+/// 56 bytes, less than `PIPE_BUF`, so one `write` puts it there whole or not at all.
+type ProbeWire = [u64; 7];
+
+/// Forks a child that calls `statfs(path)`, writes the answer to a pipe and exits;
+/// returns its pid and the pipe's non-blocking read end. The caller polls that pipe
+/// with a deadline, so a filesystem that hangs (a dead NFS server, a stopped FUSE
+/// daemon) stalls only the child. The child first closes every descriptor but the
+/// pipe's, so a child stuck in the kernel holds no lock, log or stdout of ours.
+pub fn statvfs_in_child(path: &CStr) -> io::Result<(libc::pid_t, OwnedFd)> {
+    let (read, write) = pipe()?;
+    // SAFETY: between fork and _exit the child only makes async-signal-safe calls
+    // (close_range/close, statfs, write, _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: in the child right after fork; never returns.
+        unsafe { statvfs_child(path, write.as_raw_fd()) }
+    }
+    drop(write);
+    Ok((pid, read))
+}
+
+/// The prober child: async-signal-safe calls only, then `_exit`.
+///
+/// # Safety
+/// Only in a freshly forked child; `path` points into memory copied from the parent.
+unsafe fn statvfs_child(path: &CStr, reply: RawFd) -> ! {
+    // SAFETY: plain system calls on integers and on `path`, a valid C string;
+    // `st` is a zeroed out-parameter. Nothing allocates, locks or unwinds.
+    unsafe {
+        if reply > 0 {
+            close_fds(0, reply as u32 - 1, reply);
+        }
+        close_fds(reply as u32 + 1, u32::MAX, reply);
+        // statfs(2), not glibc's statvfs(3), which may read /proc/mounts with malloc.
+        let mut st: libc::statfs = std::mem::zeroed();
+        let wire: ProbeWire = if libc::statfs(path.as_ptr(), &mut st) == 0 {
+            let frsize = if st.f_frsize > 0 {
+                st.f_frsize
+            } else {
+                st.f_bsize
+            };
+            [
+                0,
+                st.f_blocks as u64,
+                st.f_bfree as u64,
+                st.f_bavail as u64,
+                st.f_files as u64,
+                st.f_ffree as u64,
+                frsize as u64,
+            ]
+        } else {
+            [(*libc::__errno_location()).max(1) as u64, 0, 0, 0, 0, 0, 0]
+        };
+        libc::write(
+            reply,
+            wire.as_ptr().cast(),
+            std::mem::size_of::<ProbeWire>(),
+        );
+        libc::_exit(0)
+    }
+}
+
+/// Closes descriptors `first..=last` except `keep`: `close_range(2)`, or one
+/// `close` each on kernels before 5.9 (up to 4096, far above what the agent opens).
+///
+/// # Safety
+/// Only in a forked child that owns nothing in that range it still needs.
+unsafe fn close_fds(first: u32, last: u32, keep: RawFd) {
+    // SAFETY: close_range and close take plain integers.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, first, last, 0) == 0 {
+            return;
+        }
+        for fd in first..=last.min(4095) {
+            if fd as RawFd != keep {
+                libc::close(fd as RawFd);
+            }
+        }
+    }
+}
+
+/// Reads a prober's answer from its pipe without blocking.
+pub fn probe_reply(fd: RawFd) -> ProbeReply {
+    let mut wire: ProbeWire = [0; 7];
+    let size = std::mem::size_of::<ProbeWire>();
+    loop {
+        // SAFETY: reads at most `size` bytes into `wire`.
+        let n = unsafe { libc::read(fd, wire.as_mut_ptr().cast(), size) };
+        if n < 0 {
+            match io::Error::last_os_error().kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return ProbeReply::Pending,
+                _ => return ProbeReply::Silent,
+            }
+        }
+        return match (n as usize == size, wire[0]) {
+            (true, 0) => ProbeReply::Stats(FsStats {
+                blocks: wire[1],
+                bfree: wire[2],
+                bavail: wire[3],
+                files: wire[4],
+                ffree: wire[5],
+                frsize: wire[6],
+            }),
+            (true, errno) => ProbeReply::Failed(errno as i32),
+            (false, _) => ProbeReply::Silent,
+        };
+    }
+}
+
+/// Sends `sig` to a child of ours that has not been reaped (so its pid cannot
+/// have been reused).
+pub fn kill_child(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own unreaped child.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Reaps a child of ours if it has exited, without waiting (`WNOHANG`). True when
+/// it is gone: reaped now, or not (or no longer) our child.
+pub fn reap_nohang(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    // SAFETY: waitpid on one pid with a valid status out-parameter.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+        0 => false,
+        r if r > 0 => true,
+        _ => io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD),
+    }
+}
+
+/// `poll(2)` on `fds` for up to `timeout_ms`; EINTR (a signal) returns early as 0.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> usize {
+    // SAFETY: a valid, exclusively borrowed pollfd array.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    r.max(0) as usize
+}
+
+/// Whether the mount table changed since this mountinfo descriptor was opened or
+/// last asked: the kernel flags `POLLPRI` on it then (a regular file never does).
+pub fn mount_table_changed(fd: RawFd) -> bool {
+    let mut pfd = [libc::pollfd {
+        fd,
+        events: libc::POLLPRI,
+        revents: 0,
+    }];
+    poll(&mut pfd, 0) > 0 && pfd[0].revents & (libc::POLLPRI | libc::POLLERR) != 0
+}
+
 /// Entries of one open directory read with `getdents64` into a small buffer of its
 /// own, so a deep walk holds a few KiB per level (a glibc `DIR` holds 32 KiB) and a
 /// directory of a million entries streams through it.

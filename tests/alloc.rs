@@ -1,6 +1,7 @@
 //! SPEC §7: "a cycle without a process scan reads a handful of files and allocates
 //! nothing in steady state". A counting global allocator measures the cycles of a
 //! real `Agent` on a fixture /proc tree (log file, metrics file and state on, the
+//! watched mount and cleanup paths found local in the tree's mountinfo, the
 //! shipped cleanup rules' shape: `disk_high` with the disk below its limit, a
 //! history audited that does not grow, a task not due, an alert command with
 //! nothing to tell), after a few warm-up cycles have grown its buffers. The scan cycle is held to the
@@ -73,6 +74,16 @@ fn agent(t: &TempDir, thresholds: &str) -> Agent {
         "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0\n",
     );
     t.write("proc/100/cmdline", "worker\0--busy\0");
+    // The mount table: the watched paths lie on local filesystems, asked directly.
+    t.write(
+        "proc/self/mountinfo",
+        format!(
+            "1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n\
+             2 1 0:45 / /mnt/nfs rw,relatime shared:3 - nfs4 srv:/export rw\n\
+             3 1 0:46 / {} rw,relatime - xfs /dev/sdb1 rw\n",
+            t.path().display()
+        ),
+    );
     // One audited user, whose history exists and does not grow.
     t.write(
         "etc/passwd",
@@ -137,6 +148,11 @@ fn a_cycle_without_a_scan_allocates_nothing() {
             .contains("event=sample cpu=10.0 mem=50.0")
     );
     assert!(!t.read("agent.log").contains("event=top"));
+    assert!(
+        !t.read("agent.log").contains("event=error"),
+        "{}",
+        t.read("agent.log")
+    );
     // The audit looked at the history every cycle (its offset is saved).
     assert!(
         t.read("state/audit").contains(" 3 root\n"),

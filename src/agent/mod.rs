@@ -25,6 +25,7 @@ use crate::cleanup;
 use crate::config::Config;
 use crate::error::Error;
 use crate::log::{Level, Logger, Target};
+use crate::mounts::Mounts;
 use crate::passwd::{self, Users, parse_passwd};
 use crate::policy::{self, Kind, Metric, Status};
 use crate::procfs::pid::{cmdline_display, parse_pid_status};
@@ -83,6 +84,8 @@ pub struct Agent {
     cfg: Config,
     log: Logger,
     sampler: Sampler,
+    /// The watched mounts, probed so that a hung one cannot stall the cycle.
+    mounts: Mounts,
     scanner: Scanner,
     metrics: Vec<Metric>,
     host: HostSample,
@@ -161,7 +164,8 @@ impl Agent {
     pub fn new(opts: Options, cfg: Config, once: bool) -> Agent {
         let log = Logger::new(&Target::from_config(&cfg));
         let mut agent = Agent {
-            sampler: Sampler::new(&cfg.paths.proc, &cfg.disk.mounts),
+            sampler: Sampler::new(&cfg.paths.proc),
+            mounts: Mounts::default(),
             scanner: Scanner::new(&cfg.paths.proc),
             metrics: policy::metrics_for(&cfg),
             host: HostSample::empty(),
@@ -217,7 +221,31 @@ impl Agent {
         agent.load_audit_targets();
         agent.open_audit_log();
         agent.open_files();
+        agent.configure_mounts();
         agent
+    }
+
+    /// Finds the mount of every watched path (`[disk] mounts`, cleanup paths); one
+    /// line when the mount table cannot be read.
+    fn configure_mounts(&mut self) {
+        let paths: Vec<&Path> = self
+            .cfg
+            .cleanup
+            .iter()
+            .flat_map(|r| r.paths.iter().map(PathBuf::as_path))
+            .collect();
+        let problem = self
+            .mounts
+            .configure(&self.cfg.paths.proc, &self.cfg.disk.mounts, &paths);
+        if let Some(why) = problem {
+            self.log
+                .error(Level::Warn, "mounts", &why)
+                .str(
+                    "effect",
+                    "filesystem types unknown: every mount is asked directly until one is slow",
+                )
+                .emit();
+        }
     }
 
     /// Drops all capabilities when the config does not allow keeping them (see
@@ -435,6 +463,8 @@ impl Agent {
         // Alert mails carry only this cycle's process list.
         self.last_top_n = 0;
         self.sampler.sample(&mut self.host);
+        self.mounts
+            .sample(&mut self.host.disks, &mut self.log, &|| stopping(signals));
         self.judge();
         if self.actor() {
             self.transitions();
@@ -587,7 +617,8 @@ impl Agent {
     }
 
     /// A sample source that fails is logged when it starts failing or its error
-    /// changes, not every cycle.
+    /// changes, not every cycle, and once more when it works again (a hung mount
+    /// that answers: `status=recovered` with the error that ended).
     fn log_source_errors(&mut self) {
         let n = 3 + self.host.disks.len();
         self.source_errors.resize(n, String::new());
@@ -599,7 +630,15 @@ impl Agent {
                 _ => self.host.disks[i - 3].as_ref().err(),
             };
             let Some(e) = err else {
-                self.source_errors[i].clear();
+                if !self.source_errors[i].is_empty() {
+                    self.log
+                        .event(Level::Info, "error")
+                        .str("what", "sample")
+                        .str("status", "recovered")
+                        .str("error", &self.source_errors[i])
+                        .emit();
+                    self.source_errors[i].clear();
+                }
                 continue;
             };
             self.scratch.clear();
@@ -677,6 +716,7 @@ impl Agent {
                 budget: &mut budget,
                 memory,
                 path_buf: &mut self.path_buf,
+                mounts: &mut self.mounts,
             };
             let sum = cleanup::run(rule, &mut ctx);
             if sum.errors == 0 {
@@ -933,10 +973,10 @@ impl Agent {
                         .str("effect", "dropped all capabilities")
                         .emit();
                 }
-                if old.paths.proc != self.cfg.paths.proc || old.disk.mounts != self.cfg.disk.mounts
-                {
-                    self.sampler = Sampler::new(&self.cfg.paths.proc, &self.cfg.disk.mounts);
+                if old.paths.proc != self.cfg.paths.proc {
+                    self.sampler = Sampler::new(&self.cfg.paths.proc);
                 }
+                self.configure_mounts();
                 if old.paths.proc != self.cfg.paths.proc {
                     self.scanner = Scanner::new(&self.cfg.paths.proc);
                 }
@@ -1048,6 +1088,7 @@ impl Agent {
         };
         self.stop_task();
         self.stop_deliveries();
+        self.mounts.finish();
         self.save_state(true);
         self.log
             .event(Level::Info, "stop")
@@ -1063,6 +1104,7 @@ impl Agent {
         self.restore_state();
         self.prime_cpu(signals);
         self.cycle(signals);
+        self.mounts.finish();
         if self.actor() {
             self.save_state(true);
             self.save_reaper();

@@ -5,6 +5,7 @@
 
 pub mod loadavg;
 pub mod meminfo;
+pub mod mountinfo;
 pub mod pid;
 pub mod pressure;
 pub mod stat;
