@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod glob;
 pub mod log;
+pub mod ownproc;
 pub mod passwd;
 pub mod policy;
 pub mod procfs;
