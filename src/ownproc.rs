@@ -16,7 +16,7 @@ use crate::procfs::pid::nspid_levels;
 use crate::sys;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// `f_type` of a procfs (`PROC_SUPER_MAGIC` in `linux/magic.h`).
 pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -110,7 +110,8 @@ pub fn judge(ev: Evidence<'_>, agent: i32) -> Result<(), Refusal> {
 
 /// Proves that the open directory `dir` is the procfs of the agent's (`agent` is its
 /// pid) own PID namespace; `buf` is scratch space for `self/status`.
-pub fn prove(dir: RawFd, agent: i32, buf: &mut Vec<u8>) -> Result<OwnProc, Refusal> {
+pub fn prove(dir: BorrowedFd<'_>, agent: i32, buf: &mut Vec<u8>) -> Result<OwnProc, Refusal> {
+    let dir = dir.as_raw_fd();
     let fs_type = sys::fstatfs_type(dir).map_err(Refusal::Statfs)?;
     if fs_type != PROC_SUPER_MAGIC {
         // Nothing in a directory that anyone may have written is read.
@@ -144,6 +145,7 @@ pub fn prove(dir: RawFd, agent: i32, buf: &mut Vec<u8>) -> Result<OwnProc, Refus
 mod tests {
     use super::*;
     use std::ffi::CString;
+    use std::os::fd::AsFd;
     use std::os::unix::ffi::OsStrExt;
 
     fn ev(fs_type: i64, link: &[u8], nspid: Option<usize>) -> Evidence<'_> {
@@ -202,7 +204,7 @@ mod tests {
     fn prove_path(path: &std::path::Path) -> Result<OwnProc, Refusal> {
         let c = CString::new(path.as_os_str().as_bytes()).expect("path without NUL");
         let dir = sys::open(&c, libc::O_RDONLY | libc::O_DIRECTORY, 0).expect("open dir");
-        prove(dir.as_raw_fd(), sys::getpid(), &mut Vec::new())
+        prove(dir.as_fd(), sys::getpid(), &mut Vec::new())
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -622,6 +622,13 @@ impl Dir {
     pub fn fd(&self) -> RawFd {
         // SAFETY: the DIR is valid for our lifetime.
         unsafe { libc::dirfd(self.dir.as_ptr()) }
+    }
+
+    /// The directory's descriptor, borrowed for no longer than the `Dir` lives.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the DIR owns this descriptor and closes it only when dropped,
+        // which the borrow cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.fd()) }
     }
 
     pub fn rewind(&mut self) {

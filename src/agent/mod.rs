@@ -116,6 +116,9 @@ pub struct Agent {
     /// failed): not acted on or reported again while they exist. A SIGTERM waits in
     /// `pending` instead, for its escalation.
     settled: Vec<(i32, u64)>,
+    /// Why `[paths] proc` was last refused as the agent's own procfs (the reaper
+    /// then only logs), so that is said once, not every cycle.
+    proc_refused: Option<String>,
     /// Per cleanup rule, its last logged error (see `cleanup::Ctx::last_error`).
     cleanup_errors: Vec<String>,
     /// Per task (config order): last success, last start, idle cycles.
@@ -185,6 +188,7 @@ impl Agent {
             reaper_clock: reaper::StateClock::default(),
             pending: Vec::new(),
             settled: Vec::new(),
+            proc_refused: None,
             cleanup_errors: Vec::new(),
             task_states: Vec::new(),
             tasks_loaded: false,
@@ -917,6 +921,7 @@ impl Agent {
                         .unwrap_or(usize::MAX);
                 }
                 self.pending.retain(|p| p.rule != usize::MAX);
+                self.proc_refused = None;
                 self.cleanup_errors.clear();
                 tasks::forget_skips(&mut self.task_states);
                 self.task_states = tasks::states_for(&new.tasks, &self.task_states);
