@@ -103,13 +103,15 @@ pub struct StateClock {
 
 impl StateClock {
     /// Records this scan: a process seen in a new state starts its clock now;
-    /// processes that are gone are forgotten.
+    /// processes that are gone are forgotten. A clock that started after `now_ns`
+    /// (the wall clock was set back since) restarts now: it may count late, never
+    /// early.
     pub fn observe(&mut self, procs: &[Proc], now_ns: u64) {
         let mut next = HashMap::with_capacity(procs.len());
         for p in procs {
             let key = (p.pid, p.start);
             let since = match self.since.get(&key) {
-                Some(&(state, since)) if same_state(state, p.state) => since,
+                Some(&(state, since)) if same_state(state, p.state) => since.min(now_ns),
                 _ => now_ns,
             };
             next.insert(key, (p.state, since));
@@ -322,6 +324,20 @@ impl Plan<'_> {
                 .uid(parent.pid)
                 .is_some_and(|uid| self.user_allowed(rule, uid))
             && (self.cfg.scope == Scope::All || details.same_root(parent.pid))
+    }
+}
+
+/// This boot's name in the reaper's state file: the kernel's `boot_id` (a UUID)
+/// when it reads as one word of hex digits and dashes, else `btime-N` from the boot
+/// time; `None` when neither is known.
+pub fn boot_token(boot_id: Option<&[u8]>, btime: Option<u64>) -> Option<String> {
+    let id = boot_id.map(<[u8]>::trim_ascii).filter(|b| {
+        !b.is_empty() && b.len() <= 64 && b.iter().all(|&c| c.is_ascii_hexdigit() || c == b'-')
+    });
+    match (id, btime) {
+        (Some(id), _) => Some(String::from_utf8_lossy(id).into_owned()),
+        (None, Some(t)) => Some(format!("btime-{t}")),
+        (None, None) => None,
     }
 }
 
@@ -753,6 +769,39 @@ mod tests {
         );
         r.users = vec!["bob".into()];
         assert_eq!(plan(&[r], &procs, &names, &mut fake, &c2), vec![]);
+    }
+
+    #[test]
+    fn a_state_clock_from_the_future_restarts_now() {
+        // Saved at 1000 s; the wall clock was set back to 400 s since. Counting
+        // restarts at 400 s, so the process is held from then, not from 1000 s (a
+        // later start that would read 0 until then, and a corrected file).
+        let procs = [proc(60, 1, b'T', 100, 0), proc(61, 1, b'T', 100, 0)];
+        let s = |n: u64| n * 1_000_000_000;
+        let mut clock = StateClock::default();
+        clock.since.insert((60, 100), (b'T', s(1000)));
+        clock.since.insert((61, 100), (b'T', s(300)));
+        clock.observe(&procs, s(400));
+        assert_eq!(clock.since[&(60, 100)], (b'T', s(400)));
+        assert_eq!(clock.since[&(61, 100)], (b'T', s(300)));
+        assert_eq!(clock.in_state_s(&procs[0], s(460)), 60);
+        assert_eq!(clock.in_state_s(&procs[1], s(460)), 160);
+    }
+
+    #[test]
+    fn the_boot_is_named_by_boot_id_else_btime() {
+        let id = b"2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59\n";
+        assert_eq!(
+            boot_token(Some(id), Some(5)).as_deref(),
+            Some("2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59")
+        );
+        assert_eq!(boot_token(None, Some(5)).as_deref(), Some("btime-5"));
+        // Not one word of hex and dashes (it goes into a line of the state file).
+        assert_eq!(
+            boot_token(Some(b"a b\n"), Some(5)).as_deref(),
+            Some("btime-5")
+        );
+        assert_eq!(boot_token(Some(b"\n"), None), None);
     }
 
     #[test]

@@ -184,3 +184,162 @@ fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+const BOOT: &str = "2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59";
+const OTHER_BOOT: &str = "9f0e4d2c-1b3a-4c5d-8e7f-6a5b4c3d2e1f";
+const HOUR_NS: u64 = 3600 * 1_000_000_000;
+
+/// A fixture tree with one process, 300 `victimproc` of alice, stopped (start time
+/// 5000), and a rule that logs it once it has been seen stopped for an hour. With
+/// `boot_id` false the tree has no `sys/kernel/random/boot_id`.
+fn stopped_fixture(tag: &str, boot_id: bool) -> TempDir {
+    let t = TempDir::new(tag);
+    t.write(
+        "proc/300/stat",
+        "300 (victimproc) T 1 300 300 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5000 1000000 300 0 0\n",
+    );
+    t.write(
+        "proc/300/status",
+        "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0\n",
+    );
+    std::os::unix::fs::symlink("/", t.join("proc/300/root")).expect("root link");
+    t.write("proc/stat", proc_stat(100, 900));
+    t.write("proc/meminfo", proc_meminfo(50));
+    t.write("proc/loadavg", "0.52 0.58 0.59 1/467 12345\n");
+    if boot_id {
+        t.write("proc/sys/kernel/random/boot_id", format!("{BOOT}\n"));
+    }
+    t.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+    );
+    fixture_ini(
+        &t,
+        "1s",
+        "",
+        "[reaper]\nenabled = yes\n\n\
+         [reap.v]\nmatch = victimproc\nstate = stopped\nin_state_for = 1h\naction = log\n",
+    );
+    t
+}
+
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+}
+
+/// One `--once` run with `saved` as the reaper's state file; returns its reaper
+/// lines, the state file it left, and the wall clock just before and after it.
+fn once_with_state(t: &TempDir, saved: &str) -> (Vec<String>, String, u64, u64) {
+    let _ = std::fs::remove_file(t.join("agent.log"));
+    t.write("state/reaper", saved);
+    let before = wall_ns();
+    let out = run(&["-c", t.join("agent.ini").to_str().expect("utf-8"), "--once"]);
+    let after = wall_ns();
+    assert!(out.status.code().is_some(), "{out:?}");
+    let lines = reaper_lines(&t.read("agent.log"))
+        .into_iter()
+        .filter(|l| !l.contains(" what=reaper "))
+        .collect();
+    (lines, t.read("state/reaper"), before, after)
+}
+
+/// The `since` of process 300 in a saved reaper file that must otherwise be
+/// exactly `boot BOOT`, that one clock, and process 300 settled when `settled`.
+fn since_of_300(file: &str, boot: &str, settled: bool) -> u64 {
+    let lines: Vec<&str> = file.lines().collect();
+    let since = lines
+        .get(2)
+        .and_then(|l| l.strip_prefix("state 300 5000 T "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no clock for 300 in\n{file}"));
+    let mut want = vec![
+        "system-agent-reaper 2".to_string(),
+        format!("boot {boot}"),
+        format!("state 300 5000 T {since}"),
+    ];
+    if settled {
+        want.push("settled 300 5000".into());
+    }
+    want.push("end".into());
+    assert_eq!(lines, want, "{file}");
+    since
+}
+
+const LOGGED_300: &str = "level=info event=reap pid=300 name=victimproc user=alice state=stopped age=* action=log rule=v reason=\"name victimproc, state stopped, in state 2h >= 1h\" log_only=\"[paths] proc is not the agent's own procfs\"";
+
+#[test]
+fn reaper_clocks_of_this_boot_are_kept_and_of_another_dropped() {
+    let t = stopped_fixture("reap-boot", true);
+    // Seen stopped two hours ago in this boot: logged now.
+    let two_hours_ago = wall_ns() - 2 * HOUR_NS;
+    let (lines, file, _, _) = once_with_state(
+        &t,
+        &format!("system-agent-reaper 2\nboot {BOOT}\nstate 300 5000 T {two_hours_ago}\nend\n"),
+    );
+    assert_eq!(lines, vec![LOGGED_300.to_string()]);
+    assert_eq!(since_of_300(&file, BOOT, true), two_hours_ago);
+    // The same clock and the process settled, but in another boot: pid 300 with
+    // start time 5000 is not the same process, so its clock starts now and it is
+    // not reported yet.
+    let (lines, file, before, after) = once_with_state(
+        &t,
+        &format!(
+            "system-agent-reaper 2\nboot {OTHER_BOOT}\nstate 300 5000 T {two_hours_ago}\n\
+             settled 300 5000\nend\n"
+        ),
+    );
+    assert_eq!(lines, Vec::<String>::new());
+    let since = since_of_300(&file, BOOT, false);
+    assert!(
+        (before..=after).contains(&since),
+        "{since} {before} {after}"
+    );
+}
+
+#[test]
+fn without_a_boot_id_the_boot_time_names_the_boot() {
+    let t = stopped_fixture("reap-btime", false);
+    let two_hours_ago = wall_ns() - 2 * HOUR_NS;
+    // `btime 1700000000` in the fixture's stat.
+    let (lines, file, _, _) = once_with_state(
+        &t,
+        &format!(
+            "system-agent-reaper 2\nboot btime-1700000000\nstate 300 5000 T {two_hours_ago}\nend\n"
+        ),
+    );
+    assert_eq!(lines, vec![LOGGED_300.to_string()]);
+    assert_eq!(since_of_300(&file, "btime-1700000000", true), two_hours_ago);
+    let (lines, file, before, after) = once_with_state(
+        &t,
+        &format!(
+            "system-agent-reaper 2\nboot btime-1699999999\nstate 300 5000 T {two_hours_ago}\nend\n"
+        ),
+    );
+    assert_eq!(lines, Vec::<String>::new());
+    let since = since_of_300(&file, "btime-1700000000", false);
+    assert!(
+        (before..=after).contains(&since),
+        "{since} {before} {after}"
+    );
+}
+
+#[test]
+fn a_reaper_clock_from_the_future_restarts_now_and_is_corrected() {
+    // Stamped a year ahead (the wall clock was set back since): the clock
+    // restarts now, in the file too, rather than reading zero for a year.
+    let t = stopped_fixture("reap-future", true);
+    let next_year = wall_ns() + 365 * 24 * HOUR_NS;
+    let (lines, file, before, after) = once_with_state(
+        &t,
+        &format!("system-agent-reaper 2\nboot {BOOT}\nstate 300 5000 T {next_year}\nend\n"),
+    );
+    assert_eq!(lines, Vec::<String>::new());
+    let since = since_of_300(&file, BOOT, false);
+    assert!(
+        (before..=after).contains(&since),
+        "{since} {before} {after}"
+    );
+}

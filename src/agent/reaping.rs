@@ -164,18 +164,20 @@ impl Agent {
         }
     }
 
-    /// SIGKILL for every SIGTERM that `grace` did not end.
+    /// SIGKILL for every SIGTERM that `grace` did not end. A SIGTERM stamped later
+    /// than `now` (the wall clock was set back) waits a whole `grace` from now.
     pub(super) fn escalate(&mut self, now: u64, own: Option<&OwnProc>) {
         let grace = self.cfg.reaper.grace.as_nanos() as u64;
         let mut still = Vec::new();
-        for p in std::mem::take(&mut self.pending) {
+        for mut p in std::mem::take(&mut self.pending) {
             if !p.alive(own) {
                 // Done with: it exited (if its parent leaves a zombie, that is the
                 // parent's to reap, not a new process to act on).
                 self.settled.push((p.pid, p.start));
                 continue;
             }
-            if now.saturating_sub(p.sent_ns) < grace {
+            p.sent_ns = p.sent_ns.min(now);
+            if now - p.sent_ns < grace {
                 still.push(p);
                 continue;
             }
@@ -212,12 +214,21 @@ impl Agent {
         self.state_path("reaper")
     }
 
-    /// `--once`: the state clocks and pending SIGTERMs of the previous run.
+    /// This boot, for the reaper's state: `[paths] proc`'s
+    /// `sys/kernel/random/boot_id`, else the boot time of its `stat`.
+    fn boot_id(&self) -> Option<String> {
+        let id = std::fs::read(self.cfg.paths.proc.join("sys/kernel/random/boot_id")).ok();
+        reaper::boot_token(id.as_deref(), self.btime)
+    }
+
+    /// `--once`: the state clocks and pending SIGTERMs of the previous run, when it
+    /// was in this boot (pids and start times begin anew with each).
     pub(super) fn load_reaper(&mut self) {
         let path = self.reaper_path();
         let Some(r) = self.read_state(&path, state::parse_reaper) else {
             return;
         };
+        let r = r.of_boot(self.boot_id().as_deref());
         self.reaper_clock.since = r
             .states
             .iter()
@@ -244,6 +255,7 @@ impl Agent {
             return;
         }
         let r = state::ReaperState {
+            boot: self.boot_id(),
             states: self
                 .reaper_clock
                 .since
