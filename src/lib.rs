@@ -39,6 +39,7 @@ pub mod escape;
 pub mod glob;
 pub mod log;
 pub mod mounts;
+pub mod ownproc;
 pub mod passwd;
 pub mod policy;
 pub mod procfs;

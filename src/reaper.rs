@@ -8,22 +8,23 @@
 //! processes unless the rule names `user = root`, and under `scope = root` every
 //! process whose root directory is not the agent's or cannot be checked.
 //!
-//! `signal` is the effect: it opens a pidfd, re-reads the start time through
-//! `[paths] proc` and signals through the pidfd only when it still matches, so a
-//! reused PID is never hit. A SIGTERM is escalated to SIGKILL after `grace` across
-//! cycles (the pidfd kept open meanwhile), never by sleeping in the loop.
+//! `signal` is the effect, and needs an `OwnProc`: proof that `[paths] proc` is the
+//! agent's own procfs (see `ownproc`), since the pid numbers it decided on are
+//! signalled in the agent's own namespace. It opens a pidfd, re-reads the start time
+//! through that proven procfs and signals through the pidfd only when it still
+//! matches, so a reused PID is never hit, and says which it was (`NotSent`). A
+//! SIGTERM is escalated to SIGKILL after `grace` across cycles (the pidfd kept open
+//! meanwhile), never by sleeping in the loop.
 
 use crate::config::{Action, ProcState, ReapRule, Reaper as ReaperConfig, Scope};
 use crate::glob;
+use crate::ownproc::OwnProc;
 use crate::passwd::Users;
 use crate::procfs::pid::parse_pid_stat;
 use crate::scan::Proc;
 use crate::sys;
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// What is true of the host at this cycle.
 #[derive(Debug, Clone, Copy)]
@@ -102,13 +103,15 @@ pub struct StateClock {
 
 impl StateClock {
     /// Records this scan: a process seen in a new state starts its clock now;
-    /// processes that are gone are forgotten.
+    /// processes that are gone are forgotten. A clock that started after `now_ns`
+    /// (the wall clock was set back since) restarts now: it may count late, never
+    /// early.
     pub fn observe(&mut self, procs: &[Proc], now_ns: u64) {
         let mut next = HashMap::with_capacity(procs.len());
         for p in procs {
             let key = (p.pid, p.start);
             let since = match self.since.get(&key) {
-                Some(&(state, since)) if same_state(state, p.state) => since,
+                Some(&(state, since)) if same_state(state, p.state) => since.min(now_ns),
                 _ => now_ns,
             };
             next.insert(key, (p.state, since));
@@ -324,21 +327,38 @@ impl Plan<'_> {
     }
 }
 
-/// Reads what `Details` asks from `[paths] proc`.
+/// This boot's name in the reaper's state file: the kernel's `boot_id` (a UUID)
+/// when it reads as one word of hex digits and dashes, else `btime-N` from the boot
+/// time; `None` when neither is known.
+pub fn boot_token(boot_id: Option<&[u8]>, btime: Option<u64>) -> Option<String> {
+    let id = boot_id.map(<[u8]>::trim_ascii).filter(|b| {
+        !b.is_empty() && b.len() <= 64 && b.iter().all(|&c| c.is_ascii_hexdigit() || c == b'-')
+    });
+    match (id, btime) {
+        (Some(id), _) => Some(String::from_utf8_lossy(id).into_owned()),
+        (None, Some(t)) => Some(format!("btime-{t}")),
+        (None, None) => None,
+    }
+}
+
+/// Reads what `Details` asks from the open `[paths] proc` directory the scan read.
 pub struct ProcDetails<'a> {
-    pub proc_root: &'a Path,
+    dir: BorrowedFd<'a>,
     buf: Vec<u8>,
+    path: Vec<u8>,
     uids: HashMap<i32, Option<u32>>,
     self_root: Option<(u64, u64)>,
     self_mountinfo: Option<Vec<u8>>,
 }
 
 impl<'a> ProcDetails<'a> {
-    pub fn new(proc_root: &'a Path) -> ProcDetails<'a> {
+    /// `dir`: the scan's /proc directory.
+    pub fn new(dir: BorrowedFd<'a>) -> ProcDetails<'a> {
         let self_root = sys::lstat(c"/").ok().map(|st| (st.st_dev, st.st_ino));
         ProcDetails {
-            proc_root,
+            dir,
             buf: Vec::new(),
+            path: Vec::new(),
             uids: HashMap::new(),
             self_root,
             self_mountinfo: None,
@@ -346,9 +366,8 @@ impl<'a> ProcDetails<'a> {
     }
 
     fn read(&mut self, pid: &str, file: &str) -> Option<&[u8]> {
-        let path = self.proc_root.join(pid).join(file);
-        let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-        let fd = sys::open(&c, libc::O_RDONLY, 0).ok()?;
+        let c = sys::cpath(&mut self.path, &[pid.as_bytes(), b"/", file.as_bytes()]).ok()?;
+        let fd = sys::openat(self.dir.as_raw_fd(), c, libc::O_RDONLY).ok()?;
         sys::read_all(fd.as_raw_fd(), &mut self.buf).ok()?;
         Some(&self.buf)
     }
@@ -378,10 +397,9 @@ impl Details for ProcDetails<'_> {
     /// user); otherwise the process's `mountinfo`, which shows mounts relative to
     /// its root, against ours (readable without ptrace access).
     fn same_root(&mut self, pid: i32) -> bool {
-        let link = self.proc_root.join(pid.to_string()).join("root");
-        if let Ok(st) = std::fs::metadata(&link) {
-            use std::os::unix::fs::MetadataExt;
-            return self.self_root == Some((st.dev(), st.ino()));
+        let link = sys::cpath(&mut self.path, &[pid.to_string().as_bytes(), b"/root"]);
+        if let Ok(st) = link.and_then(|c| sys::fstatat(self.dir.as_raw_fd(), c)) {
+            return self.self_root == Some((st.st_dev, st.st_ino));
         }
         if self.self_mountinfo.is_none() {
             self.self_mountinfo = self.read("self", "mountinfo").map(<[u8]>::to_vec);
@@ -430,51 +448,75 @@ fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
     }
 }
 
-/// The start time of `pid` now, from `[paths] proc`, and whether it is a zombie.
-fn start_time(proc_root: &Path, pid: i32) -> Option<(u64, bool)> {
-    let bytes = std::fs::read(proc_root.join(pid.to_string()).join("stat")).ok()?;
+/// The start time of `pid` now, from the proven procfs, and whether it is a zombie.
+fn start_time(own: &OwnProc, pid: i32) -> Option<(u64, bool)> {
+    let mut path = Vec::with_capacity(24);
+    let c = sys::cpath(&mut path, &[pid.to_string().as_bytes(), b"/stat"]).ok()?;
+    let fd = sys::openat(own.fd(), c, libc::O_RDONLY).ok()?;
+    let mut bytes = Vec::new();
+    sys::read_all(fd.as_raw_fd(), &mut bytes).ok()?;
     parse_pid_stat(&bytes)
         .ok()
         .map(|s| (s.starttime, s.is_zombie()))
 }
 
+/// Why a signal was not sent.
+#[derive(Debug)]
+pub enum NotSent {
+    /// The process is gone: nothing to do, nothing to report.
+    Gone,
+    /// The pid names another process now (another start time).
+    Reused,
+    /// The kernel refused (`EPERM` without `cap_kill`, ...).
+    Failed(std::io::Error),
+}
+
+impl From<std::io::Error> for NotSent {
+    fn from(e: std::io::Error) -> NotSent {
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            NotSent::Gone
+        } else {
+            NotSent::Failed(e)
+        }
+    }
+}
+
+/// Whether `pid` still started at `start`, by the proven procfs.
+fn same_process(own: &OwnProc, pid: i32, start: u64) -> Result<(), NotSent> {
+    match start_time(own, pid) {
+        Some((t, _)) if t == start => Ok(()),
+        Some(_) => Err(NotSent::Reused),
+        None => Err(NotSent::Gone),
+    }
+}
+
 /// Signals process `pid` only if it is still the one that started at `start`:
-/// pidfd first, then the start time (a pidfd names one process for good), then the
-/// signal through the pidfd. Returns the pidfd, to keep for an escalation.
-/// `ESRCH` means gone or replaced: nothing was signalled.
-pub fn signal(
-    proc_root: &Path,
-    pid: i32,
-    start: u64,
-    sig: i32,
-) -> std::io::Result<Option<OwnedFd>> {
-    let gone = || std::io::Error::from_raw_os_error(libc::ESRCH);
+/// pidfd first, then the start time from the proven procfs (a pidfd names one
+/// process for good), then the signal through the pidfd. Returns the pidfd, to keep
+/// for an escalation.
+pub fn signal(own: &OwnProc, pid: i32, start: u64, sig: i32) -> Result<Option<OwnedFd>, NotSent> {
     match pidfd_open(pid) {
         Ok(fd) => {
-            if start_time(proc_root, pid).map(|t| t.0) != Some(start) {
-                return Err(gone());
-            }
+            same_process(own, pid, start)?;
             pidfd_send_signal(&fd, sig)?;
             Ok(Some(fd))
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            if start_time(proc_root, pid).map(|t| t.0) != Some(start) {
-                return Err(gone());
-            }
+            same_process(own, pid, start)?;
             // SAFETY: kill(2) of a pid whose start time we just checked.
             if unsafe { libc::kill(pid, sig) } < 0 {
-                return Err(std::io::Error::last_os_error());
+                return Err(std::io::Error::last_os_error().into());
             }
             Ok(None)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Whether `pid` is still the zombie that started at `start` (checked again right
 /// before its parent is signalled on its account).
-pub fn still_zombie(proc_root: &Path, pid: i32, start: u64) -> bool {
-    start_time(proc_root, pid) == Some((start, true))
+pub fn still_zombie(own: &OwnProc, pid: i32, start: u64) -> bool {
+    start_time(own, pid) == Some((start, true))
 }
 
 /// Sends SIGCONT through a pidfd: a stopped process holds a SIGTERM pending until
@@ -494,19 +536,23 @@ pub struct Pending {
 
 impl Pending {
     /// Still alive? Through the pidfd when there is one (POLLIN once it exited);
-    /// otherwise the same start time and not a zombie.
-    pub fn alive(&self, proc_root: &Path) -> bool {
-        match &self.pidfd {
-            Some(fd) => !sys::poll_readable(fd, 0).unwrap_or(true),
-            None => start_time(proc_root, self.pid) == Some((self.start, false)),
+    /// otherwise the same start time and not a zombie, by the proven procfs. With
+    /// neither, it cannot be told from a reused pid: counted as gone.
+    pub fn alive(&self, own: Option<&OwnProc>) -> bool {
+        match (&self.pidfd, own) {
+            (Some(fd), _) => !sys::poll_readable(fd, 0).unwrap_or(true),
+            (None, Some(own)) => start_time(own, self.pid) == Some((self.start, false)),
+            (None, None) => false,
         }
     }
 
-    /// SIGKILL through the kept pidfd (it can only name the process we TERMed).
-    pub fn kill(&self, proc_root: &Path) -> std::io::Result<()> {
-        match &self.pidfd {
-            Some(fd) => pidfd_send_signal(fd, libc::SIGKILL),
-            None => signal(proc_root, self.pid, self.start, libc::SIGKILL).map(drop),
+    /// SIGKILL through the kept pidfd (it can only name the process we TERMed), or
+    /// after the start-time check in the proven procfs.
+    pub fn kill(&self, own: Option<&OwnProc>) -> Result<(), NotSent> {
+        match (&self.pidfd, own) {
+            (Some(fd), _) => Ok(pidfd_send_signal(fd, libc::SIGKILL)?),
+            (None, Some(own)) => signal(own, self.pid, self.start, libc::SIGKILL).map(drop),
+            (None, None) => Err(NotSent::Gone),
         }
     }
 }
@@ -723,6 +769,39 @@ mod tests {
         );
         r.users = vec!["bob".into()];
         assert_eq!(plan(&[r], &procs, &names, &mut fake, &c2), vec![]);
+    }
+
+    #[test]
+    fn a_state_clock_from_the_future_restarts_now() {
+        // Saved at 1000 s; the wall clock was set back to 400 s since. Counting
+        // restarts at 400 s, so the process is held from then, not from 1000 s (a
+        // later start that would read 0 until then, and a corrected file).
+        let procs = [proc(60, 1, b'T', 100, 0), proc(61, 1, b'T', 100, 0)];
+        let s = |n: u64| n * 1_000_000_000;
+        let mut clock = StateClock::default();
+        clock.since.insert((60, 100), (b'T', s(1000)));
+        clock.since.insert((61, 100), (b'T', s(300)));
+        clock.observe(&procs, s(400));
+        assert_eq!(clock.since[&(60, 100)], (b'T', s(400)));
+        assert_eq!(clock.since[&(61, 100)], (b'T', s(300)));
+        assert_eq!(clock.in_state_s(&procs[0], s(460)), 60);
+        assert_eq!(clock.in_state_s(&procs[1], s(460)), 160);
+    }
+
+    #[test]
+    fn the_boot_is_named_by_boot_id_else_btime() {
+        let id = b"2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59\n";
+        assert_eq!(
+            boot_token(Some(id), Some(5)).as_deref(),
+            Some("2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59")
+        );
+        assert_eq!(boot_token(None, Some(5)).as_deref(), Some("btime-5"));
+        // Not one word of hex and dashes (it goes into a line of the state file).
+        assert_eq!(
+            boot_token(Some(b"a b\n"), Some(5)).as_deref(),
+            Some("btime-5")
+        );
+        assert_eq!(boot_token(Some(b"\n"), None), None);
     }
 
     #[test]

@@ -103,6 +103,12 @@ impl Scanner {
         &self.names[p.name_at as usize..p.name_at as usize + p.name_len as usize]
     }
 
+    /// The open /proc directory the last scan read (none before the first, or after
+    /// a failed one), for reads that must come from the same place.
+    pub fn dir(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.dir.as_ref().map(sys::Dir::as_fd)
+    }
+
     pub fn prev(&self) -> &[PrevTicks] {
         &self.prev
     }

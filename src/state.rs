@@ -329,12 +329,16 @@ pub fn parse_procs(text: &[u8]) -> Result<(u64, u64, Vec<PrevTicks>), &'static s
     Ok((saved, btime, procs))
 }
 
-const REAPER_MAGIC: &str = "system-agent-reaper 1";
+const REAPER_MAGIC: &str = "system-agent-reaper 2";
+/// Without the boot line: read, and dropped by `of_boot` as of an unknown boot.
+const REAPER_MAGIC_V1: &str = "system-agent-reaper 1";
 
 /// What the reaper carries from one `--once` to the next: since when each process
 /// has been in its state (`in_state_for`), and the SIGTERMs waiting for `grace`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReaperState {
+    /// The boot it belongs to (`reaper::boot_token`, one word).
+    pub boot: Option<String>,
     /// (pid, start, state letter, since ns)
     pub states: Vec<(i32, u64, u8, u64)>,
     /// (pid, start, rule name, sent ns)
@@ -346,6 +350,9 @@ pub struct ReaperState {
 pub fn format_reaper(out: &mut String, r: &ReaperState) {
     out.clear();
     let _ = writeln!(out, "{REAPER_MAGIC}");
+    if let Some(boot) = &r.boot {
+        let _ = writeln!(out, "boot {boot}");
+    }
     for (pid, start, st, since) in &r.states {
         let _ = writeln!(out, "state {pid} {start} {} {since}", *st as char);
     }
@@ -359,8 +366,9 @@ pub fn format_reaper(out: &mut String, r: &ReaperState) {
 }
 
 pub fn parse_reaper(text: &[u8]) -> Result<ReaperState, &'static str> {
-    if !text.starts_with(REAPER_MAGIC.as_bytes()) {
-        return Err("not a version 1 reaper file");
+    let first = lines(text).next().unwrap_or_default();
+    if first != REAPER_MAGIC.as_bytes() && first != REAPER_MAGIC_V1.as_bytes() {
+        return Err("not a version 1 or 2 reaper file");
     }
     let mut r = ReaperState::default();
     for line in lines(complete(text)?).skip(1) {
@@ -371,6 +379,13 @@ pub fn parse_reaper(text: &[u8]) -> Result<ReaperState, &'static str> {
         let word = f.next();
         let mut num = || f.next().and_then(parse_u64).ok_or("bad reaper line");
         match word {
+            Some(b"boot") => {
+                let boot = f
+                    .next()
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .ok_or("bad boot line")?;
+                r.boot = Some(boot.to_string());
+            }
             Some(b"state") => {
                 let pid = i32::try_from(num()?).map_err(|_| "bad pid")?;
                 let start = num()?;
@@ -399,6 +414,23 @@ pub fn parse_reaper(text: &[u8]) -> Result<ReaperState, &'static str> {
         }
     }
     Ok(r)
+}
+
+impl ReaperState {
+    /// What of it holds in boot `boot`: all when saved in that boot; nothing when
+    /// saved in another, or when either boot is unknown, since pids and start times
+    /// begin anew with each boot (a clock or a pending SIGTERM carried over would
+    /// follow a stranger).
+    pub fn of_boot(self, boot: Option<&str>) -> ReaperState {
+        if boot.is_some() && self.boot.as_deref() == boot {
+            self
+        } else {
+            ReaperState {
+                boot: boot.map(str::to_string),
+                ..ReaperState::default()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +480,7 @@ mod tests {
     #[test]
     fn reaper_round_trip() {
         let r = ReaperState {
+            boot: Some("2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59".into()),
             states: vec![(10, 20, b'T', 30)],
             pending: vec![(11, 21, "hogs".into(), 31)],
             settled: vec![(12, 22)],
@@ -456,11 +489,39 @@ mod tests {
         format_reaper(&mut s, &r);
         assert_eq!(
             s,
-            "system-agent-reaper 1\nstate 10 20 T 30\npending 11 21 31 hogs\nsettled 12 22\nend\n"
+            "system-agent-reaper 2\nboot 2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59\n\
+             state 10 20 T 30\npending 11 21 31 hogs\nsettled 12 22\nend\n"
         );
         assert_eq!(parse_reaper(s.as_bytes()), Ok(r));
-        assert!(parse_reaper(b"system-agent-reaper 1\nstate 1 2 T\nend\n").is_err());
-        assert!(parse_reaper(b"system-agent-reaper 1\nstate 1 2 T 3\n").is_err());
+        assert!(parse_reaper(b"system-agent-reaper 2\nstate 1 2 T\nend\n").is_err());
+        assert!(parse_reaper(b"system-agent-reaper 2\nstate 1 2 T 3\n").is_err());
+        assert!(parse_reaper(b"system-agent-reaper 2\nboot\nend\n").is_err());
+        assert!(parse_reaper(b"system-agent-reaper 3\nend\n").is_err());
+        // A file from before boots were recorded: read, of no known boot.
+        let v1 = parse_reaper(b"system-agent-reaper 1\nstate 10 20 T 30\nend\n");
+        assert_eq!(v1.map(|r| (r.boot, r.states.len())), Ok((None, 1)));
+    }
+
+    #[test]
+    fn reaper_state_holds_only_in_its_own_boot() {
+        let saved = ReaperState {
+            boot: Some("a".into()),
+            states: vec![(10, 20, b'T', 30)],
+            pending: vec![(11, 21, "hogs".into(), 31)],
+            settled: vec![(12, 22)],
+        };
+        assert_eq!(saved.clone().of_boot(Some("a")), saved);
+        let fresh = |boot: Option<&str>| ReaperState {
+            boot: boot.map(str::to_string),
+            ..ReaperState::default()
+        };
+        assert_eq!(saved.clone().of_boot(Some("b")), fresh(Some("b")));
+        assert_eq!(saved.clone().of_boot(None), fresh(None));
+        let unknown = ReaperState {
+            boot: None,
+            ..saved
+        };
+        assert_eq!(unknown.of_boot(Some("a")), fresh(Some("a")));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -387,6 +387,44 @@ pub fn fstatat_nofollow(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
     Ok(st)
 }
 
+/// `fstatat(dir, name, 0)`: follows symlinks, `/proc/PID/root` among them.
+pub fn fstatat(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: zeroed stat is a valid out-parameter; name is NUL-terminated.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, 0) })?;
+    Ok(st)
+}
+
+/// The file system type (`f_type` of `fstatfs(2)`) of an open file: the magic
+/// number of the file system it is on, e.g. `PROC_SUPER_MAGIC`.
+pub fn fstatfs_type(fd: RawFd) -> io::Result<i64> {
+    // SAFETY: zeroed statfs is a valid out-parameter; plain syscall on our fd.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// The target of the symlink `name` in `dir` (`readlinkat(2)`), into `buf`; an
+/// error when it does not fit (`ENAMETOOLONG`), rather than a silent truncation.
+pub fn readlinkat<'a>(dir: RawFd, name: &CStr, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`; name is
+    // NUL-terminated.
+    let r = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = cvt_size(r)?;
+    if n == buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    Ok(&buf[..n])
+}
+
+/// A second descriptor for the open file `fd` names, close-on-exec
+/// (`F_DUPFD_CLOEXEC`): the same open directory, not a new lookup of its path.
+pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain fcntl; a non-negative result is a new descriptor we own.
+    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 /// The mount id of an open file (`statx` `STATX_MNT_ID`, Linux 5.8+): tells a bind
 /// mount of the same filesystem apart, which `st_dev` cannot. `None` where the
 /// kernel does not report it.
@@ -747,6 +785,13 @@ impl Dir {
     pub fn fd(&self) -> RawFd {
         // SAFETY: the DIR is valid for our lifetime.
         unsafe { libc::dirfd(self.dir.as_ptr()) }
+    }
+
+    /// The directory's descriptor, borrowed for no longer than the `Dir` lives.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the DIR owns this descriptor and closes it only when dropped,
+        // which the borrow cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.fd()) }
     }
 
     pub fn rewind(&mut self) {

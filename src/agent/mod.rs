@@ -121,6 +121,9 @@ pub struct Agent {
     settled: Vec<(i32, u64)>,
     /// Per cleanup rule, what it remembers until the next configuration load.
     cleanup_memory: Vec<cleanup::Memory>,
+    /// Why `[paths] proc` was last refused as the agent's own procfs (the reaper
+    /// then only logs), so that is said once, not every cycle.
+    proc_refused: Option<String>,
     /// Per task (config order): last success, last start, idle cycles.
     task_states: Vec<tasks::TaskState>,
     tasks_loaded: bool,
@@ -190,6 +193,7 @@ impl Agent {
             pending: Vec::new(),
             settled: Vec::new(),
             cleanup_memory: Vec::new(),
+            proc_refused: None,
             task_states: Vec::new(),
             tasks_loaded: false,
             running: None,
@@ -963,6 +967,7 @@ impl Agent {
                 }
                 self.pending.retain(|p| p.rule != usize::MAX);
                 self.cleanup_memory.clear();
+                self.proc_refused = None;
                 tasks::forget_skips(&mut self.task_states);
                 self.task_states = tasks::states_for(&new.tasks, &self.task_states);
                 let old = std::mem::replace(&mut self.cfg, new);

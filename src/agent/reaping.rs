@@ -1,8 +1,21 @@
 //! SPEC §4 step 4, the reaper's side of the cycle: decide with `reaper::decide`,
 //! signal through a pidfd, escalate SIGTERM to SIGKILL after `grace`, and keep the
 //! state clocks and pending signals in state_dir between `--once` runs.
+//!
+//! Nothing is signalled unless `[paths] proc` is proven, this cycle, to be the
+//! agent's own procfs (`ownproc`); otherwise every decision is logged as
+//! `action = log` would log it, with `log_only=` saying why, and the refusal itself
+//! is logged once. Each `reap` line follows a signal that was sent; a pid that now
+//! names another process gets `reap_failed reason="pid reused"` instead.
 
 use super::*;
+use crate::ownproc::{self, OwnProc};
+use reaper::NotSent;
+
+/// `effect=` of the line that says `[paths] proc` is not the agent's own procfs.
+const REFUSED_EFFECT: &str = "signals nothing, only logs what the rules select";
+/// `log_only=` of each decision logged instead of carried out, for that reason.
+const LOG_ONLY: &str = "[paths] proc is not the agent's own procfs";
 
 impl Agent {
     /// SPEC §4 step 4: escalate pending SIGTERMs, then act on what the rules select.
@@ -23,7 +36,8 @@ impl Agent {
         if self.once {
             self.load_reaper();
         }
-        self.escalate(now);
+        let own = self.own_proc();
+        self.escalate(now, own.as_ref());
         self.reaper_clock.observe(self.scanner.procs(), now);
         let procs = self.scanner.procs();
         self.settled.retain(|k| {
@@ -44,27 +58,63 @@ impl Agent {
             clock: &self.reaper_clock,
             users: &self.users,
         };
-        let mut details = reaper::ProcDetails::new(&self.cfg.paths.proc);
         let scanner = &self.scanner;
+        let Some(dir) = scanner.dir() else {
+            return;
+        };
+        let mut details = reaper::ProcDetails::new(dir);
         let decisions = plan.run(scanner.procs(), |p| scanner.name(p), &mut details);
         for d in decisions {
-            self.act(&d, now);
+            self.act(&d, now, own.as_ref());
         }
     }
 
-    /// Logs one decision, then carries it out (unless dry-run, or already done).
-    pub(super) fn act(&mut self, d: &reaper::Decision, now: u64) {
+    /// The proof that the directory the scan read is the agent's own procfs, this
+    /// cycle. Without it the reaper only logs, and says why once: after a start or
+    /// a reload, and when the reason changes.
+    fn own_proc(&mut self) -> Option<OwnProc> {
+        let dir = self.scanner.dir()?;
+        match ownproc::prove(dir, sys::getpid(), &mut self.buf) {
+            Ok(own) => {
+                self.proc_refused = None;
+                Some(own)
+            }
+            Err(why) => {
+                let why = why.to_string();
+                if self.proc_refused.as_deref() != Some(why.as_str()) {
+                    self.log
+                        .error(Level::Warn, "reaper", &why)
+                        .path("path", &self.cfg.paths.proc)
+                        .str("effect", REFUSED_EFFECT)
+                        .emit();
+                    self.proc_refused = Some(why);
+                }
+                None
+            }
+        }
+    }
+
+    /// Carries out one decision (unless dry-run, already done, or `own` is missing:
+    /// then it is only logged), and logs what was done.
+    pub(super) fn act(&mut self, d: &reaper::Decision, now: u64, own: Option<&OwnProc>) {
         let key = (d.pid, d.start);
         if self.settled.contains(&key) || self.pending.iter().any(|p| (p.pid, p.start) == key) {
             return;
         }
+        let dry_run = self.cfg.agent.dry_run;
+        let Some(own) = own else {
+            // A pid read there may name any process here.
+            self.log_reap(d, "log", None, dry_run, Some(LOG_ONLY));
+            self.settled.push(key);
+            return;
+        };
         let (target, target_start, sig) = match d.act {
             reaper::Act::Term => (d.pid, d.start, Some(libc::SIGTERM)),
             reaper::Act::Kill => (d.pid, d.start, Some(libc::SIGKILL)),
             reaper::Act::Log => (d.pid, d.start, None),
             reaper::Act::SigchldParent | reaper::Act::KillParent => {
                 // Only on account of a zombie that is still one now.
-                if !reaper::still_zombie(&self.cfg.paths.proc, d.pid, d.start) {
+                if !reaper::still_zombie(own, d.pid, d.start) {
                     return;
                 }
                 let procs = self.scanner.procs();
@@ -79,20 +129,20 @@ impl Agent {
                 (d.ppid, procs[i].start, Some(sig))
             }
         };
-        let dry_run = self.cfg.agent.dry_run;
-        self.log_reap(
-            "reap",
-            d,
-            d.act.name(),
-            (target != d.pid).then_some(target),
-            dry_run,
-        );
+        // A zombie's parent is named as the target.
+        let shown = (target != d.pid).then_some(target);
         let (Some(sig), false) = (sig, dry_run) else {
+            self.log_reap(d, d.act.name(), shown, dry_run, None);
             self.settled.push(key);
             return;
         };
-        match reaper::signal(&self.cfg.paths.proc, target, target_start, sig) {
-            Ok(pidfd) if d.act == reaper::Act::Term => {
+        match reaper::signal(own, target, target_start, sig) {
+            Ok(pidfd) => {
+                self.log_reap(d, d.act.name(), shown, false, None);
+                if d.act != reaper::Act::Term {
+                    self.settled.push(key);
+                    return;
+                }
                 if matches!(d.state, b'T' | b't')
                     && let Some(fd) = &pidfd
                 {
@@ -106,67 +156,79 @@ impl Agent {
                     pidfd,
                 });
             }
-            Ok(_) => self.settled.push(key),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-            Err(e) => {
+            Err(NotSent::Gone) => {}
+            Err(why) => {
                 self.settled.push(key);
-                self.log_reap_failed(d.pid, d.rule, d.act.name(), &e);
+                self.log_not_sent(d.pid, d.rule, d.act.name(), shown, &why);
             }
         }
     }
 
-    /// SIGKILL for every SIGTERM that `grace` did not end.
-    pub(super) fn escalate(&mut self, now: u64) {
+    /// SIGKILL for every SIGTERM that `grace` did not end. A SIGTERM stamped later
+    /// than `now` (the wall clock was set back) waits a whole `grace` from now.
+    pub(super) fn escalate(&mut self, now: u64, own: Option<&OwnProc>) {
         let grace = self.cfg.reaper.grace.as_nanos() as u64;
-        let proc_root = self.cfg.paths.proc.clone();
         let mut still = Vec::new();
-        for p in std::mem::take(&mut self.pending) {
-            if !p.alive(&proc_root) {
+        for mut p in std::mem::take(&mut self.pending) {
+            if !p.alive(own) {
                 // Done with: it exited (if its parent leaves a zombie, that is the
                 // parent's to reap, not a new process to act on).
                 self.settled.push((p.pid, p.start));
                 continue;
             }
-            if now.saturating_sub(p.sent_ns) < grace {
+            p.sent_ns = p.sent_ns.min(now);
+            if now - p.sent_ns < grace {
                 still.push(p);
                 continue;
             }
-            let rule = self
-                .cfg
-                .reap
-                .get(p.rule)
-                .map_or("?", |r| r.name.as_str())
-                .to_string();
-            let after = crate::cleanup::fmt_age(grace / 1_000_000_000);
-            let name = self.proc_name(p.pid);
-            self.log
-                .event(Level::Warn, "reap")
-                .i64("pid", p.pid as i64)
-                .bytes("name", &name)
-                .str("action", "kill")
-                .str("rule", &rule)
-                .str("reason", &format!("still running {after} after SIGTERM"))
-                .emit();
-            if let Err(e) = p.kill(&proc_root)
-                && e.raw_os_error() != Some(libc::ESRCH)
-            {
-                self.log_reap_failed(p.pid, p.rule, "kill", &e);
-            }
             self.settled.push((p.pid, p.start));
+            match p.kill(own) {
+                Ok(()) => self.log_escalated(&p, grace),
+                Err(NotSent::Gone) => {}
+                Err(why) => self.log_not_sent(p.pid, p.rule, "kill", None, &why),
+            }
         }
         self.pending = still;
+    }
+
+    fn log_escalated(&mut self, p: &reaper::Pending, grace: u64) {
+        let rule = self
+            .cfg
+            .reap
+            .get(p.rule)
+            .map_or("?", |r| r.name.as_str())
+            .to_string();
+        let after = crate::cleanup::fmt_age(grace / 1_000_000_000);
+        let name = self.proc_name(p.pid);
+        self.log
+            .event(Level::Warn, "reap")
+            .i64("pid", p.pid as i64)
+            .bytes("name", &name)
+            .str("action", "kill")
+            .str("rule", &rule)
+            .str("reason", &format!("still running {after} after SIGTERM"))
+            .emit();
     }
 
     pub(super) fn reaper_path(&self) -> PathBuf {
         self.state_path("reaper")
     }
 
-    /// `--once`: the state clocks and pending SIGTERMs of the previous run.
+    /// This boot, for the reaper's state: `[paths] proc`'s
+    /// `sys/kernel/random/boot_id`, else the boot time of its `stat`.
+    fn boot_id(&self) -> Option<String> {
+        let id = std::fs::read(self.cfg.paths.proc.join("sys/kernel/random/boot_id")).ok();
+        reaper::boot_token(id.as_deref(), self.btime)
+    }
+
+    /// `--once`: the state clocks and pending SIGTERMs of the previous run, when it
+    /// was in this boot (pids and start times begin anew with each).
     pub(super) fn load_reaper(&mut self) {
         let path = self.reaper_path();
         let Some(r) = self.read_state(&path, state::parse_reaper) else {
             return;
         };
+        let r = r.of_boot(self.boot_id().as_deref());
         self.reaper_clock.since = r
             .states
             .iter()
@@ -193,6 +255,7 @@ impl Agent {
             return;
         }
         let r = state::ReaperState {
+            boot: self.boot_id(),
             states: self
                 .reaper_clock
                 .since
@@ -223,13 +286,15 @@ impl Agent {
             .unwrap_or_default()
     }
 
+    /// `reap`: a decision carried out (or, with `action = log`, `dry_run` or
+    /// `log_only`, only reported).
     pub(super) fn log_reap(
         &mut self,
-        event: &str,
         d: &reaper::Decision,
         action: &str,
         target: Option<i32>,
         dry_run: bool,
+        log_only: Option<&str>,
     ) {
         let name = self.proc_name(d.pid);
         let user = self
@@ -250,14 +315,14 @@ impl Agent {
             .map_or("?", |r| r.name.as_str())
             .to_string();
         let age = crate::cleanup::fmt_age(d.age_s);
-        let level = if d.act == reaper::Act::Log {
+        let level = if action == reaper::Act::Log.name() {
             Level::Info
         } else {
             Level::Warn
         };
         let e = self
             .log
-            .event(level, event)
+            .event(level, "reap")
             .i64("pid", d.pid as i64)
             .bytes("name", &name)
             .str("user", &user)
@@ -270,15 +335,20 @@ impl Agent {
             Some(t) => e.i64("target", t as i64),
             None => e,
         };
-        e.opt("dry_run", dry_run.then_some("yes")).emit();
+        e.opt("dry_run", dry_run.then_some("yes"))
+            .opt("log_only", log_only)
+            .emit();
     }
 
-    pub(super) fn log_reap_failed(
+    /// `reap_failed`: a signal that was not sent, and why: the kernel's errno, or
+    /// `reason="pid reused"` when the pid names another process by now.
+    fn log_not_sent(
         &mut self,
         pid: i32,
         rule: usize,
         action: &str,
-        e: &std::io::Error,
+        target: Option<i32>,
+        why: &NotSent,
     ) {
         let name = self.proc_name(pid);
         let rule = self
@@ -287,14 +357,133 @@ impl Agent {
             .get(rule)
             .map_or("?", |r| r.name.as_str())
             .to_string();
-        self.log
-            .event(Level::Error, "reap_failed")
+        let level = match why {
+            NotSent::Reused => Level::Warn,
+            _ => Level::Error,
+        };
+        let e = self
+            .log
+            .event(level, "reap_failed")
             .i64("pid", pid as i64)
             .bytes("name", &name)
             .str("action", action)
-            .str("rule", &rule)
-            .str("errno", &crate::error::errno_name(e))
-            .str("error", &crate::error::errno_text(e))
-            .emit();
+            .str("rule", &rule);
+        let e = match target {
+            Some(t) => e.i64("target", t as i64),
+            None => e,
+        };
+        match why {
+            NotSent::Failed(err) => e
+                .str("errno", &crate::error::errno_name(err))
+                .str("error", &crate::error::errno_text(err))
+                .emit(),
+            _ => e.str("reason", "pid reused").emit(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// A private temp dir, removed on drop.
+    struct Tmp(PathBuf);
+
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let p = std::env::temp_dir().join(format!("sa-unit-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).expect("create temp dir");
+            Tmp(p)
+        }
+
+        fn p(&self, rel: &str) -> String {
+            self.0.join(rel).display().to_string()
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// An agent on the real /proc whose log and state stay in `t`, with one rule
+    /// `v` (the decisions below are made by hand).
+    fn agent(t: &Tmp) -> Agent {
+        let text = format!(
+            "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\n\
+             [disk]\nmounts =\n[audit]\nbash_history = no\n\
+             [reaper]\nenabled = yes\n[reap.v]\nmatch = sleep\nuser = root\naction = term\n",
+            t.p("agent.log"),
+            t.p("state"),
+        );
+        let cfg = Config::parse(Path::new("unit.ini"), &text).expect("valid config");
+        let opts = Options {
+            config: t.0.join("unit.ini"),
+            explicit: true,
+            dry_run: false,
+            log_level: None,
+        };
+        Agent::new(opts, cfg, false)
+    }
+
+    /// The `reap` and `reap_failed` lines of the log, without `ts=`.
+    fn reap_lines(t: &Tmp) -> Vec<String> {
+        std::fs::read_to_string(t.0.join("agent.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" event=reap"))
+            .map(|l| l.split_once(' ').map_or("", |(_, r)| r).to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_pid_whose_start_time_changed_is_not_signalled_and_says_so() {
+        // The decision names this test's own child with a start time one tick off,
+        // as when the pid was reused between the scan and the signal.
+        let t = Tmp::new("reused");
+        let mut a = agent(&t);
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        a.scanner.scan(0).expect("scan /proc");
+        let procs = a.scanner.procs();
+        let i = procs
+            .binary_search_by_key(&pid, |p| p.pid)
+            .expect("child in the scan");
+        let d = reaper::Decision {
+            pid,
+            start: procs[i].start + 1,
+            ppid: sys::getpid(),
+            uid: 0,
+            state: b'S',
+            zombie: false,
+            age_s: 0,
+            rule: 0,
+            act: reaper::Act::Term,
+            reason: "name sleep".into(),
+        };
+        let own = ownproc::prove(
+            a.scanner.dir().expect("scanned"),
+            sys::getpid(),
+            &mut Vec::new(),
+        )
+        .expect("this process's /proc is its own");
+        a.act(&d, 0, Some(&own));
+        // A fatal signal sets the exit status when it is sent: had the SIGTERM gone
+        // out, the child would show it rather than our SIGKILL.
+        child.kill().expect("kill our child");
+        let status = child.wait().expect("wait for our child");
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert_eq!(
+            reap_lines(&t),
+            vec![format!(
+                "level=warn event=reap_failed pid={pid} name=sleep action=term rule=v reason=\"pid reused\""
+            )]
+        );
     }
 }

@@ -141,6 +141,20 @@ pub fn parse_pid_status(buf: &[u8]) -> Result<PidStatus, ParseError> {
     }
 }
 
+/// In how many PID namespaces the process has a pid, counted from the namespace of
+/// the procfs that was read down to the process's own: the fields of `NSpid` in
+/// `/proc/PID/status` (Linux 4.1+). One when that procfs is of the process's own
+/// namespace. `None` without an `NSpid` line (no PID namespaces: there is only one).
+///
+/// ```text
+/// NSpid:  27062  1      (tab-separated)
+/// ```
+pub fn nspid_levels(buf: &[u8]) -> Option<usize> {
+    lines(buf)
+        .find_map(|line| line.strip_prefix(b"NSpid:"))
+        .map(|rest| fields(rest).count())
+}
+
 fn parse_ids(rest: &[u8]) -> Result<[u32; 4], ParseError> {
     let mut ids = [0u32; 4];
     let mut it = fields(rest);
