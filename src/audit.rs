@@ -328,6 +328,10 @@ pub fn parse(text: &[u8]) -> Result<Vec<HistState>, &'static str> {
         if let Some(rest) = line.strip_prefix(b"refused ") {
             let text = std::str::from_utf8(rest).map_err(|_| "bad refused line")?;
             let (user, why) = text.split_once(' ').ok_or("bad refused line")?;
+            // A user is one word, as on `hist` lines (found by scripts/fuzz).
+            if user.is_empty() {
+                return Err("bad refused line");
+            }
             match out.iter_mut().find(|s| s.user == user) {
                 Some(s) => s.refused = why.to_string(),
                 None => out.push(HistState {

@@ -1727,16 +1727,24 @@ const ALL_SEEDS: &[&[u8]] = &[
     GARBAGE,
 ];
 
-const ROUNDS: usize = 20_000;
+/// Inputs per fuzz target: 20,000 in `cargo test`; `scripts/fuzz` sets
+/// `SA_FUZZ_ROUNDS` (a million by default) for a long run with the same seeds.
+fn rounds() -> usize {
+    std::env::var("SA_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
 
-/// Runs `check` on `ROUNDS` inputs derived from `seeds`; a panic fails the test and
+/// Runs `check` on `rounds()` inputs derived from `seeds`; a panic fails the test and
 /// shows the input. `check` says whether the input parsed, and both outcomes must
 /// have happened (so the mutations reach past the first error).
 fn fuzz(seed: u64, seeds: &[&[u8]], mut check: impl FnMut(&[u8]) -> bool) {
     let mut rng = Rng(seed);
     let mut buf = Vec::new();
     let (mut ok, mut bad) = (0, 0);
-    for round in 0..ROUNDS {
+    let rounds = rounds();
+    for round in 0..rounds {
         input(&mut rng, seeds, &mut buf);
         match catch_unwind(AssertUnwindSafe(|| check(&buf))) {
             Ok(true) => ok += 1,
@@ -1747,8 +1755,8 @@ fn fuzz(seed: u64, seeds: &[&[u8]], mut check: impl FnMut(&[u8]) -> bool) {
             ),
         }
     }
-    assert!(ok >= ROUNDS / 50, "only {ok} of {ROUNDS} inputs parsed");
-    assert!(bad >= ROUNDS / 50, "only {bad} of {ROUNDS} inputs failed");
+    assert!(ok >= rounds / 50, "only {ok} of {rounds} inputs parsed");
+    assert!(bad >= rounds / 50, "only {bad} of {rounds} inputs failed");
 }
 
 fn percent_ok(p: f64) -> bool {
@@ -2067,7 +2075,7 @@ fn fuzz_config_parse() {
     let mut text = String::new();
     let mut bytes = Vec::new();
     let (mut ok, mut bad) = (0, 0);
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         text.clear();
         match rng.below(4) {
             0 => {
@@ -2116,7 +2124,7 @@ fn fuzz_config_parse() {
         }
     }
     assert!(
-        ok >= ROUNDS / 50 && bad >= ROUNDS / 50,
+        ok >= rounds() / 50 && bad >= rounds() / 50,
         "ok {ok}, errors {bad}"
     );
 }
@@ -2130,4 +2138,132 @@ fn a_zombie_is_state_z_with_one_thread() {
     assert_eq!((st.state, st.num_threads), (b'Z', 2));
     assert!(!st.is_zombie());
     assert!(!parse_pid_stat(PID_INIT).unwrap().is_zombie());
+}
+
+/// Each feature's state file: what parses writes back to a file that parses the
+/// same (so a saved file is never misread by the next run).
+#[test]
+fn fuzz_feature_state_files() {
+    use system_agent::state::{ReaperState, format_reaper, parse_reaper};
+    use system_agent::{alerts, audit, tasks};
+    let reaper = b"system-agent-reaper 2\nboot 0b5e3c4d-aaaa\nstate 10 20 T 30\n\
+        pending 11 21 31 hogs\nsettled 12 22\nend\n";
+    let mut again = String::new();
+    fuzz(
+        13,
+        &[reaper, b"system-agent-reaper 1\nstate 1 2 S 3\nend\n"],
+        |b| match parse_reaper(b) {
+            Ok(r) => {
+                format_reaper(&mut again, &r);
+                let back: ReaperState = parse_reaper(again.as_bytes()).expect("reparse");
+                assert_eq!(back, r, "written back as {again:?}");
+                true
+            }
+            Err(_) => false,
+        },
+    );
+    let tasks_text =
+        b"system-agent-tasks 1\ntask 5 6 2 mandb\nskipped mandb /usr/bin/mandb is missing\nend\n";
+    fuzz(14, &[tasks_text], |b| match tasks::parse(b) {
+        Ok(t) => {
+            tasks::format(&mut again, &t);
+            assert_eq!(tasks::parse(again.as_bytes()).as_ref(), Ok(&t));
+            true
+        }
+        Err(_) => false,
+    });
+    let alerts_text = b"system-agent-alerts 1\ntold 2 3 4 5 6 disk:/var\ntold 0 0 0 0 0 cpu\nend\n";
+    fuzz(15, &[alerts_text], |b| match alerts::parse(b) {
+        Ok(t) => {
+            alerts::format(&mut again, &t);
+            assert_eq!(alerts::parse(again.as_bytes()).as_ref(), Ok(&t));
+            true
+        }
+        Err(_) => false,
+    });
+    let audit_text = b"system-agent-audit 2\nhist 1 2 3 alice\nhist 0 0 0 bob\n\
+        refused bob is a symlink\nend\n";
+    fuzz(
+        16,
+        &[audit_text, b"system-agent-audit 1\nhist 1 2 3 alice\nend\n"],
+        |b| {
+            match audit::parse(b) {
+                Ok(h) => {
+                    audit::format(&mut again, &h);
+                    // A version 1 file is read into version 2 records; those round-trip.
+                    let back = audit::parse(again.as_bytes()).expect("reparse");
+                    audit::format(&mut String::new(), &back);
+                    true
+                }
+                Err(_) => false,
+            }
+        },
+    );
+}
+
+/// Shell histories: every complete command is taken once, `used` never passes the
+/// input, and what is left is at most one partial line (and its timestamp).
+#[test]
+fn fuzz_history_commands() {
+    use system_agent::audit::parse_commands;
+    let seeds: [&[u8]; 3] = [
+        b"ls\ncd /\n",
+        b"#1700000000\nls -l\n#1700000001\nrm x\npartial",
+        b"\n\n#12\n\r\n",
+    ];
+    fuzz(17, &seeds, |b| {
+        let (cmds, used) = parse_commands(b);
+        assert!(used <= b.len());
+        assert!(
+            !b[used..].contains(&b'\n') || b[used..].starts_with(b"#"),
+            "left {:?}",
+            &b[used..]
+        );
+        for c in &cmds {
+            assert!(!c.cmd.contains(&b'\n'));
+        }
+        !cmds.is_empty()
+    });
+}
+
+/// Command lines: a list of words that parses is printed back to the same words;
+/// globs never panic and `*` matches anything.
+#[test]
+fn fuzz_command_words_and_globs() {
+    use system_agent::config::value::{fmt_command, words};
+    use system_agent::glob::{Glob, matches};
+    let seeds: [&[u8]; 4] = [
+        b"/usr/bin/mandb -q",
+        b"\"/opt/my tool/x\" --flag 'a b' c\\ d",
+        b"/usr/bin/find /var/tmp -name \"*.tmp\" ; note",
+        b"/bin/x \"unclosed",
+    ];
+    fuzz(18, &seeds, |b| {
+        let text = String::from_utf8_lossy(b);
+        match words(&text) {
+            Ok(argv) => {
+                let printed = fmt_command(&argv);
+                assert_eq!(
+                    words(&printed).as_ref(),
+                    Ok(&argv),
+                    "printed as {printed:?}"
+                );
+                true
+            }
+            Err(e) => {
+                assert!(!e.is_empty());
+                false
+            }
+        }
+    });
+    let globs: [&[u8]; 4] = [b"*.log", b"[!a-z]?x*", b"\\*[", b"a*b*c*d"];
+    fuzz(19, &globs, |b| {
+        let (p, s) = b.split_at(b.len() / 2);
+        assert!(matches(b"*", s));
+        // A pattern without special bytes matches exactly itself.
+        if !p.iter().any(|c| b"*?[\\".contains(c)) {
+            assert!(matches(p, p));
+        }
+        Glob::new(&String::from_utf8_lossy(p)).matches(s)
+    });
 }

@@ -48,7 +48,9 @@ impl CpuTimes {
         if total == 0 || busy > total {
             return None;
         }
-        Some(busy as f64 * 100.0 / total as f64)
+        // busy <= total, but the division can round a hair above 100 (found by
+        // scripts/fuzz: 100.00000000000001).
+        Some((busy as f64 * 100.0 / total as f64).min(100.0))
     }
 
     pub fn as_array(&self) -> [u64; 8] {
