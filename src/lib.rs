@@ -35,6 +35,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod glob;
 pub mod log;
 pub mod passwd;
