@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod glob;
+pub mod health;
 pub mod log;
 pub mod passwd;
 pub mod policy;
