@@ -44,6 +44,10 @@ impl Host {
     fn log(&self) -> String {
         self.t.read("agent.log")
     }
+
+    fn count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
 }
 
 /// Runs the binary with `args`, killed (and the test failed) after 20 s: a hang
@@ -101,6 +105,19 @@ fn events(text: &str, needle: &str) -> Vec<String> {
 
 /// A running service; killed if a test fails before stopping it.
 struct Service(Child);
+
+impl Service {
+    fn spawn(cfg: &Path) -> Service {
+        Service(spawn(&["-c", cfg.to_str().unwrap()]))
+    }
+
+    fn stop(mut self) -> i32 {
+        signal(&self.0, libc::SIGTERM);
+        wait_exit(&mut self.0, Duration::from_secs(10))
+            .code()
+            .unwrap_or(-1)
+    }
+}
 
 impl Drop for Service {
     fn drop(&mut self) {
@@ -230,6 +247,281 @@ fn a_log_file_of_another_user_is_refused() {
         events(&err, "event="),
         vec![log_file_error(&h.p("agent.log"), &why)]
     );
+}
+
+// --- atomic writes ----------------------------------------------------------------
+
+#[test]
+fn a_fifo_planted_where_the_metrics_file_was_written_first_cannot_block() {
+    let h = Host::new("tmp-fifo");
+    std::fs::create_dir(h.t.join("m")).unwrap();
+    mkfifo(&h.t.join("m/m.prom.tmp"));
+    let cfg = h.config(&format!("metrics_file = {}", h.p("m/m.prom")), "");
+    let (code, _, err) = once(&cfg);
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""));
+    assert!(
+        h.t.read("m/m.prom")
+            .contains("\nsystem_agent_cycles_total 1\n")
+    );
+    let names: Vec<_> = std::fs::read_dir(h.t.join("m"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "no temporary file left behind: {names:?}");
+}
+
+#[test]
+fn a_hard_link_planted_where_a_state_file_was_written_first_is_left_alone() {
+    let h = Host::new("tmp-link");
+    let victim = h.t.write("victim", "precious\n");
+    std::fs::create_dir(h.t.join("state")).unwrap();
+    std::fs::hard_link(&victim, h.t.join("state/state.tmp")).unwrap();
+    let (code, _, err) = once(&h.config("", ""));
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        h.t.read("state/state")
+            .starts_with("system-agent-state 1\n")
+    );
+}
+
+#[test]
+fn temporary_files_a_crash_left_are_removed_at_start_and_only_ours() {
+    let h = Host::new("tmp-stale");
+    let hex = "0123456789abcdef";
+    let stale = [
+        format!("state/.state.sa-tmp-{hex}"),
+        format!("state/.alerts.sa-tmp-{hex}"),
+        format!("m/.m.prom.sa-tmp-{hex}"),
+    ];
+    let kept = [
+        "state/notes.tmp".to_string(),
+        format!("state/.state.sa-tmp-{}", &hex[1..]),
+        format!("m/.other.prom.sa-tmp-{hex}"),
+        "m/m.prom.tmp".to_string(),
+    ];
+    for f in stale.iter().chain(&kept) {
+        h.t.write(f, "x");
+    }
+    let foreign =
+        h.t.write(&format!("m/.m.prom.sa-tmp-{}", "f".repeat(16)), "x");
+    if is_root() {
+        std::os::unix::fs::chown(&foreign, Some(65534), None).unwrap();
+    }
+    let cfg = h.config(&format!("metrics_file = {}", h.p("m/m.prom")), "");
+    let (code, _, err) = once(&cfg);
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""));
+    for f in &stale {
+        assert!(!h.t.join(f).exists(), "{f} should be gone");
+    }
+    for f in &kept {
+        assert!(h.t.join(f).exists(), "{f} should be kept");
+    }
+    assert_eq!(foreign.exists(), is_root(), "another user's file is kept");
+}
+
+// --- state files ------------------------------------------------------------------
+
+fn state_error(path: &str, error: &str) -> String {
+    format!(
+        "level=warn event=error what=state error={error} path={path} effect=\"starting fresh; the file will be replaced\""
+    )
+}
+
+#[test]
+fn a_state_file_that_is_a_fifo_neither_hangs_once_nor_the_service() {
+    let h = Host::new("state-fifo");
+    std::fs::create_dir(h.t.join("state")).unwrap();
+    mkfifo(&h.t.join("state/state"));
+    let cfg = h.config("", "");
+    let (code, _, err) = once(&cfg);
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""));
+    assert_eq!(
+        events(&h.log(), "event=error"),
+        vec![state_error(
+            &h.p("state/state"),
+            "\"a FIFO, not a regular file\""
+        )]
+    );
+    assert!(
+        h.t.read("state/state")
+            .starts_with("system-agent-state 1\n")
+    );
+    // The service, too, starts and cycles.
+    std::fs::remove_file(h.t.join("state/state")).unwrap();
+    mkfifo(&h.t.join("state/state"));
+    let agent = Service::spawn(&cfg);
+    assert!(
+        wait_for(Duration::from_secs(10), || h.count("event=sample") >= 3),
+        "{}",
+        h.log()
+    );
+    assert_eq!(agent.stop(), 0);
+}
+
+#[test]
+fn a_state_file_over_its_cap_is_refused_unread() {
+    let h = Host::new("state-big");
+    std::fs::create_dir(h.t.join("state")).unwrap();
+    let f = std::fs::File::create(h.t.join("state/state")).unwrap();
+    f.set_len(100 << 20).unwrap(); // sparse: costs no disk
+    let (code, _, err) = once(&h.config("", ""));
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""));
+    assert_eq!(
+        events(&h.log(), "event=error"),
+        vec![state_error(
+            &h.p("state/state"),
+            "\"104857600 bytes, over the 4194304-byte limit\""
+        )]
+    );
+    assert!(std::fs::metadata(h.t.join("state/state")).unwrap().len() < 4096);
+}
+
+#[test]
+fn a_state_file_that_is_a_symlink_is_not_followed() {
+    let h = Host::new("state-link");
+    let elsewhere =
+        h.t.write("elsewhere", "system-agent-state 1\nsaved 1\nbtime 1\nend\n");
+    std::fs::create_dir(h.t.join("state")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, h.t.join("state/state")).unwrap();
+    let (code, _, err) = once(&h.config("", ""));
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""));
+    assert_eq!(
+        events(&h.log(), "event=error"),
+        vec![state_error(
+            &h.p("state/state"),
+            "\"a symbolic link, not a regular file\""
+        )]
+    );
+    assert!(
+        !std::fs::symlink_metadata(h.t.join("state/state"))
+            .unwrap()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn a_state_file_that_cannot_be_read_is_said_so() {
+    let h = Host::new("state-dir-entry");
+    std::fs::create_dir_all(h.t.join("state/tasks")).unwrap();
+    let cfg = h.config("", "[task.t]\ncommand = /bin/true\nwhen_cpu_below = 0\n");
+    let (code, _, err) = once(&cfg);
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""));
+    let lines = events(&h.log(), "what=state");
+    assert_eq!(
+        lines[0],
+        state_error(&h.p("state/tasks"), "\"Is a directory\""),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_state_dir_others_may_write_is_refused() {
+    let h = Host::new("state-open");
+    let dir = h.t.join("state");
+    std::fs::create_dir(&dir).unwrap();
+    chmod(&dir, 0o777);
+    let cfg = h.config("", "");
+    let why = format!(
+        "refused {}: {} is writable by group or others (mode 777)",
+        dir.display(),
+        dir.display()
+    );
+    let (code, _, err) = run_bounded(&["-c", cfg.to_str().unwrap()]);
+    assert_eq!(
+        (code, err),
+        (1, format!("system-agent: cannot start: {why}\n"))
+    );
+    // `--once` still checks, with its actions off, and says why.
+    let (code, out, err) = once(&cfg);
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""), "{out}");
+    let start = events(&h.log(), "event=start");
+    assert_eq!(start.len(), 1, "{}", h.log());
+    assert!(
+        start[0].ends_with(&format!(" actions=off actions_off=\"{why}\"")),
+        "{}",
+        start[0]
+    );
+    assert!(!dir.join("state").exists());
+}
+
+// --- failing outputs are reported once --------------------------------------------
+
+#[test]
+fn a_missing_metrics_directory_is_reported_once_and_so_is_its_recovery() {
+    let h = Host::new("metrics-dir");
+    let prom = h.p("nodir/m.prom");
+    let cfg = h.config(&format!("metrics_file = {prom}"), "");
+    let agent = Service::spawn(&cfg);
+    assert!(
+        wait_for(Duration::from_secs(10), || h.count("event=sample") >= 6),
+        "{}",
+        h.log()
+    );
+    std::fs::create_dir(h.t.join("nodir")).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || h.count("status=recovered") == 1),
+        "{}",
+        h.log()
+    );
+    assert_eq!(agent.stop(), 0);
+    let lines = events(&h.log(), "what=metrics_file");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "level=error event=error what=metrics_file path={prom} errno=ENOENT error=\"No such file or directory\" note=retrying"
+        )
+    );
+    let failed: u64 = lines[1]
+        .strip_prefix(&format!(
+            "level=warn event=error what=metrics_file status=recovered path={prom} failed="
+        ))
+        .unwrap_or_else(|| panic!("{}", lines[1]))
+        .parse()
+        .unwrap();
+    assert!(failed >= 5, "{failed}");
+    assert!(
+        h.t.read("nodir/m.prom")
+            .contains("system_agent_cycles_total ")
+    );
+}
+
+#[test]
+fn a_state_path_that_is_a_directory_is_reported_once_and_so_is_its_recovery() {
+    let h = Host::new("state-isdir");
+    std::fs::create_dir_all(h.t.join("state/state")).unwrap();
+    // A level that changes, so the service wants to write its state each cycle.
+    let cfg = h.config(
+        "",
+        "[thresholds]\nmem_warn = 10\nmem_crit = 90\nfor_cycles = 1000\n",
+    );
+    let agent = Service::spawn(&cfg);
+    assert!(
+        wait_for(Duration::from_secs(10), || h.count("event=sample") >= 6),
+        "{}",
+        h.log()
+    );
+    std::fs::remove_dir(h.t.join("state/state")).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || h.count("status=recovered") == 1),
+        "{}",
+        h.log()
+    );
+    assert_eq!(agent.stop(), 0);
+    let path = h.p("state/state");
+    let lines = events(&h.log(), "what=state");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], state_error(&path, "\"Is a directory\""));
+    assert_eq!(
+        lines[1],
+        format!(
+            "level=error event=error what=state path={path} errno=EISDIR error=\"Is a directory\" note=retrying"
+        )
+    );
+    let recovered =
+        format!("level=warn event=error what=state status=recovered path={path} failed=");
+    assert!(lines[2].starts_with(&recovered), "{lines:?}");
 }
 
 // --- a full disk ------------------------------------------------------------------

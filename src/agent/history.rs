@@ -87,7 +87,9 @@ impl Agent {
 
     pub(super) fn load_hist(&mut self) -> Vec<audit::HistState> {
         let path = self.hist_path();
-        let hist = self.read_state(&path, audit::parse).unwrap_or_default();
+        let hist = self
+            .read_state(&path, state::max::AUDIT, audit::parse)
+            .unwrap_or_default();
         // What is on disk, so an unchanged state is not written again.
         audit::format(&mut self.hist_written, &hist);
         hist
@@ -100,7 +102,13 @@ impl Agent {
             return;
         }
         std::mem::swap(&mut self.scratch, &mut self.hist_written);
-        if !Self::write_state(&self.hist_path(), &mut self.log, &self.hist_written) {
+        let path = self.hist_path();
+        if !Self::write_state(
+            &mut self.state_files,
+            &path,
+            &mut self.log,
+            &self.hist_written,
+        ) {
             self.hist_written.clear();
         }
     }
