@@ -128,6 +128,49 @@ impl Drop for Service {
     }
 }
 
+// --- the config -------------------------------------------------------------------
+
+#[test]
+fn a_config_that_is_a_fifo_is_refused_without_waiting_for_a_writer() {
+    let h = Host::new("cfg-fifo");
+    let fifo = h.t.join("fifo.ini");
+    mkfifo(&fifo);
+    let want = format!(
+        "{}: cannot read: a FIFO, not a regular file\n",
+        fifo.display()
+    );
+    let (code, _, err) = run_bounded(&["-c", fifo.to_str().unwrap(), "--check-config"]);
+    assert_eq!((code, err.as_str()), (78, want.as_str()));
+    let (code, out, err) = once(&fifo);
+    assert_eq!((code, err.as_str()), (3, want.as_str()));
+    assert!(
+        out.starts_with("SYSTEM-AGENT UNKNOWN - invalid configuration: "),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_config_over_one_mebibyte_is_refused_naming_the_file() {
+    let h = Host::new("cfg-big");
+    // Comments only: valid INI, but no config is this large.
+    let line = format!("# {}\n", "x".repeat(1021));
+    let path = h.t.write("big.ini", line.repeat(1024) + "#\n");
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(size, 1024 * 1024 + 2);
+    let (code, out, err) = run_bounded(&["-c", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(
+        (code, err),
+        (
+            78,
+            format!(
+                "{}: cannot read: {size} bytes, over the 1048576-byte limit\n",
+                path.display()
+            )
+        ),
+        "{out}"
+    );
+}
+
 // --- log files --------------------------------------------------------------------
 
 /// The one stderr line of a log file that is refused or fails.

@@ -162,6 +162,9 @@ impl Agent {
     /// Builds the agent from a valid config. Opening sinks and files never fails
     /// here: what does not work is reported in the start event.
     pub fn new(opts: Options, cfg: Config, once: bool) -> Agent {
+        // Before anything the config names is opened: until the config is known
+        // to be root's, what it names is opened with the caller's rights only.
+        let caps_dropped = guard_capabilities(&cfg);
         let log = Logger::new(&Target::from_config(&cfg));
         let mut agent = Agent {
             sampler: Sampler::new(&cfg.paths.proc, &cfg.disk.mounts),
@@ -177,7 +180,7 @@ impl Agent {
             page_size: sys::page_size(),
             lock: None,
             actions_off: None,
-            caps_dropped: None,
+            caps_dropped,
             state_files: Outputs::new("state", 0o600),
             metrics_file: None,
             written: String::new(),
@@ -215,37 +218,11 @@ impl Agent {
             cfg,
             log,
         };
-        agent.caps_dropped = agent.guard_capabilities();
         agent.load_users();
         agent.load_audit_targets();
         agent.open_audit_log();
         agent.open_files();
         agent
-    }
-
-    /// Drops all capabilities when the config does not allow keeping them (see
-    /// `policy::may_keep_capabilities`); returns why, if it did.
-    fn guard_capabilities(&mut self) -> Option<String> {
-        if sys::getuid() != 0 {
-            // Only what the configured features use stays effective.
-            let _ = sys::set_effective_capabilities(policy::needed_capabilities(&self.cfg));
-        }
-        if sys::effective_capabilities().unwrap_or(0) == 0 {
-            return None;
-        }
-        let verdict = policy::may_keep_capabilities(
-            sys::getuid(),
-            self.cfg.file.as_deref(),
-            self.cfg.file_owner,
-        );
-        let why = verdict.err()?;
-        match sys::drop_capabilities() {
-            Ok(()) => Some(why),
-            Err(e) => Some(format!(
-                "{why}; dropping them failed: {}",
-                crate::error::errno_text(&e)
-            )),
-        }
     }
 
     fn load_users(&mut self) {
@@ -905,9 +882,13 @@ impl Agent {
         match self.opts.load() {
             Ok(new) => {
                 let changed = new.changed_keys(&self.cfg);
+                // Before the new config's files are opened (see `Agent::new`).
+                let dropped = guard_capabilities(&new);
                 if new.agent.state_dir != self.cfg.agent.state_dir
                     && let Err(why) = self.relock(&new.agent.state_dir)
                 {
+                    // The old config's capabilities again (unless they are gone).
+                    guard_capabilities(&self.cfg);
                     self.log.reopen(&Target::from_config(&self.cfg));
                     self.open_audit_log();
                     self.log
@@ -931,7 +912,7 @@ impl Agent {
                 self.task_states = tasks::states_for(&new.tasks, &self.task_states);
                 let old = std::mem::replace(&mut self.cfg, new);
                 self.log.reopen(&Target::from_config(&self.cfg));
-                if let Some(why) = self.guard_capabilities() {
+                if let Some(why) = dropped {
                     self.log
                         .error(Level::Warn, "capabilities", &why)
                         .str("effect", "dropped all capabilities")
@@ -1084,6 +1065,36 @@ impl Agent {
         out!("{line}");
         status
     }
+}
+
+/// Narrows the effective capabilities of an agent that is not root to what the
+/// configured features use, once the config is known to be root's (see
+/// `policy::may_keep_capabilities`, judged on the descriptor the config was read
+/// from); otherwise drops them all, and returns why. Until then (see `cli::main` and
+/// `Config::load`) none is in effect.
+fn guard_capabilities(cfg: &Config) -> Option<String> {
+    let uid = sys::getuid();
+    let verdict = policy::may_keep_capabilities(uid, cfg.file.as_deref(), cfg.file_owner);
+    match verdict {
+        Ok(()) if uid == 0 => None,
+        Ok(()) => {
+            let _ = sys::set_effective_capabilities(policy::needed_capabilities(cfg));
+            None
+        }
+        Err(_) if !any_permitted() => None,
+        Err(why) => match sys::drop_capabilities() {
+            Ok(()) => Some(why),
+            Err(e) => Some(format!(
+                "{why}; dropping them failed: {}",
+                crate::error::errno_text(&e)
+            )),
+        },
+    }
+}
+
+/// Whether this process holds any capability it could raise.
+fn any_permitted() -> bool {
+    sys::permitted_capabilities().unwrap_or(0) != 0
 }
 
 /// Whether SIGTERM or SIGINT arrived.

@@ -6,6 +6,7 @@
 mod source;
 pub mod value;
 
+use crate::files;
 use crate::glob::Glob;
 use crate::log::Level;
 use std::fmt;
@@ -513,27 +514,29 @@ pub const RULE_SECTIONS: &[(&str, &[&str])] = &[
 impl Config {
     /// Reads and validates `path`. With `must_exist` false, a missing file gives the
     /// built-in defaults (the default path on a host that has no config yet).
+    ///
+    /// The file is opened with the caller's own rights (no capability in effect,
+    /// see `files::with_caller_rights`), without blocking (a FIFO is refused, not
+    /// waited on), and only a regular file of at most `files::CONFIG_MAX` bytes is
+    /// read: so no error can quote a file the caller could not read themselves.
     pub fn load(path: &Path, must_exist: bool) -> Result<Config, Vec<ConfigError>> {
-        use std::io::Read;
-        use std::os::unix::fs::MetadataExt;
-        let cannot = |e: std::io::Error| {
-            let msg = format!("cannot read: {}", crate::error::errno_text(&e));
-            vec![ConfigError::at(path, 0, "", &msg)]
-        };
-        let mut file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
-                return Ok(Config::default());
-            }
-            Err(e) => return Err(cannot(e)),
-        };
-        let meta = file.metadata().map_err(cannot)?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(cannot)?;
+        let read = files::with_caller_rights(|| {
+            files::read_file(path, true, files::CONFIG_MAX, &mut bytes)
+        });
+        let cannot = |why: &dyn fmt::Display| {
+            vec![ConfigError::at(path, 0, "", &format!("cannot read: {why}"))]
+        };
+        let stat = match read {
+            Err(e) => return Err(cannot(&crate::error::errno_text(&e))),
+            Ok(Err(why)) if why.is_missing() && !must_exist => return Ok(Config::default()),
+            Ok(Err(why)) => return Err(cannot(&why)),
+            Ok(Ok(stat)) => stat,
+        };
         match String::from_utf8(bytes) {
             Ok(text) => {
                 let mut cfg = Config::parse(path, &text)?;
-                cfg.file_owner = Some((meta.uid(), meta.mode()));
+                cfg.file_owner = Some((stat.st_uid, stat.st_mode));
                 Ok(cfg)
             }
             Err(e) => {
