@@ -142,6 +142,15 @@ pub fn read_file(
     Ok(o.stat)
 }
 
+/// Reads a configuration file (the main file, or a drop-in) the one way: with the
+/// caller's rights (`with_caller_rights`), following a symlink as the caller may,
+/// without blocking, a regular file of at most `CONFIG_MAX` bytes. Code that lists
+/// a drop-in directory does so inside `with_caller_rights` too.
+pub fn read_config(path: &Path, buf: &mut Vec<u8>) -> Result<libc::stat, Why> {
+    with_caller_rights(|| read_file(path, true, CONFIG_MAX, buf))
+        .unwrap_or_else(|e| Err(Why::Sys("drop the capabilities to read", e)))
+}
+
 pub fn cstring(p: &Path) -> Result<CString, Why> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| Why::Sys("use", io::Error::from_raw_os_error(libc::EINVAL)))

@@ -469,7 +469,7 @@ impl LogFile {
         };
         let fd = fd.as_raw_fd();
         let lead: &[u8] = if self.cut { b"\n" } else { b"" };
-        let result = if self.cut {
+        let result = if !lead.is_empty() {
             sys::writev2(fd, lead, line)
         } else {
             sys::write_once(fd, line)

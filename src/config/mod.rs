@@ -515,23 +515,19 @@ impl Config {
     /// Reads and validates `path`. With `must_exist` false, a missing file gives the
     /// built-in defaults (the default path on a host that has no config yet).
     ///
-    /// The file is opened with the caller's own rights (no capability in effect,
-    /// see `files::with_caller_rights`), without blocking (a FIFO is refused, not
-    /// waited on), and only a regular file of at most `files::CONFIG_MAX` bytes is
-    /// read: so no error can quote a file the caller could not read themselves.
+    /// The file is read by `files::read_config`: with the caller's own rights (no
+    /// capability in effect), without blocking (a FIFO is refused, not waited on),
+    /// only a regular file of at most 1 MiB; so no error can quote a file the
+    /// caller could not read themselves.
     pub fn load(path: &Path, must_exist: bool) -> Result<Config, Vec<ConfigError>> {
         let mut bytes = Vec::new();
-        let read = files::with_caller_rights(|| {
-            files::read_file(path, true, files::CONFIG_MAX, &mut bytes)
-        });
-        let cannot = |why: &dyn fmt::Display| {
-            vec![ConfigError::at(path, 0, "", &format!("cannot read: {why}"))]
-        };
-        let stat = match read {
-            Err(e) => return Err(cannot(&crate::error::errno_text(&e))),
-            Ok(Err(why)) if why.is_missing() && !must_exist => return Ok(Config::default()),
-            Ok(Err(why)) => return Err(cannot(&why)),
-            Ok(Ok(stat)) => stat,
+        let stat = match files::read_config(path, &mut bytes) {
+            Ok(stat) => stat,
+            Err(why) if why.is_missing() && !must_exist => return Ok(Config::default()),
+            Err(why) => {
+                let msg = format!("cannot read: {why}");
+                return Err(vec![ConfigError::at(path, 0, "", &msg)]);
+            }
         };
         match String::from_utf8(bytes) {
             Ok(text) => {
