@@ -93,6 +93,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The binary's file capabilities must never act for the user who runs it: none
+    // is in effect until the config is known to be root's (`Agent::new`). Root is
+    // left as it is.
+    if let Err(e) = caller_rights() {
+        err!("system-agent: cannot clear the effective capabilities: {e}");
+        return ExitCode::from(if a.once { 3 } else { 1 });
+    }
     if a.help {
         out_raw!("{USAGE}");
         return ExitCode::SUCCESS;
@@ -131,6 +138,15 @@ pub fn main() -> ExitCode {
     } else {
         run_service(opts, cfg)
     }
+}
+
+/// Clears the effective capabilities of a process that is not root and has any.
+fn caller_rights() -> std::io::Result<()> {
+    use crate::sys;
+    if sys::getuid() == 0 || sys::permitted_capabilities()? == 0 {
+        return Ok(());
+    }
+    sys::set_effective_capabilities(0)
 }
 
 fn one_line(s: &str) -> String {

@@ -16,6 +16,12 @@ pub enum Error {
     },
     /// A file was read but is not what we expected: `bad /proc/stat: no "cpuN" lines`.
     Parse { path: PathBuf, err: ParseError },
+    /// A file or directory opened the safe way (`files`) failed or was refused:
+    /// `refused /var/lib/x/state: a FIFO, not a regular file`.
+    File {
+        path: PathBuf,
+        why: crate::files::Why,
+    },
 }
 
 impl Error {
@@ -34,6 +40,13 @@ impl Error {
         }
     }
 
+    pub fn file(path: impl Into<PathBuf>, why: crate::files::Why) -> Error {
+        Error::File {
+            path: path.into(),
+            why,
+        }
+    }
+
     /// True when a file vanished: for /proc/PID files that is a process that exited.
     pub fn is_gone(&self) -> bool {
         matches!(self, Error::Io { err, .. } if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)))
@@ -47,6 +60,11 @@ impl fmt::Display for Error {
                 write!(f, "cannot {op} {}: {}", path.display(), errno_text(err))
             }
             Error::Parse { path, err } => write!(f, "bad {}: {err}", path.display()),
+            Error::File {
+                path,
+                why: crate::files::Why::Sys(op, err),
+            } => write!(f, "cannot {op} {}: {}", path.display(), errno_text(err)),
+            Error::File { path, why } => write!(f, "refused {}: {why}", path.display()),
         }
     }
 }
@@ -89,6 +107,8 @@ pub fn errno_name(e: &io::Error) -> String {
         libc::EBUSY => "EBUSY",
         libc::ENOTEMPTY => "ENOTEMPTY",
         libc::EXDEV => "EXDEV",
+        libc::EFBIG => "EFBIG",
+        libc::ENXIO => "ENXIO",
         _ => return n.to_string(),
     };
     name.to_string()

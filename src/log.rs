@@ -10,8 +10,9 @@
 
 use crate::config::Config;
 use crate::error::{errno_name, errno_text};
+use crate::files;
+use crate::health::{Health, Problem};
 use crate::sys;
-use std::ffi::CString;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -223,28 +224,39 @@ impl Logger {
         }
     }
 
-    /// A sink failed or recovered: say so on the other sinks (never on the failing
-    /// one, so there is no loop), once per episode.
-    fn report(&mut self, what: &str, p: &Problem) {
+    /// An output failed or recovered (a sink, the metrics file, a state file): say
+    /// so once per episode, on every sink but a failing one (so there is no loop).
+    pub fn report(&mut self, what: &str, p: &Problem) {
         let mut line = String::with_capacity(200);
         line.push_str("ts=");
         crate::timefmt::rfc3339_millis((self.now_ns)(), &mut line);
         let at = line.len() + 1;
         match p {
-            Problem::Failed { target, err } => {
+            Problem::Failed {
+                target,
+                errno,
+                error,
+            } => {
                 line.push_str(" level=error event=error what=");
                 line.push_str(what);
                 push_kv(&mut line, "path", target.as_os_str().as_bytes());
-                push_kv(&mut line, "errno", errno_name(err).as_bytes());
-                push_kv(&mut line, "error", errno_text(err).as_bytes());
+                if let Some(n) = errno {
+                    let e = std::io::Error::from_raw_os_error(*n);
+                    push_kv(&mut line, "errno", errno_name(&e).as_bytes());
+                }
+                push_kv(&mut line, "error", error.as_bytes());
                 push_kv(&mut line, "note", b"retrying");
             }
-            Problem::Recovered { target, lost } => {
+            Problem::Recovered {
+                target,
+                count,
+                unit,
+            } => {
                 line.push_str(" level=warn event=error what=");
                 line.push_str(what);
                 line.push_str(" status=recovered");
                 push_kv(&mut line, "path", target.as_os_str().as_bytes());
-                let _ = write!(line, " lost={lost}");
+                let _ = write!(line, " {unit}={count}");
             }
         }
         line.push('\n');
@@ -369,79 +381,18 @@ pub fn push_value(out: &mut String, value: &[u8]) {
     out.push('"');
 }
 
-/// A sink's change of health, reported once per episode.
-enum Problem {
-    Failed {
-        target: PathBuf,
-        err: std::io::Error,
-    },
-    Recovered {
-        target: PathBuf,
-        lost: u64,
-    },
-}
-
-/// How a sink is doing: failing or not, the lines it lost meanwhile, and the change
-/// not yet reported, so each failure and each recovery is reported once.
-struct Health {
-    target: PathBuf,
-    failing: bool,
-    lost: u64,
-    pending: Option<Problem>,
-}
-
-impl Health {
-    fn new(target: &Path) -> Health {
-        Health {
-            target: target.to_path_buf(),
-            failing: false,
-            lost: 0,
-            pending: None,
-        }
-    }
-
-    fn fail(&mut self, err: std::io::Error) {
-        if !self.failing {
-            self.failing = true;
-            self.pending = Some(Problem::Failed {
-                target: self.target.clone(),
-                err,
-            });
-        }
-    }
-
-    /// A line could not be delivered.
-    fn lose(&mut self, err: std::io::Error) -> Option<Problem> {
-        self.lost += 1;
-        self.fail(err);
-        self.pending.take()
-    }
-
-    /// A line was delivered: the recovery to report, if the sink was failing.
-    fn delivered(&mut self) -> Option<Problem> {
-        if !self.failing {
-            return None;
-        }
-        self.failing = false;
-        let lost = std::mem::take(&mut self.lost);
-        Some(Problem::Recovered {
-            target: self.target.clone(),
-            lost,
-        })
-    }
-
-    fn take(&mut self) -> Option<Problem> {
-        self.pending.take()
-    }
-}
-
-/// The log file: opened append-only (so logrotate's copytruncate also works),
-/// reopened on SIGHUP, retried at most every 5 s while it cannot be opened.
+/// The log file: opened append-only (so logrotate's copytruncate also works) the
+/// safe way (`files::open_append`: a regular file of ours, in a directory only root
+/// or the agent's user can write, never through a symlink), reopened on SIGHUP,
+/// retried at most every 5 s while it cannot be opened. A line goes in whole with
+/// one write, or what went in is ended, so the next line always starts a line.
 struct LogFile {
     path: PathBuf,
     mode: u32,
-    cpath: Option<CString>,
     fd: Option<OwnedFd>,
+    /// The file ends inside a line (a write cut short by a full disk): the next
+    /// line starts with a newline.
+    cut: bool,
     next_open_ns: u64,
     health: Health,
 }
@@ -453,10 +404,10 @@ impl LogFile {
         let mut f = LogFile {
             path: path.to_path_buf(),
             mode,
-            cpath: CString::new(path.as_os_str().as_bytes()).ok(),
             fd: None,
+            cut: false,
             next_open_ns: 0,
-            health: Health::new(path),
+            health: Health::new(path, "lost"),
         };
         f.open();
         f
@@ -464,10 +415,8 @@ impl LogFile {
 
     fn open(&mut self) {
         self.next_open_ns = sys::monotonic_ns() + RETRY_NS;
-        let Some(c) = &self.cpath else { return };
-        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY;
-        let mut result = sys::open(c, flags, self.mode);
-        if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+        let mut result = files::open_append(&self.path, self.mode);
+        if matches!(&result, Err(why) if why.is_missing()) {
             // The log directory is missing (a fresh host, a new chroot): make it.
             if let Some(dir) = self.path.parent() {
                 let _ = std::fs::DirBuilder::new()
@@ -475,11 +424,14 @@ impl LogFile {
                     .mode(0o750)
                     .create(dir);
             }
-            result = sys::open(c, flags, self.mode);
+            result = files::open_append(&self.path, self.mode);
         }
         match result {
-            Ok(fd) => self.fd = Some(fd),
-            Err(err) => self.health.fail(err),
+            Ok(f) => {
+                self.fd = Some(f.fd);
+                self.cut = f.cut;
+            }
+            Err(why) => self.health.fail_why(&why),
         }
     }
 
@@ -492,14 +444,47 @@ impl LogFile {
         if self.fd.is_none() && sys::monotonic_ns() >= self.next_open_ns {
             self.open();
         }
-        let result = match &self.fd {
-            Some(fd) => sys::write_all(fd.as_raw_fd(), line),
-            None => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
+        let Some(fd) = &self.fd else {
+            self.health.count_lost();
+            return self.health.take();
+        };
+        let fd = fd.as_raw_fd();
+        let lead: &[u8] = if self.cut { b"\n" } else { b"" };
+        let result = if !lead.is_empty() {
+            sys::writev2(fd, lead, line)
+        } else {
+            sys::write_once(fd, line)
         };
         match result {
-            Ok(()) => self.health.delivered(),
-            Err(err) => self.health.lose(err),
+            Ok(n) if n == lead.len() + line.len() => {
+                self.cut = false;
+                self.health.delivered()
+            }
+            Ok(n) => {
+                // Cut short (a full disk): the part written stays (an O_APPEND file
+                // cannot be taken back), and is ended here or by the next line.
+                self.cut = n > lead.len() || n == 0 && self.cut;
+                self.end_cut_line(fd)
+            }
+            Err(err) => self.health.lose_io(&err),
         }
+    }
+
+    /// After a short write: a newline ends the cut line now if there is room, so
+    /// the line is lost rather than continued by the next one; an error that leaves
+    /// is the reason reported.
+    fn end_cut_line(&mut self, fd: std::os::fd::RawFd) -> Option<Problem> {
+        if self.cut {
+            match sys::write_once(fd, b"\n") {
+                Ok(1) => self.cut = false,
+                Ok(_) => {}
+                Err(err) => return self.health.lose_io(&err),
+            }
+        }
+        self.health.count_lost();
+        self.health
+            .fail_with(None, || "a line was cut short".to_string());
+        self.health.take()
     }
 }
 
@@ -531,7 +516,7 @@ impl Syslog {
             pid: std::process::id(),
             next_try_ns: 0,
             last_error: None,
-            health: Health::new(path),
+            health: Health::new(path, "lost"),
         };
         s.reconnect();
         s
@@ -557,7 +542,7 @@ impl Syslog {
             Err(e) => {
                 let err = syslog_io_error(e);
                 self.last_error = Some(errno_text(&err));
-                self.health.fail(err);
+                self.health.fail_io(&err);
             }
         }
     }
@@ -575,7 +560,7 @@ impl Syslog {
     fn send(&mut self, severity: u8, msg: &str) -> Option<Problem> {
         if self.conn.is_none() {
             if sys::monotonic_ns() < self.next_try_ns {
-                self.health.lost += 1;
+                self.health.count_lost();
                 return None;
             }
             self.reconnect();
@@ -597,7 +582,7 @@ impl Syslog {
                 if e.kind() != std::io::ErrorKind::WouldBlock {
                     self.conn = None;
                 }
-                self.health.lose(e)
+                self.health.lose_io(&e)
             }
         }
     }

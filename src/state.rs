@@ -1,20 +1,21 @@
 //! `state_dir`: the lock that makes one instance the actor, and the files that let a
 //! restart or the next cron `--once` continue where the last one stopped (CPU
 //! counters, hysteresis counters, per-process CPU ticks). Files are versioned text,
-//! written atomically (temp file, fsync, rename); a corrupt or truncated file is
+//! written atomically (`files::AtomicFile`: temp file, fsync, rename) and read
+//! within a cap per format (`max`); a corrupt, truncated or refused file is
 //! reported and replaced, never fatal.
 
 use crate::error::Error;
+use crate::files;
 use crate::policy::{Hysteresis, Metric};
 use crate::procfs::stat::CpuTimes;
 use crate::procfs::{fields, lines, parse_u64};
 use crate::scan::PrevTicks;
 use crate::sys;
-use std::ffi::CString;
 use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 
 const STATE_MAGIC: &str = "system-agent-state 1";
 const PROCS_MAGIC: &str = "system-agent-procs 1";
@@ -33,21 +34,29 @@ pub enum LockOutcome {
     Busy,
 }
 
-/// Creates `state_dir` (mode 0700) if needed and takes the lock. Also returns a
-/// warning when the directory is writable by others (SPEC §6 wants it private).
+/// Creates `state_dir` (mode 0700, and its parents 0755) if needed, checks it can
+/// be trusted (`files::trusted_dir`: owned by root or the agent's user, writable by
+/// no one else, nor any directory above it unless sticky) and takes the lock, so a
+/// `state_dir` that someone else could write is refused, not used.
 ///
 /// The lock file then holds `pid` (the service's), or nothing (a one-shot), so
 /// `pkill -HUP -L -F state_dir/lock` signals the running service and nothing else:
 /// `-L` refuses a pid file that no live process holds locked.
-pub fn lock(dir: &Path, pid: Option<i32>) -> Result<(LockOutcome, Option<String>), Error> {
-    std::fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))
-        .map_err(|e| Error::io("create", dir, e))?;
-    let cdir = cstring(dir)?;
+pub fn lock(dir: &Path, pid: Option<i32>) -> Result<LockOutcome, Error> {
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| Error::io("create", parent, e))?;
+    }
+    let cdir = files::cstring(dir).map_err(|why| Error::file(dir, why))?;
     match sys::mkdir(&cdir, 0o700) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
         Err(e) => return Err(Error::io("create", dir, e)),
     }
+    // A symlink named as state_dir is not followed: the lock would be elsewhere.
     let st = sys::lstat(&cdir).map_err(|e| Error::io("stat", dir, e))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         return Err(Error::io(
@@ -56,85 +65,68 @@ pub fn lock(dir: &Path, pid: Option<i32>) -> Result<(LockOutcome, Option<String>
             std::io::Error::from_raw_os_error(libc::ENOTDIR),
         ));
     }
-    let warning = (st.st_mode & 0o022 != 0).then(|| {
-        format!(
-            "{} is writable by group or others (mode {:o}); it should be 0700",
-            dir.display(),
-            st.st_mode & 0o7777
-        )
-    });
+    let dirfd = files::trusted_dir(dir).map_err(|why| Error::file(dir, why))?;
     let path = dir.join("lock");
-    let fd = sys::open(
-        &cstring(&path)?,
-        libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW,
-        0o600,
-    )
-    .map_err(|e| Error::io("open", &path, e))?;
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = sys::openat_mode(dirfd.as_raw_fd(), c"lock", flags, 0o600)
+        .map_err(|e| Error::io("open", &path, e))?;
     match sys::try_lock_exclusive(fd.as_raw_fd()) {
         Ok(true) => {
             let text = pid.map(|p| format!("{p}\n")).unwrap_or_default();
             sys::ftruncate(fd.as_raw_fd())
                 .and_then(|()| sys::write_all(fd.as_raw_fd(), text.as_bytes()))
                 .map_err(|e| Error::io("write", &path, e))?;
-            Ok((LockOutcome::Acquired(Lock { _fd: fd }), warning))
+            Ok(LockOutcome::Acquired(Lock { _fd: fd }))
         }
-        Ok(false) => Ok((LockOutcome::Busy, warning)),
+        Ok(false) => Ok(LockOutcome::Busy),
         Err(e) => Err(Error::io("lock", &path, e)),
     }
 }
 
-fn cstring(p: &Path) -> Result<CString, Error> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::io("use", p, std::io::Error::from_raw_os_error(libc::EINVAL)))
-}
+/// The most each state file may hold, from its format, with room to spare: a larger
+/// file is refused unread (and replaced), so reading state costs bounded memory.
+/// The config is at most `files::CONFIG_MAX` (1 MiB), which bounds what it names.
+pub mod max {
+    /// `state`: a few header lines and one line per metric (4, plus 2 per watched
+    /// mount, each key at most a mount path of 4 KiB and six numbers).
+    pub const STATE: u64 = 4 << 20;
+    /// `tasks`: per configured task two lines (three numbers, its name, a reason).
+    pub const TASKS: u64 = 4 << 20;
+    /// `alerts`: one line per metric key (five numbers and the key).
+    pub const ALERTS: u64 = 4 << 20;
+    /// `audit`: per audited account an offset line and perhaps a refusal line
+    /// (a reason naming the history's path): 100,000 accounts at 160 bytes.
+    pub const AUDIT: u64 = 16 << 20;
 
-/// A file replaced atomically on each write: `path.tmp` (created with `mode`, without
-/// following a symlink), optionally fsync'd, renamed over `path`. The C paths are
-/// built once, so a write in the cycle does not allocate.
-pub struct AtomicFile {
-    pub path: PathBuf,
-    tmp: PathBuf,
-    cpath: CString,
-    ctmp: CString,
-    mode: libc::mode_t,
-}
-
-impl AtomicFile {
-    pub fn new(path: &Path, mode: libc::mode_t) -> Result<AtomicFile, Error> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        Ok(AtomicFile {
-            cpath: cstring(path)?,
-            ctmp: cstring(&tmp)?,
-            path: path.to_path_buf(),
-            tmp,
-            mode,
-        })
+    /// `procs`: a header and one `pid start ticks` line per process (at most 7 +
+    /// 20 + 20 digits, two spaces, a newline: 50 bytes), for at most `pid_max`.
+    pub fn procs(pid_max: u64) -> u64 {
+        4096 + 64 * pid_max
     }
 
-    pub fn write(&self, data: &[u8], sync: bool) -> Result<(), Error> {
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW;
-        let fd = sys::open(&self.ctmp, flags, self.mode)
-            .map_err(|e| Error::io("create", &self.tmp, e))?;
-        let result = sys::write_all(fd.as_raw_fd(), data)
-            .and_then(|()| {
-                if sync {
-                    sys::fsync(fd.as_raw_fd())
-                } else {
-                    Ok(())
-                }
-            })
-            .map_err(|e| Error::io("write", &self.tmp, e));
-        drop(fd);
-        let result = result.and_then(|()| {
-            sys::rename(&self.ctmp, &self.cpath).map_err(|e| Error::io("rename", &self.path, e))
-        });
-        if result.is_err() {
-            let _ = sys::unlink(&self.ctmp);
-        }
-        result
+    /// `reaper`: per process at most a state line (62 bytes), a settled line (37)
+    /// and a pending line (58 and a rule's name, bounded by the config).
+    pub fn reaper(pid_max: u64) -> u64 {
+        STATE + 160 * pid_max
     }
+}
+
+/// The kernel's `pid_max` under the configured /proc; the largest it can be on a
+/// 64-bit kernel (`PID_MAX_LIMIT`, 4,194,304) when it cannot be read.
+pub fn pid_max(proc_root: &Path) -> u64 {
+    const PID_MAX_LIMIT: u64 = 4 << 20;
+    let mut buf = Vec::new();
+    let path = proc_root.join("sys/kernel/pid_max");
+    match files::read_file(&path, true, 64, &mut buf) {
+        Ok(_) => parse_u64(buf.trim_ascii()).unwrap_or(PID_MAX_LIMIT),
+        Err(_) => PID_MAX_LIMIT,
+    }
+}
+
+/// Removes the temporary files a crash left in `state_dir` (see
+/// `files::remove_stale_temps`; `state_dir` holds only the agent's files).
+pub fn remove_stale_temps(dir: &Path) -> Result<u64, Error> {
+    files::remove_stale_temps(dir, None).map_err(|why| Error::file(dir, why))
 }
 
 /// What `state_dir/state` holds.

@@ -49,6 +49,70 @@ pub fn openat(dir: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd
     }
 }
 
+/// `openat(2)` that may create: `mode` for a new file, `O_CLOEXEC` always added.
+pub fn openat_mode(
+    dir: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: as for `open`.
+        let fd = unsafe {
+            libc::openat(
+                dir,
+                path.as_ptr(),
+                flags | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        match cvt(fd) {
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Appends to `buf` what `fd` holds from its current position, until its end or
+/// until `buf` holds `max` bytes, whichever comes first; the caller tells the two
+/// apart by reading one byte more than it accepts. Growth is bounded by `max`, so a
+/// file that grows while it is read (or never ends) costs at most `max` bytes.
+pub fn read_max(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<()> {
+    while buf.len() < max {
+        if buf.len() == buf.capacity() {
+            buf.reserve((buf.len().max(4096)).min(max - buf.len()));
+        }
+        let len = buf.len();
+        let spare = (buf.capacity() - len).min(max - len);
+        // SAFETY: writes at most `spare` bytes into the vector's spare capacity.
+        let r = unsafe { libc::read(fd, buf.as_mut_ptr().add(len).cast(), spare) };
+        match cvt_size(r) {
+            Ok(0) => return Ok(()),
+            // SAFETY: the kernel initialised `n` more bytes.
+            Ok(n) => unsafe { buf.set_len(len + n) },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One `pread(2)` of a single byte at `offset`; `None` at the end of the file.
+pub fn pread_byte(fd: RawFd, offset: u64) -> io::Result<Option<u8>> {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: reads at most one byte into `b`.
+        let r = unsafe { libc::pread(fd, (&mut b as *mut u8).cast(), 1, offset as libc::off_t) };
+        match cvt_size(r) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Reads the whole file from offset 0 into `buf` (cleared first), growing it only when
 /// the file is larger than any earlier read. Only for /proc and regular files, where
 /// a short read means the end. `pread` at 0 makes the kernel regenerate
@@ -131,6 +195,68 @@ pub fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// One `write(2)` (retried on EINTR): how much of `data` went in. A short count is
+/// the caller's to handle (a log line is never finished later, see `log::LogFile`).
+pub fn write_once(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: reads `data.len()` bytes from a valid slice.
+        let r = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        match cvt_size(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One `writev(2)` of `a` then `b` (retried on EINTR): with `O_APPEND` both land
+/// together, as one write would.
+pub fn writev2(fd: RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: a.as_ptr() as *mut libc::c_void,
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        },
+    ];
+    loop {
+        // SAFETY: two valid iovecs over live slices, only read by the kernel.
+        let r = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+        match cvt_size(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Fills `buf` from the kernel's random pool (`getrandom(2)`, non-blocking; the raw
+/// syscall, which a static build always has).
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: writes at most the remaining length into `buf`.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_getrandom,
+                buf[done..].as_mut_ptr(),
+                buf.len() - done,
+                libc::GRND_NONBLOCK,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += r as usize;
+    }
+    Ok(())
+}
+
 #[repr(C)]
 struct CapHeader {
     version: u32,
@@ -147,8 +273,9 @@ struct CapData {
 
 const CAP_VERSION_3: u32 = 0x2008_0522;
 
-/// This process's effective capabilities, one bit per capability (`capget(2)`).
-pub fn effective_capabilities() -> io::Result<u64> {
+/// This process's capability sets from `capget(2)`: (effective, permitted), one
+/// bit per capability.
+fn capabilities() -> io::Result<(u64, u64)> {
     let mut hdr = CapHeader {
         version: CAP_VERSION_3,
         pid: 0,
@@ -159,7 +286,21 @@ pub fn effective_capabilities() -> io::Result<u64> {
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(u64::from(data[0].effective) | u64::from(data[1].effective) << 32)
+    let join = |lo: u32, hi: u32| u64::from(lo) | u64::from(hi) << 32;
+    Ok((
+        join(data[0].effective, data[1].effective),
+        join(data[0].permitted, data[1].permitted),
+    ))
+}
+
+/// This process's effective capabilities, one bit per capability.
+pub fn effective_capabilities() -> io::Result<u64> {
+    capabilities().map(|(e, _)| e)
+}
+
+/// The capabilities this process may raise (its permitted set).
+pub fn permitted_capabilities() -> io::Result<u64> {
+    capabilities().map(|(_, p)| p)
 }
 
 /// Narrows the effective set to `mask` (within what is permitted), leaving the
@@ -224,6 +365,13 @@ pub fn fsync(fd: RawFd) -> io::Result<()> {
 pub fn rename(from: &CStr, to: &CStr) -> io::Result<()> {
     // SAFETY: both NUL-terminated.
     cvt(unsafe { libc::rename(from.as_ptr(), to.as_ptr()) }).map(drop)
+}
+
+/// `renameat(2)` within one directory held open: replaces the name `to` (never
+/// following a symlink there) with the file named `from`.
+pub fn renameat(dir: RawFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: both NUL-terminated.
+    cvt(unsafe { libc::renameat(dir, from.as_ptr(), dir, to.as_ptr()) }).map(drop)
 }
 
 pub fn unlink(path: &CStr) -> io::Result<()> {
@@ -348,6 +496,12 @@ pub fn getpid() -> i32 {
 pub fn getuid() -> u32 {
     // SAFETY: always succeeds.
     unsafe { libc::getuid() }
+}
+
+/// The effective uid: whose files the agent's own are (`geteuid(2)`).
+pub fn geteuid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::geteuid() }
 }
 
 /// Clock ticks per second for /proc times (`_SC_CLK_TCK`, 100 on Linux).

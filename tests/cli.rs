@@ -601,39 +601,6 @@ fn renamed_log_file_is_reopened_on_sighup() {
 }
 
 #[test]
-fn a_log_file_that_cannot_be_written_is_reported_once_on_stderr() {
-    let h = Host::new("full");
-    // /dev/full opens but every write fails with ENOSPC: a full disk.
-    let cfg = h.config(
-        &format!("log_file = /dev/full\nmetrics_file = {}", h.p("m.prom")),
-        "",
-    );
-    let mut agent = h.spawn(&cfg);
-    let mut stderr = agent.0.stderr.take().unwrap();
-    // The log goes nowhere, so watch the cycles through the metrics file.
-    let cycles = || {
-        h.t.read("m.prom")
-            .contains("\nsystem_agent_cycles_total 4\n")
-    };
-    assert!(
-        wait_for(Duration::from_secs(5), cycles),
-        "{}",
-        h.t.read("m.prom")
-    );
-    assert_eq!(agent.stop().0, 0);
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(
-        lines[0].ends_with(
-            " level=error event=error what=log_file path=/dev/full errno=ENOSPC error=\"No space left on device\" note=retrying"
-        ),
-        "{err}"
-    );
-}
-
-#[test]
 fn metrics_file_is_prometheus_text() {
     let h = Host::new("metrics");
     let prom = h.p("metrics.prom");

@@ -282,7 +282,8 @@ impl Agent {
 
     pub(super) fn load_alerts(&mut self) -> Vec<alerts::Told> {
         let path = self.alerts_path();
-        self.read_state(&path, alerts::parse).unwrap_or_default()
+        self.read_state(&path, state::max::ALERTS, alerts::parse)
+            .unwrap_or_default()
     }
 
     pub(super) fn save_alerts(&mut self) {
@@ -290,7 +291,8 @@ impl Agent {
             return;
         }
         alerts::format(&mut self.scratch, &self.told);
-        Self::write_state(&self.alerts_path(), &mut self.log, &self.scratch);
+        let path = self.alerts_path();
+        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
     }
 }
 

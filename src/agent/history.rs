@@ -102,7 +102,7 @@ impl Agent {
             std::fs::symlink_metadata(&path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound
         );
-        let Some(hist) = self.read_state(&path, audit::parse) else {
+        let Some(hist) = self.read_state(&path, state::max::AUDIT, audit::parse) else {
             // Written at the end of this cycle, even with no user to audit, so the
             // next run is not a first run again.
             self.hist_written.clear();
@@ -120,7 +120,13 @@ impl Agent {
             return;
         }
         std::mem::swap(&mut self.scratch, &mut self.hist_written);
-        if !Self::write_state(&self.hist_path(), &mut self.log, &self.hist_written) {
+        let path = self.hist_path();
+        if !Self::write_state(
+            &mut self.state_files,
+            &path,
+            &mut self.log,
+            &self.hist_written,
+        ) {
             self.hist_written.clear();
         }
     }

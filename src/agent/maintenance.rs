@@ -239,7 +239,8 @@ impl Agent {
 
     pub(super) fn load_tasks(&mut self) -> Vec<tasks::TaskState> {
         let path = self.tasks_path();
-        self.read_state(&path, tasks::parse).unwrap_or_default()
+        self.read_state(&path, state::max::TASKS, tasks::parse)
+            .unwrap_or_default()
     }
 
     pub(super) fn save_tasks(&mut self) {
@@ -247,7 +248,8 @@ impl Agent {
             return;
         }
         tasks::format(&mut self.scratch, &self.task_states);
-        Self::write_state(&self.tasks_path(), &mut self.log, &self.scratch);
+        let path = self.tasks_path();
+        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
     }
 }
 

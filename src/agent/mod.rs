@@ -24,6 +24,7 @@ use crate::child::{self, Child};
 use crate::cleanup;
 use crate::config::Config;
 use crate::error::Error;
+use crate::health::{Output, Outputs};
 use crate::log::{Level, Logger, Target};
 use crate::mounts::Mounts;
 use crate::passwd::{self, Users, parse_passwd};
@@ -35,7 +36,7 @@ use crate::report;
 use crate::sample::{HostSample, Sampler};
 use crate::scan::Scanner;
 use crate::signals::Signals;
-use crate::state::{self, AtomicFile, Lock, LockOutcome};
+use crate::state::{self, Lock, LockOutcome};
 use crate::sys;
 use crate::tasks;
 use alerting::{Delivery, Outcome};
@@ -102,8 +103,10 @@ pub struct Agent {
     actions_off: Option<String>,
     /// Why the capabilities were dropped at start, for the start event.
     caps_dropped: Option<String>,
-    state_file: Option<AtomicFile>,
-    metrics_file: Option<AtomicFile>,
+    /// The files in state_dir, each with its health (a failing one is reported
+    /// once, not every cycle).
+    state_files: Outputs,
+    metrics_file: Option<Output>,
     /// The hysteresis lines last written, so the service writes state only on change.
     written: String,
     scratch: String,
@@ -165,6 +168,9 @@ impl Agent {
     /// Builds the agent from a valid config. Opening sinks and files never fails
     /// here: what does not work is reported in the start event.
     pub fn new(opts: Options, cfg: Config, once: bool) -> Agent {
+        // Before anything the config names is opened: until the config is known
+        // to be root's, what it names is opened with the caller's rights only.
+        let caps_dropped = guard_capabilities(&cfg);
         let log = Logger::new(&Target::from_config(&cfg));
         let mut agent = Agent {
             sampler: Sampler::new(&cfg.paths.proc),
@@ -181,8 +187,8 @@ impl Agent {
             page_size: sys::page_size(),
             lock: None,
             actions_off: None,
-            caps_dropped: None,
-            state_file: None,
+            caps_dropped,
+            state_files: Outputs::new("state", 0o600),
             metrics_file: None,
             written: String::new(),
             scratch: String::with_capacity(4096),
@@ -220,7 +226,6 @@ impl Agent {
             cfg,
             log,
         };
-        agent.caps_dropped = agent.guard_capabilities();
         agent.load_users();
         agent.load_audit_targets();
         agent.open_audit_log();
@@ -252,31 +257,6 @@ impl Agent {
         }
     }
 
-    /// Drops all capabilities when the config does not allow keeping them (see
-    /// `policy::may_keep_capabilities`); returns why, if it did.
-    fn guard_capabilities(&mut self) -> Option<String> {
-        if sys::getuid() != 0 {
-            // Only what the configured features use stays effective.
-            let _ = sys::set_effective_capabilities(policy::needed_capabilities(&self.cfg));
-        }
-        if sys::effective_capabilities().unwrap_or(0) == 0 {
-            return None;
-        }
-        let verdict = policy::may_keep_capabilities(
-            sys::getuid(),
-            self.cfg.file.as_deref(),
-            self.cfg.file_owner,
-        );
-        let why = verdict.err()?;
-        match sys::drop_capabilities() {
-            Ok(()) => Some(why),
-            Err(e) => Some(format!(
-                "{why}; dropping them failed: {}",
-                crate::error::errno_text(&e)
-            )),
-        }
-    }
-
     fn load_users(&mut self) {
         match std::fs::read(&self.cfg.paths.passwd) {
             Ok(bytes) => self.users = Users::new(parse_passwd(&bytes)),
@@ -291,14 +271,38 @@ impl Agent {
         }
     }
 
+    /// The metrics file (kept, with its health, while its path stays the same).
     fn open_files(&mut self) {
-        self.state_file = AtomicFile::new(&self.cfg.agent.state_dir.join("state"), 0o600).ok();
-        self.metrics_file = self
-            .cfg
-            .agent
-            .metrics_file
-            .as_deref()
-            .and_then(|p| AtomicFile::new(p, 0o644).ok());
+        let path = self.cfg.agent.metrics_file.as_deref();
+        if self.metrics_file.as_ref().map(Output::path) == path {
+            return;
+        }
+        self.metrics_file = match path.map(|p| Output::new("metrics_file", p, 0o644)) {
+            None => None,
+            Some(Ok(o)) => Some(o),
+            Some(Err(why)) => {
+                let err = Error::file(path.unwrap_or(Path::new("")), why);
+                self.log.error(Level::Error, "metrics_file", err).emit();
+                None
+            }
+        };
+    }
+
+    /// At start, once the lock is ours: temporary files a crash left behind, in
+    /// state_dir and beside the metrics file.
+    fn remove_stale_temps(&mut self) {
+        let dir = &self.cfg.agent.state_dir;
+        if let Err(e) = state::remove_stale_temps(dir) {
+            self.log.error(Level::Warn, "state_dir", e).emit();
+        }
+        let metrics = self.cfg.agent.metrics_file.as_deref();
+        if let Some((dir, name)) = metrics.and_then(|p| Some((p.parent()?, p.file_name()?)))
+            && let Err(why) = crate::files::remove_stale_temps(dir, Some(name.as_bytes()))
+            && !why.is_missing()
+        {
+            let err = Error::file(dir, why);
+            self.log.error(Level::Warn, "metrics_file", err).emit();
+        }
     }
 
     /// Takes the state_dir lock. `Err` is a reason the service cannot start; for
@@ -307,14 +311,12 @@ impl Agent {
         let dir = self.cfg.agent.state_dir.clone();
         let pid = (!self.once).then(sys::getpid);
         match state::lock(&dir, pid) {
-            Ok((LockOutcome::Acquired(lock), warning)) => {
+            Ok(LockOutcome::Acquired(lock)) => {
                 self.lock = Some(lock);
-                if let Some(w) = warning {
-                    self.log.error(Level::Warn, "state_dir", &w).emit();
-                }
+                self.remove_stale_temps();
                 Ok(())
             }
-            Ok((LockOutcome::Busy, _)) => {
+            Ok(LockOutcome::Busy) => {
                 let why = format!("another instance holds {}", dir.join("lock").display());
                 self.actions_off = Some(why.clone());
                 Err(why)
@@ -414,34 +416,15 @@ impl Agent {
 
     /// Restores hysteresis and, when recent, the CPU counters from state_dir.
     fn restore_state(&mut self) {
-        let Some(file) = &self.state_file else { return };
-        let path = file.path.clone();
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => {
-                self.log
-                    .error(Level::Warn, "state", Error::io("read", &path, e))
-                    .emit();
-                return;
-            }
+        let path = self.cfg.agent.state_dir.join("state");
+        let Some(saved) = self.read_state(&path, state::max::STATE, state::parse_state) else {
+            return;
         };
-        match state::parse_state(&bytes) {
-            Ok(saved) => {
-                saved.restore(&mut self.metrics);
-                self.written.clear();
-                state::format_metrics(&mut self.written, &self.metrics);
-                if let Ok(st) = self.sampler.read_stat() {
-                    self.prev_cpu = saved.recent_cpu(sys::realtime_ns(), st.btime);
-                }
-            }
-            Err(why) => {
-                self.log
-                    .error(Level::Warn, "state", why)
-                    .path("path", &path)
-                    .str("effect", "starting fresh; the file will be replaced")
-                    .emit();
-            }
+        saved.restore(&mut self.metrics);
+        self.written.clear();
+        state::format_metrics(&mut self.written, &self.metrics);
+        if let Ok(st) = self.sampler.read_stat() {
+            self.prev_cpu = saved.recent_cpu(sys::realtime_ns(), st.btime);
         }
     }
 
@@ -666,34 +649,37 @@ impl Agent {
         }
     }
 
-    /// A state_dir file parsed by `parse`: `None` when it is missing or cannot be
-    /// parsed (that is logged; the next save replaces it).
+    /// A state_dir file parsed by `parse`: `None` when it is missing, refused
+    /// (not a regular file, a symlink, over `cap` bytes) or cannot be parsed; all
+    /// but a missing file are logged, once, and the next save replaces the file.
     fn read_state<T, E: std::fmt::Display>(
         &mut self,
         path: &Path,
+        cap: u64,
         parse: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Option<T> {
-        let bytes = std::fs::read(path).ok()?;
-        match parse(&bytes) {
-            Ok(v) => Some(v),
-            Err(why) => {
-                self.log
-                    .error(Level::Warn, "state", why)
-                    .path("path", path)
-                    .emit();
-                None
-            }
-        }
+        let mut bytes = Vec::new();
+        let why = match crate::files::read_file(path, false, cap, &mut bytes) {
+            Ok(_) => match parse(&bytes) {
+                Ok(v) => return Some(v),
+                Err(why) => why.to_string(),
+            },
+            Err(why) if why.is_missing() => return None,
+            Err(why) => why.to_string(),
+        };
+        self.log
+            .error(Level::Warn, "state", why)
+            .path("path", path)
+            .str("effect", "starting fresh; the file will be replaced")
+            .emit();
+        None
     }
 
     /// Writes `text` to a state_dir file atomically (mode 0600); a failure is
-    /// logged. Returns whether it worked.
-    fn write_state(path: &Path, log: &mut Logger, text: &str) -> bool {
-        let result = AtomicFile::new(path, 0o600).and_then(|f| f.write(text.as_bytes(), true));
-        if let Err(e) = &result {
-            log.error(Level::Error, "state", e).emit();
-        }
-        result.is_ok()
+    /// logged when it starts, and the recovery when it ends. Returns whether it
+    /// worked.
+    fn write_state(files: &mut Outputs, path: &Path, log: &mut Logger, text: &str) -> bool {
+        files.write(path, text.as_bytes(), true, log)
     }
 
     /// SPEC §4 step 5: every cleanup rule, within one budget per cycle (half the
@@ -866,7 +852,8 @@ impl Agent {
     /// Per-process ticks from the previous `--once`, when recent and from this boot.
     fn load_procs(&mut self) {
         let path = self.procs_path();
-        if let Some((saved, btime, procs)) = self.read_state(&path, state::parse_procs) {
+        let cap = state::max::procs(state::pid_max(&self.cfg.paths.proc));
+        if let Some((saved, btime, procs)) = self.read_state(&path, cap, state::parse_procs) {
             let window = SHORT_WINDOW_MS * 1_000_000..=state::RECENT_NS;
             let fresh = sys::realtime_ns()
                 .checked_sub(saved)
@@ -892,11 +879,12 @@ impl Agent {
             })
             .collect();
         state::format_procs(&mut self.scratch, self.scanner.at_ns, btime, &ticks);
-        Self::write_state(&self.procs_path(), &mut self.log, &self.scratch);
+        let path = self.procs_path();
+        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
     }
 
     fn write_metrics(&mut self) {
-        let Some(file) = &self.metrics_file else {
+        let Some(file) = &mut self.metrics_file else {
             return;
         };
         let extra = report::Extra {
@@ -907,9 +895,7 @@ impl Agent {
             cycle_seconds: self.last_cycle_seconds,
         };
         report::prometheus(&mut self.scratch, &self.metrics, &self.host, &extra);
-        if let Err(e) = file.write(self.scratch.as_bytes(), false) {
-            self.log.error(Level::Error, "metrics_file", e).emit();
-        }
+        file.write(self.scratch.as_bytes(), false, &mut self.log);
     }
 
     /// Writes state_dir/state: always when `force` (stop, `--once`), otherwise only
@@ -924,7 +910,6 @@ impl Agent {
             return;
         }
         std::mem::swap(&mut self.written, &mut self.scratch);
-        let Some(file) = &self.state_file else { return };
         state::format_state(
             &mut self.scratch,
             sys::realtime_ns(),
@@ -932,9 +917,10 @@ impl Agent {
             self.prev_cpu.as_ref(),
             &self.metrics,
         );
-        if let Err(e) = file.write(self.scratch.as_bytes(), true) {
+        let path = self.cfg.agent.state_dir.join("state");
+        if !Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch) {
+            // Written again next cycle: the failure is reported once, not each time.
             self.written.clear();
-            self.log.error(Level::Error, "state", e).emit();
         }
     }
 
@@ -945,9 +931,13 @@ impl Agent {
         match self.opts.load() {
             Ok(new) => {
                 let changed = new.changed_keys(&self.cfg);
+                // Before the new config's files are opened (see `Agent::new`).
+                let dropped = guard_capabilities(&new);
                 if new.agent.state_dir != self.cfg.agent.state_dir
                     && let Err(why) = self.relock(&new.agent.state_dir)
                 {
+                    // The old config's capabilities again (unless they are gone).
+                    guard_capabilities(&self.cfg);
                     self.log.reopen(&Target::from_config(&self.cfg));
                     self.open_audit_log();
                     self.log
@@ -972,7 +962,7 @@ impl Agent {
                 self.task_states = tasks::states_for(&new.tasks, &self.task_states);
                 let old = std::mem::replace(&mut self.cfg, new);
                 self.log.reopen(&Target::from_config(&self.cfg));
-                if let Some(why) = self.guard_capabilities() {
+                if let Some(why) = dropped {
                     self.log
                         .error(Level::Warn, "capabilities", &why)
                         .str("effect", "dropped all capabilities")
@@ -1027,12 +1017,12 @@ impl Agent {
 
     fn relock(&mut self, dir: &Path) -> Result<(), String> {
         match state::lock(dir, Some(sys::getpid())) {
-            Ok((LockOutcome::Acquired(lock), _)) => {
+            Ok(LockOutcome::Acquired(lock)) => {
                 self.lock = Some(lock);
                 self.written.clear();
                 Ok(())
             }
-            Ok((LockOutcome::Busy, _)) => Err(format!(
+            Ok(LockOutcome::Busy) => Err(format!(
                 "another instance holds {}",
                 dir.join("lock").display()
             )),
@@ -1127,6 +1117,36 @@ impl Agent {
         out!("{line}");
         status
     }
+}
+
+/// Narrows the effective capabilities of an agent that is not root to what the
+/// configured features use, once the config is known to be root's (see
+/// `policy::may_keep_capabilities`, judged on the descriptor the config was read
+/// from); otherwise drops them all, and returns why. Until then (see `cli::main` and
+/// `Config::load`) none is in effect.
+fn guard_capabilities(cfg: &Config) -> Option<String> {
+    let uid = sys::getuid();
+    let verdict = policy::may_keep_capabilities(uid, cfg.file.as_deref(), cfg.file_owner);
+    match verdict {
+        Ok(()) if uid == 0 => None,
+        Ok(()) => {
+            let _ = sys::set_effective_capabilities(policy::needed_capabilities(cfg));
+            None
+        }
+        Err(_) if !any_permitted() => None,
+        Err(why) => match sys::drop_capabilities() {
+            Ok(()) => Some(why),
+            Err(e) => Some(format!(
+                "{why}; dropping them failed: {}",
+                crate::error::errno_text(&e)
+            )),
+        },
+    }
+}
+
+/// Whether this process holds any capability it could raise.
+fn any_permitted() -> bool {
+    sys::permitted_capabilities().unwrap_or(0) != 0
 }
 
 /// Whether SIGTERM or SIGINT arrived.

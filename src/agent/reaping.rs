@@ -225,7 +225,8 @@ impl Agent {
     /// was in this boot (pids and start times begin anew with each).
     pub(super) fn load_reaper(&mut self) {
         let path = self.reaper_path();
-        let Some(r) = self.read_state(&path, state::parse_reaper) else {
+        let cap = state::max::reaper(state::pid_max(&self.cfg.paths.proc));
+        let Some(r) = self.read_state(&path, cap, state::parse_reaper) else {
             return;
         };
         let r = r.of_boot(self.boot_id().as_deref());
@@ -275,7 +276,8 @@ impl Agent {
             settled: self.settled.clone(),
         };
         state::format_reaper(&mut self.scratch, &r);
-        Self::write_state(&self.reaper_path(), &mut self.log, &self.scratch);
+        let path = self.reaper_path();
+        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
     }
 
     pub(super) fn proc_name(&self, pid: i32) -> Vec<u8> {

@@ -6,6 +6,7 @@
 mod source;
 pub mod value;
 
+use crate::files;
 use crate::glob::Glob;
 use crate::log::Level;
 use std::fmt;
@@ -523,27 +524,25 @@ pub const RULE_SECTIONS: &[(&str, &[&str])] = &[
 impl Config {
     /// Reads and validates `path`. With `must_exist` false, a missing file gives the
     /// built-in defaults (the default path on a host that has no config yet).
+    ///
+    /// The file is read by `files::read_config`: with the caller's own rights (no
+    /// capability in effect), without blocking (a FIFO is refused, not waited on),
+    /// only a regular file of at most 1 MiB; so no error can quote a file the
+    /// caller could not read themselves.
     pub fn load(path: &Path, must_exist: bool) -> Result<Config, Vec<ConfigError>> {
-        use std::io::Read;
-        use std::os::unix::fs::MetadataExt;
-        let cannot = |e: std::io::Error| {
-            let msg = format!("cannot read: {}", crate::error::errno_text(&e));
-            vec![ConfigError::at(path, 0, "", &msg)]
-        };
-        let mut file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
-                return Ok(Config::default());
-            }
-            Err(e) => return Err(cannot(e)),
-        };
-        let meta = file.metadata().map_err(cannot)?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(cannot)?;
+        let stat = match files::read_config(path, &mut bytes) {
+            Ok(stat) => stat,
+            Err(why) if why.is_missing() && !must_exist => return Ok(Config::default()),
+            Err(why) => {
+                let msg = format!("cannot read: {why}");
+                return Err(vec![ConfigError::at(path, 0, "", &msg)]);
+            }
+        };
         match String::from_utf8(bytes) {
             Ok(text) => {
                 let mut cfg = Config::parse(path, &text)?;
-                cfg.file_owner = Some((meta.uid(), meta.mode()));
+                cfg.file_owner = Some((stat.st_uid, stat.st_mode));
                 Ok(cfg)
             }
             Err(e) => {

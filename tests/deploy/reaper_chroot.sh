@@ -15,6 +15,9 @@ setup reaper_chroot
 R=$T/root
 mkdir "$R"
 "$REPO/scripts/install" --root "$R" --binary "$BIN" 2>/dev/null
+# The agents here run as root: their log directory must be root's (the agent
+# refuses to log as root into a directory aion could write).
+chown root:root "$R/var/log/aion"
 mkdir -p "$R/proc" "$R/bin"
 install -m 0755 "$BIN" "$R/bin/victim"   # static: runs in the tree; its comm is "victim"
 install -m 0755 /bin/sleep "$T/victim"   # outside the tree
