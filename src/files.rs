@@ -216,14 +216,19 @@ pub fn trusted_dir(path: &Path) -> Result<OwnedFd, Why> {
 
 /// Why a directory cannot be trusted, if it cannot (the predicate of a sentence
 /// whose subject is the directory): its owner, or who may write it.
-/// A sticky directory above (`/tmp`) is fine: no one can rename what is not theirs.
+/// Above the agent's own directory, a sticky one (`/tmp`) is fine: no one can rename
+/// what is not theirs; so is one of root's that root made group-writable (Ubuntu's
+/// `/var/log` is `root:syslog 0775`): whoever is in that group could only move
+/// directories around, and none they could put in place passes the check of the
+/// agent's own directory (owned by root or the agent, writable by no one else).
 fn untrusted(st: &libc::stat, euid: u32, above: bool) -> Option<String> {
     let mode = st.st_mode & 0o7777;
     if st.st_uid != 0 && st.st_uid != euid {
         return Some(owner_text(st.st_uid, euid));
     }
     let sticky = mode & libc::S_ISVTX != 0;
-    if mode & 0o022 != 0 && !(above && sticky) {
+    let roots_group_dir = above && st.st_uid == 0 && mode & 0o002 == 0;
+    if mode & 0o022 != 0 && !(above && sticky) && !roots_group_dir {
         let other = if above { " and not sticky" } else { "" };
         return Some(format!(
             "is writable by group or others{other} (mode {mode:o})"

@@ -268,6 +268,16 @@ fn a_log_directory_below_one_others_may_write_is_refused_unless_that_one_is_stic
             .unwrap()
             .contains(" event=sample ")
     );
+    // Root's, writable by its group only, as Ubuntu's /var/log (root:syslog 0775).
+    std::fs::remove_file(&log).unwrap();
+    chmod(&open, 0o775);
+    let (code, _, err) = once(&cfg);
+    assert_eq!((code, err.as_str()), (UNKNOWN, ""));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains(" event=sample ")
+    );
 }
 
 #[test]
