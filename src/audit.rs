@@ -19,9 +19,9 @@
 //! and the bytes passed over are reported.
 
 use crate::config::Audit;
+use crate::files;
 use crate::passwd::{User, Users};
 use crate::procfs::{fields, lines, parse_u64};
-use crate::sys;
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, RawFd};
@@ -176,22 +176,11 @@ pub fn read_new(
     buf: &mut Vec<u8>,
 ) -> Result<News, Refusal> {
     let user = &t.user;
-    let c = &t.path;
-    // A look before opening: a device or FIFO is never opened (opening one can
-    // have effects of its own); the checks on the opened file below still decide.
-    match sys::lstat(c) {
-        Ok(m) if m.st_mode & libc::S_IFMT == libc::S_IFLNK => {
-            return Err("is a symlink".to_string());
-        }
-        Ok(m) if m.st_mode & libc::S_IFMT != libc::S_IFREG => {
-            return Err("is not a regular file".to_string());
-        }
-        _ => {}
-    }
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let fd = match sys::open(c, flags, 0) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+    // The one safe open: no symlink followed, no FIFO waited on, no device opened,
+    // only a regular file kept.
+    let opened = match files::open_regular_at(libc::AT_FDCWD, &t.path, false) {
+        Ok(o) => o,
+        Err(why) if why.is_missing() => {
             // Gone: a file found later is new, even on a reused inode number.
             if st.dev != 0 || st.ino != 0 || st.offset != 0 {
                 *st = HistState {
@@ -202,13 +191,14 @@ pub fn read_new(
             }
             return Ok(News::default());
         }
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("is a symlink".to_string()),
-        Err(e) => return Err(crate::error::errno_text(&e)),
+        Err(files::Why::NotRegular("a symbolic link")) => return Err("is a symlink".to_string()),
+        Err(files::Why::NotRegular(_)) => return Err("is not a regular file".to_string()),
+        Err(why) if why.errno().and_then(std::io::Error::raw_os_error) == Some(libc::EISDIR) => {
+            return Err("is not a regular file".to_string());
+        }
+        Err(why) => return Err(why.to_string()),
     };
-    let meta = sys::fstat(fd.as_raw_fd()).map_err(|e| crate::error::errno_text(&e))?;
-    if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err("is not a regular file".to_string());
-    }
+    let (fd, meta) = (opened.fd, opened.stat);
     if meta.st_uid != user.uid {
         return Err(format!(
             "is owned by uid {}, not {} ({})",

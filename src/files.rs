@@ -79,6 +79,11 @@ pub fn open_regular_at(dir: RawFd, name: &CStr, follow: bool) -> Result<Opened, 
     let mut flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
     if !follow {
         flags |= libc::O_NOFOLLOW;
+        // A look first, so a device, FIFO or socket is never even opened (opening a
+        // device can have effects of its own); the opened descriptor still decides.
+        if let Ok(st) = sys::fstatat_nofollow(dir, name) {
+            regular(&st)?;
+        }
     }
     let fd = sys::openat(dir, name, flags).map_err(|e| open_error(e, follow))?;
     let stat = sys::fstat(fd.as_raw_fd()).map_err(|e| Why::Sys("stat", e))?;
