@@ -26,6 +26,10 @@ use std::path::{Path, PathBuf};
 /// The largest configuration file read (the main file, and each drop-in).
 pub const CONFIG_MAX: u64 = 1 << 20;
 
+/// The largest `[paths] passwd` or `[paths] group` file read (a directory of
+/// 100,000 accounts is about 10 MiB).
+pub const ACCOUNTS_MAX: u64 = 32 << 20;
+
 /// Why a file or directory was not used.
 #[derive(Debug)]
 pub enum Why {

@@ -155,13 +155,12 @@ impl Agent {
             ));
         }
         let path = &self.cfg.paths.group;
-        let groups = match std::fs::read(path) {
-            Ok(bytes) => passwd::groups_of(&passwd::parse_group(&bytes), &user.name, user.gid),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![user.gid],
-            Err(e) => {
-                let why = crate::error::errno_text(&e);
-                return Err(format!("cannot read {}: {why}", path.display()));
-            }
+        let mut buf = Vec::new();
+        let groups = match crate::files::read_file(path, true, crate::files::ACCOUNTS_MAX, &mut buf)
+        {
+            Ok(_) => passwd::groups_of(&passwd::parse_group(&buf), &user.name, user.gid),
+            Err(why) if why.is_missing() => vec![user.gid],
+            Err(why) => return Err(crate::error::Error::file(path, why).to_string()),
         };
         Ok(Some(child::Ids {
             uid: user.uid,

@@ -258,13 +258,13 @@ impl Agent {
     }
 
     fn load_users(&mut self) {
-        match std::fs::read(&self.cfg.paths.passwd) {
-            Ok(bytes) => self.users = Users::new(parse_passwd(&bytes)),
-            Err(e) => {
+        let path = &self.cfg.paths.passwd;
+        match crate::files::read_file(path, true, crate::files::ACCOUNTS_MAX, &mut self.buf) {
+            Ok(_) => self.users = Users::new(parse_passwd(&self.buf)),
+            Err(why) => {
                 self.users = Users::default();
-                let err = Error::io("read", &self.cfg.paths.passwd, e);
                 self.log
-                    .error(Level::Warn, "passwd", err)
+                    .error(Level::Warn, "passwd", Error::file(path, why))
                     .str("effect", "user names shown as uids")
                     .emit();
             }

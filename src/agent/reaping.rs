@@ -217,7 +217,11 @@ impl Agent {
     /// This boot, for the reaper's state: `[paths] proc`'s
     /// `sys/kernel/random/boot_id`, else the boot time of its `stat`.
     fn boot_id(&self) -> Option<String> {
-        let id = std::fs::read(self.cfg.paths.proc.join("sys/kernel/random/boot_id")).ok();
+        let path = self.cfg.paths.proc.join("sys/kernel/random/boot_id");
+        let mut id = Vec::new();
+        let id = crate::files::read_file(&path, true, 64, &mut id)
+            .map(|_| id)
+            .ok();
         reaper::boot_token(id.as_deref(), self.btime)
     }
 
