@@ -225,7 +225,7 @@ impl Mounts {
         if self.table.is_none() {
             let opened = CString::new(self.table_path.as_os_str().as_bytes())
                 .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-                .and_then(|c| sys::open(&c, libc::O_RDONLY, 0));
+                .and_then(|c| sys::open(&c, libc::O_RDONLY | libc::O_NONBLOCK, 0));
             match opened {
                 Ok(fd) => self.table = Some(fd),
                 Err(e) => problem = Some(Error::io("open", &self.table_path, e)),

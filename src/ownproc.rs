@@ -123,7 +123,8 @@ pub fn prove(dir: BorrowedFd<'_>, agent: i32, buf: &mut Vec<u8>) -> Result<OwnPr
         .as_ref()
         .is_ok_and(|l| parse_u64(l) == u64::try_from(agent).ok());
     let nspid = if agent_self {
-        let fd = sys::openat(dir, c"self/status", libc::O_RDONLY).map_err(Refusal::Status)?;
+        let fd = sys::openat(dir, c"self/status", libc::O_RDONLY | libc::O_NONBLOCK)
+            .map_err(Refusal::Status)?;
         sys::read_all(fd.as_raw_fd(), buf).map_err(Refusal::Status)?;
         nspid_levels(buf)
     } else {

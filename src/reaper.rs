@@ -367,7 +367,7 @@ impl<'a> ProcDetails<'a> {
 
     fn read(&mut self, pid: &str, file: &str) -> Option<&[u8]> {
         let c = sys::cpath(&mut self.path, &[pid.as_bytes(), b"/", file.as_bytes()]).ok()?;
-        let fd = sys::openat(self.dir.as_raw_fd(), c, libc::O_RDONLY).ok()?;
+        let fd = sys::openat(self.dir.as_raw_fd(), c, libc::O_RDONLY | libc::O_NONBLOCK).ok()?;
         sys::read_all(fd.as_raw_fd(), &mut self.buf).ok()?;
         Some(&self.buf)
     }
@@ -452,7 +452,7 @@ fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
 fn start_time(own: &OwnProc, pid: i32) -> Option<(u64, bool)> {
     let mut path = Vec::with_capacity(24);
     let c = sys::cpath(&mut path, &[pid.to_string().as_bytes(), b"/stat"]).ok()?;
-    let fd = sys::openat(own.fd(), c, libc::O_RDONLY).ok()?;
+    let fd = sys::openat(own.fd(), c, libc::O_RDONLY | libc::O_NONBLOCK).ok()?;
     let mut bytes = Vec::new();
     sys::read_all(fd.as_raw_fd(), &mut bytes).ok()?;
     parse_pid_stat(&bytes)

@@ -36,7 +36,7 @@ impl ProcFile {
     /// A file that must exist now (optional sources), or `None`.
     pub fn open_now(path: PathBuf) -> Option<ProcFile> {
         let mut f = ProcFile::new(path);
-        let fd = sys::open(&f.cpath, libc::O_RDONLY, 0).ok()?;
+        let fd = sys::open(&f.cpath, libc::O_RDONLY | libc::O_NONBLOCK, 0).ok()?;
         f.fd = Some(fd);
         Some(f)
     }
@@ -44,7 +44,7 @@ impl ProcFile {
     /// Reads the whole file into `buf`.
     pub fn read<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b [u8], Error> {
         if self.fd.is_none() {
-            let fd = sys::open(&self.cpath, libc::O_RDONLY, 0)
+            let fd = sys::open(&self.cpath, libc::O_RDONLY | libc::O_NONBLOCK, 0)
                 .map_err(|e| Error::io("open", &self.path, e))?;
             self.fd = Some(fd);
         }

@@ -156,7 +156,7 @@ impl Scanner {
                 return;
             };
             // ENOENT/ESRCH: the process exited since the listing. Normal; skip it.
-            let Ok(fd) = sys::openat(dirfd, cpath, libc::O_RDONLY) else {
+            let Ok(fd) = sys::openat(dirfd, cpath, libc::O_RDONLY | libc::O_NONBLOCK) else {
                 return;
             };
             if sys::read_all(std::os::fd::AsRawFd::as_raw_fd(&fd), buf).is_err() {

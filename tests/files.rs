@@ -740,3 +740,28 @@ fn a_log_file_that_cannot_be_written_is_reported_once_on_stderr() {
         "{err}"
     );
 }
+
+/// An untrusted `[paths] proc` tree: FIFOs where a process's `stat`, `status` and
+/// `cmdline` would be, and where `/proc/meminfo` would be. The process scan (run
+/// because memory is high) and the host sample skip or report them, never wait.
+#[test]
+fn fifos_in_a_fixture_proc_tree_never_block_the_scan_or_the_sample() {
+    let h = Host::new("proc-fifos");
+    h.t.write("proc/meminfo", proc_meminfo(97));
+    for f in ["stat", "status", "cmdline"] {
+        std::fs::create_dir_all(h.t.join("proc/4242")).unwrap();
+        mkfifo(&h.t.join(&format!("proc/4242/{f}")));
+    }
+    let cfg = h.config("top = 3", "");
+    let (code, out, err) = once(&cfg);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.starts_with("SYSTEM-AGENT CRITICAL - mem 97.0%"),
+        "{out}"
+    );
+    std::fs::remove_file(h.t.join("proc/meminfo")).unwrap();
+    mkfifo(&h.t.join("proc/meminfo"));
+    let (code, out, err) = once(&cfg);
+    assert_eq!(code, UNKNOWN, "{out}{err}");
+    assert!(out.contains("mem unknown (cannot read "), "{out}");
+}

@@ -1205,6 +1205,6 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 fn read_file(path: &std::ffi::CStr, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let fd = sys::open(path, libc::O_RDONLY, 0)?;
+    let fd = sys::open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
     sys::read_all(std::os::fd::AsRawFd::as_raw_fd(&fd), buf).map(drop)
 }
