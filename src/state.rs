@@ -87,40 +87,29 @@ pub fn lock(dir: &Path, pid: Option<i32>) -> Result<LockOutcome, Error> {
 /// file is refused unread (and replaced), so reading state costs bounded memory.
 /// The config is at most `files::CONFIG_MAX` (1 MiB), which bounds what it names.
 pub mod max {
+    //! Each format's cap. What a file parses into can be several times its size (a
+    //! six-byte `procs` line becomes a 24-byte record), so the caps are set so that
+    //! reading and parsing any state file, however hostile, keeps the whole agent
+    //! under 8 MiB (`scripts/fuzz` checks it on files right at each cap), while
+    //! leaving room for far more than a real file holds.
+
     /// `state`: a few header lines and one line per metric (4, plus 2 per watched
-    /// mount, each key at most a mount path of 4 KiB and six numbers).
-    pub const STATE: u64 = 4 << 20;
+    /// mount: hundreds of mounts).
+    pub const STATE: u64 = 64 << 10;
     /// `tasks`: per configured task two lines (three numbers, its name, a reason).
-    pub const TASKS: u64 = 4 << 20;
+    pub const TASKS: u64 = 64 << 10;
     /// `alerts`: one line per metric key (five numbers and the key).
-    pub const ALERTS: u64 = 4 << 20;
-    /// `audit`: per audited account an offset line and perhaps a refusal line
-    /// (a reason naming the history's path): 100,000 accounts at 160 bytes.
-    pub const AUDIT: u64 = 16 << 20;
-
-    /// `procs`: a header and one `pid start ticks` line per process (at most 7 +
-    /// 20 + 20 digits, two spaces, a newline: 50 bytes), for at most `pid_max`.
-    pub fn procs(pid_max: u64) -> u64 {
-        4096 + 64 * pid_max
-    }
-
-    /// `reaper`: per process at most a state line (62 bytes), a settled line (37)
-    /// and a pending line (58 and a rule's name, bounded by the config).
-    pub fn reaper(pid_max: u64) -> u64 {
-        STATE + 160 * pid_max
-    }
-}
-
-/// The kernel's `pid_max` under the configured /proc; the largest it can be on a
-/// 64-bit kernel (`PID_MAX_LIMIT`, 4,194,304) when it cannot be read.
-pub fn pid_max(proc_root: &Path) -> u64 {
-    const PID_MAX_LIMIT: u64 = 4 << 20;
-    let mut buf = Vec::new();
-    let path = proc_root.join("sys/kernel/pid_max");
-    match files::read_file(&path, true, 64, &mut buf) {
-        Ok(_) => parse_u64(buf.trim_ascii()).unwrap_or(PID_MAX_LIMIT),
-        Err(_) => PID_MAX_LIMIT,
-    }
+    pub const ALERTS: u64 = 64 << 10;
+    /// `audit`: per audited account an offset line and perhaps a refusal line:
+    /// thousands of accounts.
+    pub const AUDIT: u64 = 512 << 10;
+    /// `procs`: a header and one `pid start ticks` line per process, about 25 bytes
+    /// each: 20,000 processes. A host with more starts its CPU% window afresh each
+    /// `--once` run instead (two readings 250 ms apart).
+    pub const PROCS: u64 = 512 << 10;
+    /// `reaper`: per process at most a state line (about 30 bytes), a settled line
+    /// and a pending line: thousands of processes being watched.
+    pub const REAPER: u64 = 512 << 10;
 }
 
 /// Removes the temporary files a crash left in `state_dir` (see

@@ -424,7 +424,7 @@ fn a_state_file_over_its_cap_is_refused_unread() {
         events(&h.log(), "event=error"),
         vec![state_error(
             &h.p("state/state"),
-            "\"104857600 bytes, over the 4194304-byte limit\""
+            "\"104857600 bytes, over the 65536-byte limit\""
         )]
     );
     assert!(std::fs::metadata(h.t.join("state/state")).unwrap().len() < 4096);

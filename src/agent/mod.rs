@@ -852,7 +852,7 @@ impl Agent {
     /// Per-process ticks from the previous `--once`, when recent and from this boot.
     fn load_procs(&mut self) {
         let path = self.procs_path();
-        let cap = state::max::procs(state::pid_max(&self.cfg.paths.proc));
+        let cap = state::max::PROCS;
         if let Some((saved, btime, procs)) = self.read_state(&path, cap, state::parse_procs) {
             let window = SHORT_WINDOW_MS * 1_000_000..=state::RECENT_NS;
             let fresh = sys::realtime_ns()

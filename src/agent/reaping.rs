@@ -229,7 +229,7 @@ impl Agent {
     /// was in this boot (pids and start times begin anew with each).
     pub(super) fn load_reaper(&mut self) {
         let path = self.reaper_path();
-        let cap = state::max::reaper(state::pid_max(&self.cfg.paths.proc));
+        let cap = state::max::REAPER;
         let Some(r) = self.read_state(&path, cap, state::parse_reaper) else {
             return;
         };
