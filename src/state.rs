@@ -85,14 +85,12 @@ pub fn lock(dir: &Path, pid: Option<i32>) -> Result<LockOutcome, Error> {
 
 /// The most each state file may hold, from its format, with room to spare: a larger
 /// file is refused unread (and replaced), so reading state costs bounded memory.
-/// The config is at most `files::CONFIG_MAX` (1 MiB), which bounds what it names.
+/// What a file parses into can be several times its size (a six-byte `procs` line
+/// becomes a 24-byte record), so the caps are set so that reading and parsing any
+/// state file, however hostile, keeps the whole agent under 8 MiB (`scripts/fuzz`
+/// checks it on files right at each cap), while leaving room for far more than a
+/// real file holds.
 pub mod max {
-    //! Each format's cap. What a file parses into can be several times its size (a
-    //! six-byte `procs` line becomes a 24-byte record), so the caps are set so that
-    //! reading and parsing any state file, however hostile, keeps the whole agent
-    //! under 8 MiB (`scripts/fuzz` checks it on files right at each cap), while
-    //! leaving room for far more than a real file holds.
-
     /// `state`: a few header lines and one line per metric (4, plus 2 per watched
     /// mount: hundreds of mounts).
     pub const STATE: u64 = 64 << 10;
