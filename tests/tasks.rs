@@ -1061,7 +1061,9 @@ fn sigterm_to_a_once_run_stops_its_task_too() {
     // Generous bounds: they only keep a broken build from hanging the suite.
     wait_exit(&mut once, Duration::from_secs(20));
     assert!(
-        wait_for(Duration::from_secs(20), || all.iter().all(|&p| gone(p, pid))),
+        wait_for(Duration::from_secs(20), || all
+            .iter()
+            .all(|&p| gone(p, pid))),
         "left running: {:?}",
         all.iter()
             .map(|&p| (p, proc_stat_of(p)))
