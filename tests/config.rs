@@ -1,7 +1,7 @@
-//! The configuration contract (SPEC §2 `--check-config`, SPEC §3): every key of
-//! `config::SECTIONS` with its valid forms and exact typed value, every error with its
-//! exact text and line, defaults, the printed effective config, and the binary's exit
-//! codes for valid, invalid and missing files.
+//! The configuration contract: every key of `config::SECTIONS` with its valid forms
+//! and exact typed value, every error with its exact text and line, defaults (those
+//! the shipped etc/system_agent.ini documents), the printed effective config
+//! (`--check-config`), and the binary's exit codes for valid, invalid and missing files.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -149,64 +149,50 @@ fn text(b: &[u8]) -> String {
     String::from_utf8(b.to_vec()).expect("utf-8 output")
 }
 
-const DEFAULT_INI: &str = "\
-[agent]
-interval = 10s
-log_file = /var/log/aion/system_agent.log
-log_level = info
-syslog = yes
-syslog_socket = /dev/log
-syslog_facility = daemon
-state_dir = /var/lib/aion/system_agent
-metrics_file =
-dry_run = no
-top = 5
+/// The shipped etc/system_agent.ini, which documents every key with its default.
+fn shipped() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/system_agent.ini");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
-[paths]
-proc = /proc
-passwd = /etc/passwd
-group = /etc/group
+/// The shipped file's settings in its fixed sections (not its example rules),
+/// comments dropped: what `to_ini()` prints for the built-in defaults.
+fn default_ini() -> String {
+    let mut out = String::new();
+    let mut keep = false;
+    for line in shipped().lines() {
+        if line.starts_with('[') {
+            keep = !line.contains('.');
+            if keep && !out.is_empty() {
+                out.push('\n');
+            }
+        } else if line.is_empty() || line.starts_with([';', '#']) {
+            continue;
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
 
-[thresholds]
-cpu_warn = 80
-cpu_crit = 90
-mem_warn = 85
-mem_crit = 95
-swap_warn =
-swap_crit =
-load_warn =
-load_crit =
-disk_warn = 85
-disk_crit = 95
-inode_warn = 90
-inode_crit = 97
-for_cycles = 3
-
-[disk]
-mounts = /
-
-[reaper]
-enabled = no
-grace = 10s
-protect =
-scope = root
-
-[audit]
-bash_history = yes
-users = all
-log_file = /var/log/aion/audit.log
-syslog_facility = authpriv
-max_bytes = 1M
-
-[alert]
-email =
-from =
-sendmail = /usr/sbin/sendmail -t -i
-command =
-min_level = critical
-cooldown = 1h
-timeout = 30s
-";
+/// The lines that document section `name` in the shipped file: those under
+/// `[agent]`, or for `cleanup.NAME` those from where `[cleanup.NAME]` is first
+/// named to the next section or `; ---` rule.
+fn documented(text: &str, name: &str) -> Vec<String> {
+    let header = format!("[{name}]");
+    let start = match name.ends_with(".NAME") {
+        true => text.lines().position(|l| l.contains(&header)),
+        false => text.lines().position(|l| l == header),
+    };
+    let start = start.unwrap_or_else(|| panic!("{header} in etc/system_agent.ini"));
+    text.lines()
+        .skip(start + 1)
+        .take_while(|l| !l.starts_with('[') && !l.starts_with("; ---"))
+        .map(str::to_owned)
+        .collect()
+}
 
 /// `to_ini()` of tests/fixtures/config/full.ini.
 const FULL_INI: &str = "\
@@ -301,41 +287,24 @@ action = kill
 // ---------------------------------------------------------------- defaults
 
 #[test]
-fn default_config_has_every_spec_default() {
+fn default_config_is_the_shipped_ini_without_its_rules() {
     let c = Config::default();
     assert_eq!(c.file, None);
-    let a = &c.agent;
-    assert_eq!(a.interval, secs(10));
-    assert_eq!(a.log_file, Some(p("/var/log/aion/system_agent.log")));
-    assert_eq!(a.log_level, Level::Info);
-    assert!(a.syslog);
-    assert_eq!(a.syslog_socket, p("/dev/log"));
+    let shipped = ok(&shipped());
     assert_eq!(
-        a.syslog_facility,
-        Facility {
-            name: "daemon",
-            code: 3 << 3
-        }
+        (
+            shipped.cleanup.len(),
+            shipped.tasks.len(),
+            shipped.reap.len()
+        ),
+        (2, 1, 0)
     );
-    assert_eq!(a.state_dir, p("/var/lib/aion/system_agent"));
-    assert_eq!(a.metrics_file, None);
-    assert!(!a.dry_run);
-    assert_eq!(a.top, 5);
-    assert_eq!(c.paths.proc, p("/proc"));
-    assert_eq!(c.paths.passwd, p("/etc/passwd"));
-    assert_eq!(c.paths.group, p("/etc/group"));
-    let t = &c.thresholds;
-    assert_eq!(t.cpu, limits(80.0, 90.0));
-    assert_eq!(t.mem, limits(85.0, 95.0));
-    assert_eq!(t.swap, Limits::default());
-    assert_eq!(t.swap.warn, None);
-    assert_eq!(t.swap.crit, None);
-    assert_eq!(t.load.warn, None);
-    assert_eq!(t.load.crit, None);
-    assert_eq!(t.disk, limits(85.0, 95.0));
-    assert_eq!(t.inode, limits(90.0, 97.0));
-    assert_eq!(t.for_cycles, 3);
-    assert_eq!(c.disk.mounts, vec![p("/")]);
+    let rules_dropped = Config {
+        cleanup: Vec::new(),
+        tasks: Vec::new(),
+        ..unfiled(shipped)
+    };
+    assert_eq!(rules_dropped, c);
 }
 
 #[test]
@@ -354,67 +323,22 @@ fn empty_or_comment_only_file_gives_the_defaults() {
 
 #[test]
 fn sections_list_every_key_in_file_order() {
-    let expected: &[(&str, &[&str])] = &[
-        (
-            "agent",
-            &[
-                "interval",
-                "log_file",
-                "log_level",
-                "syslog",
-                "syslog_socket",
-                "syslog_facility",
-                "state_dir",
-                "metrics_file",
-                "dry_run",
-                "top",
-            ],
-        ),
-        ("paths", &["proc", "passwd", "group"]),
-        (
-            "thresholds",
-            &[
-                "cpu_warn",
-                "cpu_crit",
-                "mem_warn",
-                "mem_crit",
-                "swap_warn",
-                "swap_crit",
-                "load_warn",
-                "load_crit",
-                "disk_warn",
-                "disk_crit",
-                "inode_warn",
-                "inode_crit",
-                "for_cycles",
-            ],
-        ),
-        ("disk", &["mounts"]),
-        ("reaper", &["enabled", "grace", "protect", "scope"]),
-        (
-            "audit",
-            &[
-                "bash_history",
-                "users",
-                "log_file",
-                "syslog_facility",
-                "max_bytes",
-            ],
-        ),
-        (
-            "alert",
-            &[
-                "email",
-                "from",
-                "sendmail",
-                "command",
-                "min_level",
-                "cooldown",
-                "timeout",
-            ],
-        ),
-    ];
-    assert_eq!(config::SECTIONS, expected);
+    // The keys of the shipped file's fixed sections, in its order.
+    let mut expected: Vec<(String, Vec<String>)> = Vec::new();
+    for line in default_ini().lines() {
+        if let Some(name) = line.strip_prefix('[') {
+            expected.push((name.trim_end_matches(']').to_string(), Vec::new()));
+        } else if let (Some((key, _)), Some((_, keys))) =
+            (line.split_once(" ="), expected.last_mut())
+        {
+            keys.push(key.to_string());
+        }
+    }
+    let sections: Vec<(String, Vec<String>)> = config::SECTIONS
+        .iter()
+        .map(|(s, keys)| (s.to_string(), keys.iter().map(|k| k.to_string()).collect()))
+        .collect();
+    assert_eq!(sections, expected);
     let from_sections: Vec<(&str, &str)> = config::SECTIONS
         .iter()
         .flat_map(|(s, keys)| keys.iter().map(move |k| (*s, *k)))
@@ -427,12 +351,49 @@ fn sections_list_every_key_in_file_order() {
 
 #[test]
 fn defaults_print_as_fixed_ini() {
-    assert_eq!(Config::default().to_ini(), DEFAULT_INI);
+    assert_eq!(Config::default().to_ini(), default_ini());
 }
 
 #[test]
 fn printed_defaults_parse_back_to_the_defaults() {
-    assert_eq!(unfiled(ok(DEFAULT_INI)), Config::default());
+    assert_eq!(unfiled(ok(&default_ini())), Config::default());
+}
+
+#[test]
+fn shipped_ini_documents_every_key_with_its_default() {
+    let text = shipped();
+    for k in config::keys() {
+        let want = match k.default {
+            "" => format!("{} =", k.key),
+            d => format!("{} = {d}", k.key),
+        };
+        let lines = documented(&text, &k.section);
+        // A fixed section sets the key; a rule's key is shown in a comment
+        // (`;   key = default   what it means`).
+        let found = match k.section.ends_with(".NAME") {
+            false => lines.contains(&want),
+            true => lines
+                .iter()
+                .filter_map(|l| l.strip_prefix(";   "))
+                .any(|l| l == want || l.starts_with(&format!("{want} "))),
+        };
+        assert!(
+            found,
+            "etc/system_agent.ini: [{}] should show \"{want}\"",
+            k.section
+        );
+    }
+    // And a rule's comment names no key the rule does not have.
+    for (prefix, keys) in config::RULE_SECTIONS {
+        for line in documented(&text, &format!("{prefix}.NAME")) {
+            let Some((key, _)) = line.strip_prefix(";   ").and_then(|l| l.split_once(" =")) else {
+                continue;
+            };
+            if key.bytes().all(|c| c.is_ascii_lowercase() || c == b'_') {
+                assert!(keys.contains(&key), "[{prefix}.NAME] documents {key}");
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- [agent] interval
@@ -1637,8 +1598,9 @@ fn check_config_fills_in_defaults() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "; effective configuration from {}\n{DEFAULT_INI}",
-            path.display()
+            "; effective configuration from {}\n{}",
+            path.display(),
+            default_ini()
         )
     );
 }
@@ -1650,7 +1612,7 @@ fn check_config_shows_command_line_overrides() {
     let arg = format!("--config={}", path.display());
     let out = run(&["--check-config", &arg, "--dry-run", "--log-level", "error"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let want = DEFAULT_INI
+    let want = default_ini()
         .replace("log_level = info", "log_level = error")
         .replace("dry_run = no", "dry_run = yes");
     assert_eq!(
@@ -1720,7 +1682,8 @@ fn check_config_without_c_and_no_default_file_uses_built_in_defaults() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "; effective configuration from built-in defaults (/etc/aion/system_agent.ini not found)\n{DEFAULT_INI}"
+            "; effective configuration from built-in defaults (/etc/aion/system_agent.ini not found)\n{}",
+            default_ini()
         )
     );
 }
