@@ -49,6 +49,17 @@ fn bad(section: &str, key: &str, value: &str) -> String {
     }
 }
 
+/// Each of `values` for `section.key` is the one error `message(value)` (on line 2).
+fn rejects(section: &str, key: &str, values: &[&str], message: impl Fn(&str) -> String) {
+    for v in values {
+        assert_eq!(
+            bad(section, key, v),
+            format!("/etc/a.ini:2: {section}.{key}: {}", message(v)),
+            "{section}.{key} = {v:?}"
+        );
+    }
+}
+
 fn p(s: &str) -> PathBuf {
     PathBuf::from(s)
 }
@@ -424,34 +435,35 @@ fn interval_rejects_malformed_durations() {
         bad("agent", "interval", "10x"),
         "/etc/a.ini:2: agent.interval: invalid duration \"10x\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
     );
-    for v in [
-        "",
-        "1.5s",
-        "-5s",
-        "+5s",
-        "10 s",
-        "s",
-        "ms",
-        "10S",
-        "10MS",
-        "5sec",
-        "1e3",
-        "inf",
-        "nan",
-        "NaN",
-        "5m30s",
-        "0x10",
-        "99999999999999999999",
-        "9999999999999999d",
-    ] {
-        assert_eq!(
-            bad("agent", "interval", v),
+    rejects(
+        "agent",
+        "interval",
+        &[
+            "",
+            "1.5s",
+            "-5s",
+            "+5s",
+            "10 s",
+            "s",
+            "ms",
+            "10S",
+            "10MS",
+            "5sec",
+            "1e3",
+            "inf",
+            "nan",
+            "NaN",
+            "5m30s",
+            "0x10",
+            "99999999999999999999",
+            "9999999999999999d",
+        ],
+        |v| {
             format!(
-                "/etc/a.ini:2: agent.interval: invalid duration \"{v}\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
-            ),
-            "{v:?}"
-        );
-    }
+                "invalid duration \"{v}\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
+            )
+        },
+    );
 }
 
 #[test]
@@ -460,25 +472,22 @@ fn interval_outside_10ms_to_24h_is_a_range_error() {
         bad("agent", "interval", "9ms"),
         "/etc/a.ini:2: agent.interval: interval \"9ms\" out of range (expected 10ms to 24h)"
     );
-    for v in [
-        "0",
-        "0s",
-        "0ms",
-        "86401",
-        "86400001ms",
-        "25h",
-        "1441m",
-        "2d",
-        "7d",
-    ] {
-        assert_eq!(
-            bad("agent", "interval", v),
-            format!(
-                "/etc/a.ini:2: agent.interval: interval \"{v}\" out of range (expected 10ms to 24h)"
-            ),
-            "{v:?}"
-        );
-    }
+    rejects(
+        "agent",
+        "interval",
+        &[
+            "0",
+            "0s",
+            "0ms",
+            "86401",
+            "86400001ms",
+            "25h",
+            "1441m",
+            "2d",
+            "7d",
+        ],
+        |v| format!("interval \"{v}\" out of range (expected 10ms to 24h)"),
+    );
 }
 
 // ---------------------------------------------------------------- [agent] other keys
@@ -508,12 +517,12 @@ fn log_file_and_metrics_file_reject_relative_paths() {
         "/etc/a.ini:2: agent.log_file: not an absolute path: \"agent.log\""
     );
     for key in ["log_file", "metrics_file"] {
-        for v in ["x.log", "./x.log", "../x", "~/x.log", "var/log/x"] {
-            assert_eq!(
-                bad("agent", key, v),
-                format!("/etc/a.ini:2: agent.{key}: not an absolute path: \"{v}\""),
-            );
-        }
+        rejects(
+            "agent",
+            key,
+            &["x.log", "./x.log", "../x", "~/x.log", "var/log/x"],
+            |v| format!("not an absolute path: \"{v}\""),
+        );
     }
 }
 
@@ -540,14 +549,12 @@ fn log_level_rejects_other_words() {
         bad("agent", "log_level", "loud"),
         "/etc/a.ini:2: agent.log_level: invalid log level \"loud\" (expected debug, info, warn or error)"
     );
-    for v in ["", "trace", "err", "critical", "3"] {
-        assert_eq!(
-            bad("agent", "log_level", v),
-            format!(
-                "/etc/a.ini:2: agent.log_level: invalid log level \"{v}\" (expected debug, info, warn or error)"
-            ),
-        );
-    }
+    rejects(
+        "agent",
+        "log_level",
+        &["", "trace", "err", "critical", "3"],
+        |v| format!("invalid log level \"{v}\" (expected debug, info, warn or error)"),
+    );
 }
 
 #[test]
@@ -584,14 +591,12 @@ fn booleans_reject_other_words() {
         "/etc/a.ini:2: agent.dry_run: invalid boolean \"maybe\" (expected yes/no/true/false/on/off/1/0)"
     );
     for key in ["syslog", "dry_run"] {
-        for v in ["", "y", "n", "2", "-1", "enabled", "yes please", "01"] {
-            assert_eq!(
-                bad("agent", key, v),
-                format!(
-                    "/etc/a.ini:2: agent.{key}: invalid boolean \"{v}\" (expected yes/no/true/false/on/off/1/0)"
-                ),
-            );
-        }
+        rejects(
+            "agent",
+            key,
+            &["", "y", "n", "2", "-1", "enabled", "yes please", "01"],
+            |v| format!("invalid boolean \"{v}\" (expected yes/no/true/false/on/off/1/0)"),
+        );
     }
 }
 
@@ -633,20 +638,12 @@ fn required_paths_reject_empty_and_relative_values() {
         ("paths", "passwd"),
         ("paths", "group"),
     ] {
-        assert_eq!(
-            bad(section, key, ""),
-            format!("/etc/a.ini:2: {section}.{key}: a path is required"),
-        );
-        assert_eq!(
-            bad(section, key, "\"\""),
-            format!("/etc/a.ini:2: {section}.{key}: a path is required"),
-        );
-        for v in ["dev/log", "./x", "~/x", "C:\\x"] {
-            assert_eq!(
-                bad(section, key, v),
-                format!("/etc/a.ini:2: {section}.{key}: not an absolute path: \"{v}\""),
-            );
-        }
+        rejects(section, key, &["", "\"\""], |_| {
+            "a path is required".to_string()
+        });
+        rejects(section, key, &["dev/log", "./x", "~/x", "C:\\x"], |v| {
+            format!("not an absolute path: \"{v}\"")
+        });
     }
 }
 
@@ -679,14 +676,12 @@ fn syslog_facility_rejects_unknown_names() {
         bad("agent", "syslog_facility", "local8"),
         "/etc/a.ini:2: agent.syslog_facility: invalid syslog facility \"local8\" (expected e.g. daemon, authpriv, local0)"
     );
-    for v in ["", "daemons", "LOG_", "3", "local 0"] {
-        assert_eq!(
-            bad("agent", "syslog_facility", v),
-            format!(
-                "/etc/a.ini:2: agent.syslog_facility: invalid syslog facility \"{v}\" (expected e.g. daemon, authpriv, local0)"
-            ),
-        );
-    }
+    rejects(
+        "agent",
+        "syslog_facility",
+        &["", "daemons", "LOG_", "3", "local 0"],
+        |v| format!("invalid syslog facility \"{v}\" (expected e.g. daemon, authpriv, local0)"),
+    );
 }
 
 #[test]
@@ -702,27 +697,24 @@ fn top_rejects_out_of_range_and_non_integers() {
         bad("agent", "top", "101"),
         "/etc/a.ini:2: agent.top: invalid number \"101\" (expected a whole number from 0 to 100)"
     );
-    for v in [
-        "",
-        "-1",
-        "+5",
-        "5.0",
-        "1e3",
-        "inf",
-        "nan",
-        "five",
-        "5%",
-        "0x10",
-        "99999999999999999999",
-    ] {
-        assert_eq!(
-            bad("agent", "top", v),
-            format!(
-                "/etc/a.ini:2: agent.top: invalid number \"{v}\" (expected a whole number from 0 to 100)"
-            ),
-            "{v:?}"
-        );
-    }
+    rejects(
+        "agent",
+        "top",
+        &[
+            "",
+            "-1",
+            "+5",
+            "5.0",
+            "1e3",
+            "inf",
+            "nan",
+            "five",
+            "5%",
+            "0x10",
+            "99999999999999999999",
+        ],
+        |v| format!("invalid number \"{v}\" (expected a whole number from 0 to 100)"),
+    );
 }
 
 // ---------------------------------------------------------------- [thresholds]
@@ -764,18 +756,15 @@ fn percentages_reject_out_of_range_signs_and_non_plain_numbers() {
     for name in PERCENT_PAIRS {
         for level in ["warn", "crit"] {
             let key = format!("{name}_{level}");
-            for v in [
-                "101", "100.1", "101%", "-1", "-0", "+5", "inf", "nan", "NaN", "infinity", "1e3",
-                "1e1", "%", "50%%", "50 %", "%50", "fifty", "1,5", "1.2.3", ".", "0x10",
-            ] {
-                assert_eq!(
-                    bad("thresholds", &key, v),
-                    format!(
-                        "/etc/a.ini:2: thresholds.{key}: invalid percentage \"{v}\" (expected 0-100, optionally with %)"
-                    ),
-                    "{key} = {v:?}"
-                );
-            }
+            rejects(
+                "thresholds",
+                &key,
+                &[
+                    "101", "100.1", "101%", "-1", "-0", "+5", "inf", "nan", "NaN", "infinity",
+                    "1e3", "1e1", "%", "50%%", "50 %", "%50", "fifty", "1,5", "1.2.3", ".", "0x10",
+                ],
+                |v| format!("invalid percentage \"{v}\" (expected 0-100, optionally with %)"),
+            );
         }
     }
 }
@@ -792,12 +781,9 @@ fn required_percentages_reject_an_empty_value() {
         "inode_warn",
         "inode_crit",
     ] {
-        assert_eq!(
-            bad("thresholds", key, ""),
-            format!(
-                "/etc/a.ini:2: thresholds.{key}: invalid percentage \"\" (expected 0-100, optionally with %)"
-            ),
-        );
+        rejects("thresholds", key, &[""], |v| {
+            format!("invalid percentage \"{v}\" (expected 0-100, optionally with %)")
+        });
     }
 }
 
@@ -838,17 +824,18 @@ fn load_rejects_negative_huge_and_non_plain_numbers() {
         "/etc/a.ini:2: thresholds.load_crit: invalid load \"-1\" (expected a number of runnable tasks per CPU, e.g. 1.5)"
     );
     for key in ["load_warn", "load_crit"] {
-        for v in [
-            "-1", "-0.5", "+1", "inf", "nan", "1e3", "10000.5", "2%", "abc", "1,5", ".",
-        ] {
-            assert_eq!(
-                bad("thresholds", key, v),
+        rejects(
+            "thresholds",
+            key,
+            &[
+                "-1", "-0.5", "+1", "inf", "nan", "1e3", "10000.5", "2%", "abc", "1,5", ".",
+            ],
+            |v| {
                 format!(
-                    "/etc/a.ini:2: thresholds.{key}: invalid load \"{v}\" (expected a number of runnable tasks per CPU, e.g. 1.5)"
-                ),
-                "{key} = {v:?}"
-            );
-        }
+                    "invalid load \"{v}\" (expected a number of runnable tasks per CPU, e.g. 1.5)"
+                )
+            },
+        );
     }
 }
 
@@ -869,15 +856,12 @@ fn for_cycles_rejects_zero_out_of_range_and_non_integers() {
         bad("thresholds", "for_cycles", "0"),
         "/etc/a.ini:2: thresholds.for_cycles: invalid number \"0\" (expected a whole number from 1 to 1000)"
     );
-    for v in ["", "1001", "-1", "+3", "2.5", "1e3", "inf", "nan", "three"] {
-        assert_eq!(
-            bad("thresholds", "for_cycles", v),
-            format!(
-                "/etc/a.ini:2: thresholds.for_cycles: invalid number \"{v}\" (expected a whole number from 1 to 1000)"
-            ),
-            "{v:?}"
-        );
-    }
+    rejects(
+        "thresholds",
+        "for_cycles",
+        &["", "1001", "-1", "+3", "2.5", "1e3", "inf", "nan", "three"],
+        |v| format!("invalid number \"{v}\" (expected a whole number from 1 to 1000)"),
+    );
 }
 
 // ---------------------------------------------------------------- warn above crit

@@ -94,8 +94,12 @@ impl Builder<'_> {
         let before = self.errors.len();
         self.keys(s, &mut r);
         if self.errors.len() == before
-            && let Some((key, msg)) = r.missing(&s.name)
+            && let Some((key, msg)) = r.missing()
         {
+            let key = match key {
+                "" => format!("[{}]", s.name),
+                key => format!("{}.{key}", s.name),
+            };
             self.error(s.line, &key, msg);
         }
         if self.errors.len() == before {

@@ -9,16 +9,101 @@ use crate::log::Level;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A duration: `500ms 30s 5m 2h 7d`.
-pub struct Time;
+/// Declares kinds that are unit structs: `Name: T = |w| read, |v| print;`.
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $K:ident: $T:ty = |$w:ident| $read:expr, |$v:ident| $print:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub struct $K;
 
-impl Kind<Duration> for Time {
-    fn read(&self, w: Written) -> Result<Duration, String> {
-        value::duration(w.value)
-    }
+            impl Kind<$T> for $K {
+                fn read(&self, $w: Written) -> Result<$T, String> {
+                    $read
+                }
 
-    fn print(&self, d: &Duration) -> String {
-        value::fmt_duration(*d)
+                fn print(&self, $v: &$T) -> String {
+                    $print
+                }
+            }
+        )*
+    };
+}
+
+kinds! {
+    /// A duration: `500ms 30s 5m 2h 7d`.
+    Time: Duration = |w| value::duration(w.value), |d| value::fmt_duration(*d);
+
+    /// A duration of more than 0 (a deadline).
+    TimeOver0: Duration = |w| match value::duration(w.value)? {
+        d if d.is_zero() => Err(format!("invalid duration \"{}\" (must be more than 0)", w.value)),
+        d => Ok(d),
+    }, |d| value::fmt_duration(*d);
+
+    /// A size of more than 0: `512K 100M 2G`.
+    BytesOver0: u64 = |w| match value::size(w.value)? {
+        0 => Err(format!("invalid size \"{}\" (must be more than 0)", w.value)),
+        n => Ok(n),
+    }, |n| value::fmt_size(*n);
+
+    /// `yes`/`no` and their synonyms.
+    Flag: bool = |w| value::boolean(w.value), |b| value::fmt_bool(*b);
+
+    /// A nice value, `-20` to `19`.
+    Nice: i32 = |w| match w.value.parse::<i32>() {
+        Ok(n) if (-20..=19).contains(&n) => Ok(n),
+        _ => Err(format!("invalid nice \"{}\" (expected -20 to 19)", w.value)),
+    }, |n| n.to_string();
+
+    /// An octal file mode creation mask: `027`, `0022`, `7` (at most `777`).
+    Umask: u32 = |w| umask(w.value), |m| format!("{m:03o}");
+
+    /// `0`–`100`, decimals allowed, optional `%`.
+    Percent: f64 = |w| value::percent(w.value), |p| value::fmt_number(*p);
+
+    /// A load average per CPU, such as `1.5`.
+    Load: f64 = |w| value::load(w.value), |l| value::fmt_number(*l);
+
+    /// Any text, as written.
+    Text: String = |w| Ok(w.value.to_string()), |s| s.clone();
+
+    /// Words separated by spaces or commas.
+    Words: Vec<String> = |w| Ok(value::list(w.value)), |words| words.join(" ");
+
+    /// An absolute path.
+    AbsPath: PathBuf = |w| value::path(w.value), |p| value::fmt_path(p);
+
+    /// Absolute paths separated by spaces or commas; empty: none.
+    AbsPaths: Vec<PathBuf> = |w| value::list(w.value).iter().map(|p| value::path(p)).collect(),
+        |paths| paths.iter().map(|p| value::fmt_path(p)).collect::<Vec<_>>().join(" ");
+
+    /// One glob, as written.
+    Pattern: Glob = |w| Ok(Glob::new(w.value)), |g| g.as_str().to_string();
+
+    /// Globs separated by spaces or commas; empty: none.
+    Globs: Vec<Glob> = |w| Ok(value::list(w.value).iter().map(|g| Glob::new(g)).collect()),
+        |globs| globs.iter().map(Glob::as_str).collect::<Vec<_>>().join(" ");
+
+    /// At least one glob (a rule that matches nothing is a typo).
+    SomeGlobs: Vec<Glob> = |w| match Globs.read(w)? {
+        g if g.is_empty() => Err("at least one glob is required (* for any)".to_string()),
+        g => Ok(g),
+    }, |globs| Globs.print(globs);
+
+    /// `debug info warn error`, any case.
+    LogLevel: Level = |w| Level::parse(w.value), |l| l.name().to_string();
+
+    /// A syslog facility: `daemon`, `LOG_LOCAL0`, any case.
+    SyslogFacility: Facility = |w| Facility::parse(w.value), |f| f.name.to_string();
+}
+
+/// An octal umask of at most 4 digits, up to `777`.
+fn umask(v: &str) -> Result<u32, String> {
+    let octal = !v.is_empty() && v.len() <= 4 && v.bytes().all(|c| (b'0'..=b'7').contains(&c));
+    match u32::from_str_radix(v, 8) {
+        Ok(m) if octal && m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "invalid umask \"{v}\" (expected octal digits up to 777, e.g. 027)"
+        )),
     }
 }
 
@@ -42,57 +127,6 @@ impl Kind<Duration> for TimeIn {
     }
 }
 
-/// A duration of more than 0 (a deadline).
-pub struct TimeOver0;
-
-impl Kind<Duration> for TimeOver0 {
-    fn read(&self, w: Written) -> Result<Duration, String> {
-        match value::duration(w.value)? {
-            d if d.is_zero() => Err(format!(
-                "invalid duration \"{}\" (must be more than 0)",
-                w.value
-            )),
-            d => Ok(d),
-        }
-    }
-
-    fn print(&self, d: &Duration) -> String {
-        Time.print(d)
-    }
-}
-
-/// A size of more than 0: `512K 100M 2G`.
-pub struct BytesOver0;
-
-impl Kind<u64> for BytesOver0 {
-    fn read(&self, w: Written) -> Result<u64, String> {
-        match value::size(w.value)? {
-            0 => Err(format!(
-                "invalid size \"{}\" (must be more than 0)",
-                w.value
-            )),
-            n => Ok(n),
-        }
-    }
-
-    fn print(&self, n: &u64) -> String {
-        value::fmt_size(*n)
-    }
-}
-
-/// `yes`/`no` and their synonyms.
-pub struct Flag;
-
-impl Kind<bool> for Flag {
-    fn read(&self, w: Written) -> Result<bool, String> {
-        value::boolean(w.value)
-    }
-
-    fn print(&self, b: &bool) -> String {
-        value::fmt_bool(*b)
-    }
-}
-
 /// A whole number from `.0` to `.1`.
 pub struct Int(pub u32, pub u32);
 
@@ -103,68 +137,6 @@ impl Kind<u32> for Int {
 
     fn print(&self, n: &u32) -> String {
         n.to_string()
-    }
-}
-
-/// A nice value, `-20` to `19`.
-pub struct Nice;
-
-impl Kind<i32> for Nice {
-    fn read(&self, w: Written) -> Result<i32, String> {
-        match w.value.parse::<i32>() {
-            Ok(n) if (-20..=19).contains(&n) => Ok(n),
-            _ => Err(format!("invalid nice \"{}\" (expected -20 to 19)", w.value)),
-        }
-    }
-
-    fn print(&self, n: &i32) -> String {
-        n.to_string()
-    }
-}
-
-/// An octal file mode creation mask: `027`, `0022`, `7` (at most `777`).
-pub struct Umask;
-
-impl Kind<u32> for Umask {
-    fn read(&self, w: Written) -> Result<u32, String> {
-        let v = w.value;
-        let octal = !v.is_empty() && v.len() <= 4 && v.bytes().all(|c| (b'0'..=b'7').contains(&c));
-        match u32::from_str_radix(v, 8) {
-            Ok(m) if octal && m <= 0o777 => Ok(m),
-            _ => Err(format!(
-                "invalid umask \"{v}\" (expected octal digits up to 777, e.g. 027)"
-            )),
-        }
-    }
-
-    fn print(&self, m: &u32) -> String {
-        format!("{m:03o}")
-    }
-}
-
-/// `0`–`100`, decimals allowed, optional `%`.
-pub struct Percent;
-
-impl Kind<f64> for Percent {
-    fn read(&self, w: Written) -> Result<f64, String> {
-        value::percent(w.value)
-    }
-
-    fn print(&self, p: &f64) -> String {
-        value::fmt_number(*p)
-    }
-}
-
-/// A load average per CPU, such as `1.5`.
-pub struct Load;
-
-impl Kind<f64> for Load {
-    fn read(&self, w: Written) -> Result<f64, String> {
-        value::load(w.value)
-    }
-
-    fn print(&self, l: &f64) -> String {
-        value::fmt_number(*l)
     }
 }
 
@@ -195,105 +167,6 @@ impl<T, K: Kind<T>> Kind<Option<T>> for Optional<K> {
 
     fn print(&self, v: &Option<T>) -> String {
         v.as_ref().map(|v| self.0.print(v)).unwrap_or_default()
-    }
-}
-
-/// Any text, as written.
-pub struct Text;
-
-impl Kind<String> for Text {
-    fn read(&self, w: Written) -> Result<String, String> {
-        Ok(w.value.to_string())
-    }
-
-    fn print(&self, s: &String) -> String {
-        s.clone()
-    }
-}
-
-/// Words separated by spaces or commas.
-pub struct Words;
-
-impl Kind<Vec<String>> for Words {
-    fn read(&self, w: Written) -> Result<Vec<String>, String> {
-        Ok(value::list(w.value))
-    }
-
-    fn print(&self, words: &Vec<String>) -> String {
-        words.join(" ")
-    }
-}
-
-/// An absolute path.
-pub struct AbsPath;
-
-impl Kind<PathBuf> for AbsPath {
-    fn read(&self, w: Written) -> Result<PathBuf, String> {
-        value::path(w.value)
-    }
-
-    fn print(&self, p: &PathBuf) -> String {
-        value::fmt_path(p)
-    }
-}
-
-/// Absolute paths separated by spaces or commas; empty: none.
-pub struct AbsPaths;
-
-impl Kind<Vec<PathBuf>> for AbsPaths {
-    fn read(&self, w: Written) -> Result<Vec<PathBuf>, String> {
-        value::list(w.value)
-            .iter()
-            .map(|p| value::path(p))
-            .collect()
-    }
-
-    fn print(&self, paths: &Vec<PathBuf>) -> String {
-        let paths: Vec<String> = paths.iter().map(|p| value::fmt_path(p)).collect();
-        paths.join(" ")
-    }
-}
-
-/// One glob, as written.
-pub struct Pattern;
-
-impl Kind<Glob> for Pattern {
-    fn read(&self, w: Written) -> Result<Glob, String> {
-        Ok(Glob::new(w.value))
-    }
-
-    fn print(&self, g: &Glob) -> String {
-        g.as_str().to_string()
-    }
-}
-
-/// Globs separated by spaces or commas; empty: none.
-pub struct Globs;
-
-impl Kind<Vec<Glob>> for Globs {
-    fn read(&self, w: Written) -> Result<Vec<Glob>, String> {
-        Ok(value::list(w.value).iter().map(|g| Glob::new(g)).collect())
-    }
-
-    fn print(&self, globs: &Vec<Glob>) -> String {
-        let globs: Vec<&str> = globs.iter().map(Glob::as_str).collect();
-        globs.join(" ")
-    }
-}
-
-/// At least one glob (a rule that matches nothing is a typo).
-pub struct SomeGlobs;
-
-impl Kind<Vec<Glob>> for SomeGlobs {
-    fn read(&self, w: Written) -> Result<Vec<Glob>, String> {
-        match Globs.read(w)? {
-            g if g.is_empty() => Err("at least one glob is required (* for any)".to_string()),
-            g => Ok(g),
-        }
-    }
-
-    fn print(&self, globs: &Vec<Glob>) -> String {
-        Globs.print(globs)
     }
 }
 
@@ -367,13 +240,6 @@ impl<T: Copy + PartialEq> Choice<T> {
             None => String::new(),
         }
     }
-
-    fn name(&self, t: &T) -> &'static str {
-        self.names
-            .iter()
-            .find(|(n, _)| n == t)
-            .map_or("?", |(_, name)| name)
-    }
 }
 
 impl<T: Copy + PartialEq> Kind<T> for Choice<T> {
@@ -382,7 +248,7 @@ impl<T: Copy + PartialEq> Kind<T> for Choice<T> {
     }
 
     fn print(&self, t: &T) -> String {
-        self.name(t).to_string()
+        super::word(self.names, t).to_string()
     }
 }
 
@@ -398,33 +264,7 @@ impl<T: Copy + PartialEq> Kind<Vec<T>> for Choices<T> {
     }
 
     fn print(&self, ts: &Vec<T>) -> String {
-        let names: Vec<&str> = ts.iter().map(|t| self.0.name(t)).collect();
+        let names: Vec<&str> = ts.iter().map(|t| super::word(self.0.names, t)).collect();
         names.join(" ")
-    }
-}
-
-/// `debug info warn error`, any case.
-pub struct LogLevel;
-
-impl Kind<Level> for LogLevel {
-    fn read(&self, w: Written) -> Result<Level, String> {
-        Level::parse(w.value)
-    }
-
-    fn print(&self, l: &Level) -> String {
-        l.name().to_string()
-    }
-}
-
-/// A syslog facility: `daemon`, `LOG_LOCAL0`, any case.
-pub struct SyslogFacility;
-
-impl Kind<Facility> for SyslogFacility {
-    fn read(&self, w: Written) -> Result<Facility, String> {
-        Facility::parse(w.value)
-    }
-
-    fn print(&self, f: &Facility) -> String {
-        f.name.to_string()
     }
 }

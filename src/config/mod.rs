@@ -110,10 +110,7 @@ impl ProcState {
     ];
 
     pub fn name(self) -> &'static str {
-        ProcState::ALL
-            .iter()
-            .find(|(s, _)| *s == self)
-            .map_or("?", |(_, n)| n)
+        word(&ProcState::ALL, &self)
     }
 
     /// The state of a `/proc/PID/stat` letter (`t`, traced, counts as stopped).
@@ -146,11 +143,13 @@ impl Action {
     ];
 
     pub fn name(self) -> &'static str {
-        Action::ALL
-            .iter()
-            .find(|(a, _)| *a == self)
-            .map_or("?", |(_, n)| n)
+        word(&Action::ALL, &self)
     }
+}
+
+/// The word for `t` in a list of values and their words such as `Action::ALL`.
+fn word<T: PartialEq>(all: &[(T, &'static str)], t: &T) -> &'static str {
+    all.iter().find(|(v, _)| v == t).map_or("?", |(_, w)| w)
 }
 
 /// A syslog facility by its name and its code (already shifted, as in `<PRI>`).

@@ -82,34 +82,32 @@ rule! {
     }
 }
 
-/// What a rule lacks that no single key can say: `(key, message)`, the key as
-/// `section.key` or `[section]` for `section` (the rule's `PREFIX.NAME`).
+/// What a rule lacks that no single key can say: the key to name (`""`: the rule
+/// as a whole) and the message.
 pub trait Complete {
-    fn missing(&self, section: &str) -> Option<(String, &'static str)>;
+    fn missing(&self) -> Option<(&'static str, &'static str)>;
 }
 
 impl Complete for CleanupRule {
-    fn missing(&self, section: &str) -> Option<(String, &'static str)> {
-        let msg = "a cleanup rule needs paths";
+    fn missing(&self) -> Option<(&'static str, &'static str)> {
         self.paths
             .is_empty()
-            .then(|| (format!("{section}.paths"), msg))
+            .then_some(("paths", "a cleanup rule needs paths"))
     }
 }
 
 impl Complete for Task {
-    fn missing(&self, section: &str) -> Option<(String, &'static str)> {
-        let msg = "a task needs a command";
+    fn missing(&self) -> Option<(&'static str, &'static str)> {
         self.command
             .is_empty()
-            .then(|| (format!("{section}.command"), msg))
+            .then_some(("command", "a task needs a command"))
     }
 }
 
 impl Complete for ReapRule {
-    fn missing(&self, section: &str) -> Option<(String, &'static str)> {
+    fn missing(&self) -> Option<(&'static str, &'static str)> {
         let msg = "a reap rule needs match or cmdline (match = * to name every process)";
-        (self.matches.is_empty() && self.cmdline.is_none()).then(|| (format!("[{section}]"), msg))
+        (self.matches.is_empty() && self.cmdline.is_none()).then_some(("", msg))
     }
 }
 
