@@ -1,5 +1,5 @@
-//! The value syntax every key shares (SPEC §3): durations, sizes, percentages,
-//! booleans, lists, absolute paths and command lines. Each parser returns the exact message an
+//! The value syntax every key shares: durations, sizes, percentages, booleans,
+//! lists, absolute paths and command lines. Each parser returns the exact message an
 //! operator sees after `FILE:LINE: section.key: `.
 
 use std::path::PathBuf;
@@ -220,15 +220,6 @@ pub fn path(v: &str) -> Result<PathBuf, String> {
         Err("a path is required".to_string())
     } else {
         Err(format!("not an absolute path: \"{v}\""))
-    }
-}
-
-/// An absolute path, or empty for "off".
-pub fn optional_path(v: &str) -> Result<Option<PathBuf>, String> {
-    if v.is_empty() {
-        Ok(None)
-    } else {
-        path(v).map(Some)
     }
 }
 
