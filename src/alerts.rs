@@ -11,7 +11,7 @@
 //! from the host (names, paths, values) can put a CR or LF into a header.
 
 use crate::config::AlertLevel;
-use crate::policy::{Kind, Metric, Status};
+use crate::judge::{Kind, Metric, Status};
 use crate::procfs::{fields, lines, parse_u64};
 use std::fmt::Write as _;
 
@@ -325,12 +325,12 @@ pub fn parse(text: &[u8]) -> Result<Vec<Told>, &'static str> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::policy::Hysteresis;
+    use crate::judge::Hysteresis;
 
     const MIN: u64 = 60_000_000_000;
 
     fn cpu(level: Status, value: f64) -> Vec<Metric> {
-        let mut m = crate::policy::metrics_for(&Config::default());
+        let mut m = crate::judge::metrics_for(&Config::default());
         m.truncate(1);
         m[0].value = Some(value);
         m[0].hyst = Hysteresis {

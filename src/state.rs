@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 use crate::files;
-use crate::policy::{Hysteresis, Metric};
+use crate::judge::{Hysteresis, Metric};
 use crate::procfs::stat::CpuTimes;
 use crate::procfs::{fields, lines, parse_u64};
 use crate::scan::PrevTicks;
@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn state_round_trips() {
-        let mut metrics = crate::policy::metrics_for(&Config::default());
+        let mut metrics = crate::judge::metrics_for(&Config::default());
         metrics[0].hyst = Hysteresis {
             reported: 2,
             up: [3, 3],

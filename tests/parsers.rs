@@ -1061,7 +1061,7 @@ const STATE_TEXT: &str = "system-agent-state 1\nsaved 123\nbtime 456\ncpu 1 2 3 
 
 #[test]
 fn state_file_exact_text_and_back() {
-    let metrics = system_agent::policy::metrics_for(&Config::default());
+    let metrics = system_agent::judge::metrics_for(&Config::default());
     let cpu = CpuTimes::from_array([1, 2, 3, 4, 5, 6, 7, 8]);
     let mut s = String::from("stale");
     format_state(&mut s, 123, 456, Some(&cpu), &metrics);

@@ -17,7 +17,11 @@ impl Agent {
                 tasks::forget_skips(&mut self.task_states);
             }
         }
-        tasks::observe_cpu(&self.cfg.tasks, &mut self.task_states, self.cpu_percent);
+        tasks::observe_cpu(
+            &self.cfg.tasks,
+            &mut self.task_states,
+            self.reading.cpu_percent,
+        );
         self.tend_task();
         let now = sys::realtime_ns();
         tasks::forget_future(&mut self.task_states, now);

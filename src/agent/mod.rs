@@ -25,15 +25,17 @@ use crate::cleanup;
 use crate::config::Config;
 use crate::error::Error;
 use crate::health::{Output, Outputs};
+use crate::judge::{self, Kind, Metric, Status};
 use crate::log::{Level, Logger, Target};
 use crate::mounts::Mounts;
 use crate::passwd::{self, Users, parse_passwd};
-use crate::policy::{self, Kind, Metric, Status};
+use crate::policy;
 use crate::procfs::pid::{cmdline_display, parse_pid_status};
 use crate::procfs::stat::CpuTimes;
+use crate::reading::Reading;
 use crate::reaper;
 use crate::report;
-use crate::sample::{HostSample, Sampler};
+use crate::sample::Sampler;
 use crate::scan::Scanner;
 use crate::signals::Signals;
 use crate::state::{self, Lock, LockOutcome};
@@ -89,13 +91,9 @@ pub struct Agent {
     mounts: Mounts,
     scanner: Scanner,
     metrics: Vec<Metric>,
-    host: HostSample,
+    /// This cycle's sample and everything derived from it.
+    reading: Reading,
     users: Users,
-    /// The previous /proc/stat counters and the cycle's CPU% from them.
-    prev_cpu: Option<CpuTimes>,
-    cpu_percent: Option<f64>,
-    btime: Option<u64>,
-    ncpu: u32,
     ticks_per_sec: u64,
     page_size: u64,
     /// Holding the state_dir lock: allowed to act and to write state.
@@ -176,13 +174,9 @@ impl Agent {
             sampler: Sampler::new(&cfg.paths.proc),
             mounts: Mounts::default(),
             scanner: Scanner::new(&cfg.paths.proc),
-            metrics: policy::metrics_for(&cfg),
-            host: HostSample::empty(),
+            metrics: judge::metrics_for(&cfg),
+            reading: Reading::new(&cfg.disk.mounts),
             users: Users::default(),
-            prev_cpu: None,
-            cpu_percent: None,
-            btime: None,
-            ncpu: 1,
             ticks_per_sec: sys::clock_ticks(),
             page_size: sys::page_size(),
             lock: None,
@@ -424,7 +418,7 @@ impl Agent {
         self.written.clear();
         state::format_metrics(&mut self.written, &self.metrics);
         if let Ok(st) = self.sampler.read_stat() {
-            self.prev_cpu = saved.recent_cpu(sys::realtime_ns(), st.btime);
+            self.reading.cpu_base = saved.recent_cpu(sys::realtime_ns(), st.btime);
         }
     }
 
@@ -437,10 +431,10 @@ impl Agent {
         };
         let enough =
             |prev: &CpuTimes| st.cpu.total().saturating_sub(prev.total()) >= MIN_WINDOW_TICKS;
-        if self.prev_cpu.as_ref().is_some_and(enough) {
+        if self.reading.cpu_base.as_ref().is_some_and(enough) {
             return;
         }
-        self.prev_cpu = Some(st.cpu);
+        self.reading.cpu_base = Some(st.cpu);
         pause(signals, SHORT_WINDOW_MS);
     }
 
@@ -449,14 +443,19 @@ impl Agent {
         let started = sys::monotonic_ns();
         // Alert mails carry only this cycle's process list.
         self.last_top_n = 0;
-        self.sampler.sample(&mut self.host);
+        self.reading.wall_ns = sys::realtime_ns();
+        self.reading.mono_ns = started;
+        self.sampler.sample(&mut self.reading.host);
         self.mounts
-            .sample(&mut self.host.disks, &mut self.log, &|| stopping(signals));
-        self.judge();
+            .sample(&mut self.reading.disks, &mut self.log, &|| {
+                stopping(signals)
+            });
+        self.reading.derive();
+        judge::judge(&self.reading, &mut self.metrics);
         if self.actor() {
             self.transitions();
         }
-        self.log_sample();
+        report::sample_line(&mut self.log, &self.reading, &self.metrics);
         self.log_source_errors();
         if self.actor() && self.needs_scan() {
             self.top(signals);
@@ -485,59 +484,6 @@ impl Agent {
             }
         }
         self.last_cycle_seconds = sys::monotonic_ns().saturating_sub(started) as f64 / 1e9;
-    }
-
-    /// Readings → metric values and raw levels.
-    fn judge(&mut self) {
-        let h = &self.host;
-        self.cpu_percent = None;
-        if let Ok(st) = &h.stat {
-            self.cpu_percent = self.prev_cpu.and_then(|p| st.cpu.used_percent_since(&p));
-            self.prev_cpu = Some(st.cpu);
-            self.btime = st.btime;
-            self.ncpu = st.ncpu.max(1);
-        }
-        for m in &mut self.metrics {
-            match m.kind {
-                Kind::Cpu => match (&h.stat, self.cpu_percent) {
-                    (Ok(_), Some(p)) => m.set(Ok(p)),
-                    (Err(e), _) => m.set(Err(e)),
-                    (Ok(_), None) => m.set(Err(&"no earlier CPU sample to compare with")),
-                },
-                Kind::Mem => match &h.mem {
-                    Ok(mem) => match mem.used_percent() {
-                        Some(p) => m.set(Ok(p)),
-                        None => m.set(Err(&"MemTotal is 0")),
-                    },
-                    Err(e) => m.set(Err(e)),
-                },
-                Kind::Swap => match &h.mem {
-                    Ok(mem) => m.set(Ok(mem.swap_used_percent())),
-                    Err(e) => m.set(Err(e)),
-                },
-                Kind::Load => match &h.load {
-                    Ok(l) => m.set(Ok(l.one / self.ncpu as f64)),
-                    Err(e) => m.set(Err(e)),
-                },
-                Kind::Disk | Kind::Inode => {
-                    let i = self
-                        .cfg
-                        .disk
-                        .mounts
-                        .iter()
-                        .position(|p| Some(p) == m.mount.as_ref());
-                    match i.and_then(|i| h.disks.get(i)) {
-                        Some(Ok(d)) if m.kind == Kind::Disk => m.set(Ok(d.used_percent as f64)),
-                        Some(Ok(d)) => match d.inode_percent {
-                            Some(p) => m.set(Ok(p as f64)),
-                            None => m.set(Ok(0.0)),
-                        },
-                        Some(Err(e)) => m.set(Err(e)),
-                        None => m.set(Err(&"not sampled")),
-                    }
-                }
-            }
-        }
     }
 
     /// Hysteresis → `alert` and `recovered` events.
@@ -570,51 +516,18 @@ impl Agent {
         }
     }
 
-    fn log_sample(&mut self) {
-        let h = &self.host;
-        let mut e = self.log.event(Level::Info, "sample");
-        if let Some(c) = self.cpu_percent {
-            e = e.num("cpu", c, 1);
-        }
-        if let Ok(m) = &h.mem {
-            if let Some(p) = m.used_percent() {
-                e = e.num("mem", p, 1);
-            }
-            e = e.num("swap", m.swap_used_percent(), 1);
-        }
-        if let Ok(l) = &h.load {
-            e = e
-                .num("load1", l.one, 2)
-                .num("load5", l.five, 2)
-                .num("load15", l.fifteen, 2);
-        }
-        for m in &self.metrics {
-            if matches!(m.kind, Kind::Disk | Kind::Inode)
-                && let Some(v) = m.value
-            {
-                e = e.u64(&m.label, v as u64);
-            }
-        }
-        for (kind, p) in ["psi_cpu", "psi_memory", "psi_io"].iter().zip(&h.pressure) {
-            if let Some(p) = p {
-                e = e.num(kind, p.some.avg10, 2);
-            }
-        }
-        e.emit();
-    }
-
     /// A sample source that fails is logged when it starts failing or its error
     /// changes, not every cycle, and once more when it works again (a hung mount
     /// that answers: `status=recovered` with the error that ended).
     fn log_source_errors(&mut self) {
-        let n = 3 + self.host.disks.len();
+        let n = 3 + self.reading.disks.len();
         self.source_errors.resize(n, String::new());
         for i in 0..n {
             let err = match i {
-                0 => self.host.stat.as_ref().err(),
-                1 => self.host.mem.as_ref().err(),
-                2 => self.host.load.as_ref().err(),
-                _ => self.host.disks[i - 3].as_ref().err(),
+                0 => self.reading.host.stat.as_ref().err(),
+                1 => self.reading.host.mem.as_ref().err(),
+                2 => self.reading.host.load.as_ref().err(),
+                _ => self.reading.disks[i - 3].usage.as_ref().err(),
             };
             let Some(e) = err else {
                 if !self.source_errors[i].is_empty() {
@@ -858,14 +771,14 @@ impl Agent {
             let fresh = sys::realtime_ns()
                 .checked_sub(saved)
                 .is_some_and(|a| window.contains(&a));
-            if fresh && Some(btime) == self.btime {
+            if fresh && Some(btime) == self.reading.btime {
                 self.scanner.set_prev(procs, saved);
             }
         }
     }
 
     fn save_procs(&mut self) {
-        let Some(btime) = self.btime else {
+        let Some(btime) = self.reading.btime else {
             return;
         };
         let ticks: Vec<_> = self
@@ -888,13 +801,10 @@ impl Agent {
             return;
         };
         let extra = report::Extra {
-            cpu_percent: self.cpu_percent,
-            ncpu: self.ncpu,
             cycles: self.cycles,
-            wall_ns: sys::realtime_ns(),
             cycle_seconds: self.last_cycle_seconds,
         };
-        report::prometheus(&mut self.scratch, &self.metrics, &self.host, &extra);
+        report::prometheus(&mut self.scratch, &self.metrics, &self.reading, &extra);
         file.write(self.scratch.as_bytes(), false, &mut self.log);
     }
 
@@ -913,8 +823,8 @@ impl Agent {
         state::format_state(
             &mut self.scratch,
             sys::realtime_ns(),
-            self.btime.unwrap_or(0),
-            self.prev_cpu.as_ref(),
+            self.reading.btime.unwrap_or(0),
+            self.reading.cpu_base.as_ref(),
             &self.metrics,
         );
         let path = self.cfg.agent.state_dir.join("state");
@@ -975,8 +885,9 @@ impl Agent {
                 if old.paths.proc != self.cfg.paths.proc {
                     self.scanner = Scanner::new(&self.cfg.paths.proc);
                 }
-                let mut metrics = policy::metrics_for(&self.cfg);
-                policy::carry_over(&self.metrics, &mut metrics);
+                let mut metrics = judge::metrics_for(&self.cfg);
+                judge::carry_over(&self.metrics, &mut metrics);
+                self.reading.watch(&self.cfg.disk.mounts);
                 self.metrics = metrics;
                 self.load_users();
                 // Refusals are reported afresh under the new configuration.
@@ -1111,9 +1022,8 @@ impl Agent {
                 .u64("cycles", self.cycles)
                 .emit();
         }
-        let load1 = self.host.load.as_ref().ok().map(|l| l.one);
         let mut line = String::new();
-        let status = report::status_line(&mut line, &self.metrics, load1, self.ncpu);
+        let status = report::status_line(&mut line, &self.metrics, &self.reading);
         out!("{line}");
         status
     }

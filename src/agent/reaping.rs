@@ -47,7 +47,7 @@ impl Agent {
         });
         let facts = reaper::Facts {
             now_ns: now,
-            btime: self.btime.unwrap_or(0),
+            btime: self.reading.btime.unwrap_or(0),
             ticks_per_sec: self.ticks_per_sec,
             self_pid: sys::getpid(),
         };
@@ -222,7 +222,7 @@ impl Agent {
         let id = crate::files::read_file(&path, true, 64, &mut id)
             .map(|_| id)
             .ok();
-        reaper::boot_token(id.as_deref(), self.btime)
+        reaper::boot_token(id.as_deref(), self.reading.btime)
     }
 
     /// `--once`: the state clocks and pending SIGTERMs of the previous run, when it
