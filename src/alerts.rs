@@ -275,6 +275,16 @@ pub fn env(n: &Notice, host: &str) -> Vec<(String, String)> {
     out
 }
 
+/// What was told per metric key, and when. (The store owns the file; its records are formatted here.)
+pub const KIND: crate::store::Kind = crate::store::Kind {
+    name: "alerts",
+    version: 1,
+    oldest: 1,
+    refused: "not a version 1 alerts file",
+    cap: crate::state::max::ALERTS,
+    acts: true,
+};
+
 const MAGIC: &str = "system-agent-alerts 1";
 
 pub fn format(out: &mut String, told: &[Told]) {

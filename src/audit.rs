@@ -289,6 +289,16 @@ fn pread_full(fd: RawFd, buf: &mut [u8], offset: u64) -> usize {
 /// Version 1, of the release that took a history refused at its first look from
 /// its end once readable, loads as is: its offsets stand, and a user it names only
 /// in a `refused` line (never read) is read from the start, as version 2 does.
+/// Where reading each user's history stands. (The store owns the file; its records are formatted here.)
+pub const KIND: crate::store::Kind = crate::store::Kind {
+    name: "audit",
+    version: 2,
+    oldest: 1,
+    refused: "not a version 1 or 2 audit file",
+    cap: crate::state::max::AUDIT,
+    acts: false,
+};
+
 const MAGIC: &str = "system-agent-audit 2";
 const MAGIC_V1: &str = "system-agent-audit 1";
 

@@ -53,6 +53,7 @@ pub mod sample;
 pub mod scan;
 pub mod signals;
 pub mod state;
+pub mod store;
 pub mod sys;
 pub mod tasks;
 pub mod timefmt;

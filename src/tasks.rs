@@ -105,6 +105,17 @@ pub fn next(tasks: &[Task], states: &[TaskState], now_ns: u64) -> Option<usize> 
         .position(|(t, s)| s.idle >= t.idle_cycles && is_due(t, s, now_ns))
 }
 
+/// The last success, start and idle count of each task. (The store owns the
+/// file; its records are formatted here.)
+pub const KIND: crate::store::Kind = crate::store::Kind {
+    name: "tasks",
+    version: 1,
+    oldest: 1,
+    refused: "not a version 1 tasks file",
+    cap: crate::state::max::TASKS,
+    acts: true,
+};
+
 const MAGIC: &str = "system-agent-tasks 1";
 
 pub fn format(out: &mut String, states: &[TaskState]) {

@@ -276,13 +276,9 @@ impl Agent {
         restored
     }
 
-    pub(super) fn alerts_path(&self) -> PathBuf {
-        self.state_path("alerts")
-    }
-
     pub(super) fn load_alerts(&mut self) -> Vec<alerts::Told> {
-        let path = self.alerts_path();
-        self.read_state(&path, state::max::ALERTS, alerts::parse)
+        self.store
+            .load(&alerts::KIND, &mut self.log, alerts::parse)
             .unwrap_or_default()
     }
 
@@ -290,9 +286,10 @@ impl Agent {
         if !self.actor() {
             return;
         }
-        alerts::format(&mut self.scratch, &self.told);
-        let path = self.alerts_path();
-        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
+        let told = &self.told;
+        self.store.save(&alerts::KIND, &mut self.log, |out| {
+            alerts::format(out, told)
+        });
     }
 }
 

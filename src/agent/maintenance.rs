@@ -236,13 +236,9 @@ impl Agent {
         }
     }
 
-    pub(super) fn tasks_path(&self) -> PathBuf {
-        self.state_path("tasks")
-    }
-
     pub(super) fn load_tasks(&mut self) -> Vec<tasks::TaskState> {
-        let path = self.tasks_path();
-        self.read_state(&path, state::max::TASKS, tasks::parse)
+        self.store
+            .load(&tasks::KIND, &mut self.log, tasks::parse)
             .unwrap_or_default()
     }
 
@@ -250,9 +246,10 @@ impl Agent {
         if !self.actor() || self.task_states.is_empty() {
             return;
         }
-        tasks::format(&mut self.scratch, &self.task_states);
-        let path = self.tasks_path();
-        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
+        let states = &self.task_states;
+        self.store.save(&tasks::KIND, &mut self.log, |out| {
+            tasks::format(out, states)
+        });
     }
 }
 

@@ -24,7 +24,7 @@ use crate::child::{self, Child};
 use crate::cleanup;
 use crate::config::Config;
 use crate::error::Error;
-use crate::health::{Output, Outputs};
+use crate::health::Output;
 use crate::judge::{self, Kind, Metric, Status};
 use crate::log::{Level, Logger, Target};
 use crate::mounts::Mounts;
@@ -38,7 +38,8 @@ use crate::report;
 use crate::sample::Sampler;
 use crate::scan::Scanner;
 use crate::signals::Signals;
-use crate::state::{self, Lock, LockOutcome};
+use crate::state;
+use crate::store::Store;
 use crate::sys;
 use crate::tasks;
 use alerting::{Delivery, Outcome};
@@ -96,14 +97,11 @@ pub struct Agent {
     users: Users,
     ticks_per_sec: u64,
     page_size: u64,
-    /// Holding the state_dir lock: allowed to act and to write state.
-    lock: Option<Lock>,
+    /// state_dir, and its lock: holding it, the agent may act and write state.
+    store: Store,
     actions_off: Option<String>,
     /// Why the capabilities were dropped at start, for the start event.
     caps_dropped: Option<String>,
-    /// The files in state_dir, each with its health (a failing one is reported
-    /// once, not every cycle).
-    state_files: Outputs,
     metrics_file: Option<Output>,
     /// The hysteresis lines last written, so the service writes state only on change.
     written: String,
@@ -179,10 +177,9 @@ impl Agent {
             users: Users::default(),
             ticks_per_sec: sys::clock_ticks(),
             page_size: sys::page_size(),
-            lock: None,
+            store: Store::new(&cfg.agent.state_dir, cfg.agent.dry_run),
             actions_off: None,
             caps_dropped,
-            state_files: Outputs::new("state", 0o600),
             metrics_file: None,
             written: String::new(),
             scratch: String::with_capacity(4096),
@@ -285,10 +282,7 @@ impl Agent {
     /// At start, once the lock is ours: temporary files a crash left behind, in
     /// state_dir and beside the metrics file.
     fn remove_stale_temps(&mut self) {
-        let dir = &self.cfg.agent.state_dir;
-        if let Err(e) = state::remove_stale_temps(dir) {
-            self.log.error(Level::Warn, "state_dir", e).emit();
-        }
+        self.store.remove_stale_temps(&mut self.log);
         let metrics = self.cfg.agent.metrics_file.as_deref();
         if let Some((dir, name)) = metrics.and_then(|p| Some((p.parent()?, p.file_name()?)))
             && let Err(why) = crate::files::remove_stale_temps(dir, Some(name.as_bytes()))
@@ -304,16 +298,10 @@ impl Agent {
     pub fn take_lock(&mut self) -> Result<(), String> {
         let dir = self.cfg.agent.state_dir.clone();
         let pid = (!self.once).then(sys::getpid);
-        match state::lock(&dir, pid) {
-            Ok(LockOutcome::Acquired(lock)) => {
-                self.lock = Some(lock);
+        match self.store.lock(&dir, pid) {
+            Ok(()) => {
                 self.remove_stale_temps();
                 Ok(())
-            }
-            Ok(LockOutcome::Busy) => {
-                let why = format!("another instance holds {}", dir.join("lock").display());
-                self.actions_off = Some(why.clone());
-                Err(why)
             }
             Err(e) => {
                 let why = e.to_string();
@@ -324,7 +312,7 @@ impl Agent {
     }
 
     fn actor(&self) -> bool {
-        self.lock.is_some()
+        self.store.locked()
     }
 
     pub fn log_start(&mut self, level: Level) {
@@ -410,8 +398,10 @@ impl Agent {
 
     /// Restores hysteresis and, when recent, the CPU counters from state_dir.
     fn restore_state(&mut self) {
-        let path = self.cfg.agent.state_dir.join("state");
-        let Some(saved) = self.read_state(&path, state::max::STATE, state::parse_state) else {
+        let Some(saved) = self
+            .store
+            .load(&state::STATE, &mut self.log, state::parse_state)
+        else {
             return;
         };
         saved.restore(&mut self.metrics);
@@ -548,51 +538,6 @@ impl Agent {
                 self.source_errors[i].clone_from(&self.scratch);
             }
         }
-    }
-
-    /// A file in state_dir of what was done (reaper, tasks, alerts). A dry run
-    /// keeps its own copy: it remembers what it merely logged, so cron dry runs are
-    /// as calm as real ones, yet a real run never takes it as done.
-    fn state_path(&self, name: &str) -> PathBuf {
-        let dir = &self.cfg.agent.state_dir;
-        if self.cfg.agent.dry_run {
-            dir.join(format!("{name}.dry-run"))
-        } else {
-            dir.join(name)
-        }
-    }
-
-    /// A state_dir file parsed by `parse`: `None` when it is missing, refused
-    /// (not a regular file, a symlink, over `cap` bytes) or cannot be parsed; all
-    /// but a missing file are logged, once, and the next save replaces the file.
-    fn read_state<T, E: std::fmt::Display>(
-        &mut self,
-        path: &Path,
-        cap: u64,
-        parse: impl FnOnce(&[u8]) -> Result<T, E>,
-    ) -> Option<T> {
-        let mut bytes = Vec::new();
-        let why = match crate::files::read_file(path, false, cap, &mut bytes) {
-            Ok(_) => match parse(&bytes) {
-                Ok(v) => return Some(v),
-                Err(why) => why.to_string(),
-            },
-            Err(why) if why.is_missing() => return None,
-            Err(why) => why.to_string(),
-        };
-        self.log
-            .error(Level::Warn, "state", why)
-            .path("path", path)
-            .str("effect", "starting fresh; the file will be replaced")
-            .emit();
-        None
-    }
-
-    /// Writes `text` to a state_dir file atomically (mode 0600); a failure is
-    /// logged when it starts, and the recovery when it ends. Returns whether it
-    /// worked.
-    fn write_state(files: &mut Outputs, path: &Path, log: &mut Logger, text: &str) -> bool {
-        files.write(path, text.as_bytes(), true, log)
     }
 
     /// SPEC §4 step 5: every cleanup rule, within one budget per cycle (half the
@@ -758,15 +703,12 @@ impl Agent {
             .emit();
     }
 
-    fn procs_path(&self) -> PathBuf {
-        self.cfg.agent.state_dir.join("procs")
-    }
-
     /// Per-process ticks from the previous `--once`, when recent and from this boot.
     fn load_procs(&mut self) {
-        let path = self.procs_path();
-        let cap = state::max::PROCS;
-        if let Some((saved, btime, procs)) = self.read_state(&path, cap, state::parse_procs) {
+        let procs = self
+            .store
+            .load(&state::PROCS, &mut self.log, state::parse_procs);
+        if let Some((saved, btime, procs)) = procs {
             let window = SHORT_WINDOW_MS * 1_000_000..=state::RECENT_NS;
             let fresh = sys::realtime_ns()
                 .checked_sub(saved)
@@ -791,9 +733,10 @@ impl Agent {
                 ticks: p.ticks,
             })
             .collect();
-        state::format_procs(&mut self.scratch, self.scanner.at_ns, btime, &ticks);
-        let path = self.procs_path();
-        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
+        let at = self.scanner.at_ns;
+        self.store.save(&state::PROCS, &mut self.log, |out| {
+            state::format_procs(out, at, btime, &ticks)
+        });
     }
 
     fn write_metrics(&mut self) {
@@ -827,8 +770,10 @@ impl Agent {
             self.reading.cpu_base.as_ref(),
             &self.metrics,
         );
-        let path = self.cfg.agent.state_dir.join("state");
-        if !Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch) {
+        if !self
+            .store
+            .save_text(&state::STATE, &mut self.log, &self.scratch)
+        {
             // Written again next cycle: the failure is reported once, not each time.
             self.written.clear();
         }
@@ -871,6 +816,7 @@ impl Agent {
                 tasks::forget_skips(&mut self.task_states);
                 self.task_states = tasks::states_for(&new.tasks, &self.task_states);
                 let old = std::mem::replace(&mut self.cfg, new);
+                self.store.set_dry_run(self.cfg.agent.dry_run);
                 self.log.reopen(&Target::from_config(&self.cfg));
                 if let Some(why) = dropped {
                     self.log
@@ -927,18 +873,11 @@ impl Agent {
     }
 
     fn relock(&mut self, dir: &Path) -> Result<(), String> {
-        match state::lock(dir, Some(sys::getpid())) {
-            Ok(LockOutcome::Acquired(lock)) => {
-                self.lock = Some(lock);
-                self.written.clear();
-                Ok(())
-            }
-            Ok(LockOutcome::Busy) => Err(format!(
-                "another instance holds {}",
-                dir.join("lock").display()
-            )),
-            Err(e) => Err(e.to_string()),
-        }
+        self.store
+            .lock(dir, Some(sys::getpid()))
+            .map_err(|e| e.to_string())?;
+        self.written.clear();
+        Ok(())
     }
 
     fn config_name(&self) -> String {

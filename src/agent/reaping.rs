@@ -210,10 +210,6 @@ impl Agent {
             .emit();
     }
 
-    pub(super) fn reaper_path(&self) -> PathBuf {
-        self.state_path("reaper")
-    }
-
     /// This boot, for the reaper's state: `[paths] proc`'s
     /// `sys/kernel/random/boot_id`, else the boot time of its `stat`.
     fn boot_id(&self) -> Option<String> {
@@ -228,9 +224,10 @@ impl Agent {
     /// `--once`: the state clocks and pending SIGTERMs of the previous run, when it
     /// was in this boot (pids and start times begin anew with each).
     pub(super) fn load_reaper(&mut self) {
-        let path = self.reaper_path();
-        let cap = state::max::REAPER;
-        let Some(r) = self.read_state(&path, cap, state::parse_reaper) else {
+        let loaded = self
+            .store
+            .load(&state::REAPER, &mut self.log, state::parse_reaper);
+        let Some(r) = loaded else {
             return;
         };
         let r = r.of_boot(self.boot_id().as_deref());
@@ -279,9 +276,9 @@ impl Agent {
                 .collect(),
             settled: self.settled.clone(),
         };
-        state::format_reaper(&mut self.scratch, &r);
-        let path = self.reaper_path();
-        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
+        self.store.save(&state::REAPER, &mut self.log, |out| {
+            state::format_reaper(out, &r)
+        });
     }
 
     pub(super) fn proc_name(&self, pid: i32) -> Vec<u8> {
