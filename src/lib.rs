@@ -34,6 +34,7 @@ pub mod child;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
+pub mod effects;
 pub mod error;
 pub mod escape;
 pub mod files;

@@ -801,6 +801,46 @@ pub fn probe_reply(fd: RawFd) -> ProbeReply {
     }
 }
 
+// Integer arguments of the variadic `syscall(2)` are widened to `c_long`: the
+// kernel reads whole registers.
+
+/// `pidfd_open(2)`: a descriptor that names process `pid` for good (Linux 5.3+).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `pidfd_send_signal(2)`: `sig` to the process `fd` names, whatever its pid now.
+pub fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on a pidfd we own; no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd() as libc::c_long,
+            sig as libc::c_long,
+            std::ptr::null::<u8>(),
+            0 as libc::c_long,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `kill(2)`: only for a pid the caller has just checked (see `effects`), or on
+/// kernels without pidfds.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on integers.
+    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
 /// Sends `sig` to a child of ours that has not been reaped (so its pid cannot
 /// have been reused).
 pub fn kill_child(pid: libc::pid_t, sig: libc::c_int) {

@@ -9,8 +9,8 @@
 //! names another process gets `reap_failed reason="pid reused"` instead.
 
 use super::*;
+use crate::effects::NotSent;
 use crate::ownproc::{self, OwnProc};
-use reaper::NotSent;
 
 /// `effect=` of the line that says `[paths] proc` is not the agent's own procfs.
 const REFUSED_EFFECT: &str = "signals nothing, only logs what the rules select";
