@@ -11,7 +11,13 @@ use crate::procfs::loadavg::LoadAvg;
 use crate::procfs::meminfo::Meminfo;
 use crate::procfs::stat::CpuTimes;
 use crate::sample::{DiskUsage, HostSample};
+use crate::sys;
 use std::path::{Path, PathBuf};
+
+/// How long the second of two back-to-back readings waits (CPU% needs a window),
+/// for the host's counters and for the processes'; also the shortest window saved
+/// counters may give.
+pub const SHORT_WINDOW_MS: u64 = 250;
 
 /// One watched mount (`[disk] mounts`) and what `statvfs` said of it this cycle.
 pub struct DiskReading {
@@ -42,6 +48,9 @@ pub struct Reading {
     pub swap_percent: Option<f64>,
     /// The 1-minute load average divided by the CPUs.
     pub load_per_cpu: Option<f64>,
+    /// Clock ticks per second and the page size: the units of /proc/PID/stat.
+    pub ticks_per_sec: u64,
+    pub page_size: u64,
 }
 
 impl Reading {
@@ -59,6 +68,8 @@ impl Reading {
             mem_percent: None,
             swap_percent: None,
             load_per_cpu: None,
+            ticks_per_sec: sys::clock_ticks(),
+            page_size: sys::page_size(),
         };
         r.watch(mounts);
         r

@@ -7,6 +7,10 @@ impl Agent {
     /// SPEC §4 step 8: the notices due (see `alerts::decide`), each handed to the
     /// mailer and/or the alert command; `--once` waits for them (within timeout).
     pub(super) fn alerts(&mut self, signals: Option<&Signals>) {
+        let a = &self.cfg.alert;
+        if !self.actor() || (a.email.is_empty() && a.command.is_empty()) {
+            return;
+        }
         if !self.told_loaded {
             self.told_loaded = true;
             self.told = self.load_alerts();
@@ -84,7 +88,7 @@ impl Agent {
                 now,
                 std::process::id(),
                 self.mail_seq,
-                &self.last_top[..self.last_top_n],
+                self.findings.top_lines(),
             );
             let argv: Vec<std::ffi::CString> = a
                 .sendmail

@@ -31,6 +31,9 @@ impl Agent {
 
     /// Each audited user's new commands, one `history` event each.
     pub(super) fn audit(&mut self) {
+        if !self.actor() || !self.cfg.audit.bash_history {
+            return;
+        }
         // The host's first audit run is this process's first audit with no audit
         // state in state_dir: only then are the histories readable taken from
         // their end.

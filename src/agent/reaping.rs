@@ -20,17 +20,12 @@ const LOG_ONLY: &str = "[paths] proc is not the agent's own procfs";
 impl Agent {
     /// SPEC §4 step 4: escalate pending SIGTERMs, then act on what the rules select.
     pub(super) fn reap(&mut self) {
-        if self.scanned_cycle != Some(self.cycles) {
-            let clock = if self.once {
-                sys::realtime_ns()
-            } else {
-                sys::monotonic_ns()
-            };
-            if let Err(e) = self.scanner.scan(clock) {
-                self.log.error(Level::Error, "scan", e).emit();
-                return;
-            }
-            self.scanned_cycle = Some(self.cycles);
+        if !self.actor() || !self.cfg.reaper.enabled || self.cfg.reap.is_empty() {
+            return;
+        }
+        if let Err(e) = self.scan.this_cycle(self.once) {
+            self.log.error(Level::Error, "scan", e).emit();
+            return;
         }
         let now = sys::realtime_ns();
         if self.once {
@@ -38,8 +33,8 @@ impl Agent {
         }
         let own = self.own_proc();
         self.escalate(now, own.as_ref());
-        self.reaper_clock.observe(self.scanner.procs(), now);
-        let procs = self.scanner.procs();
+        self.reaper_clock.observe(self.scan.scanner.procs(), now);
+        let procs = self.scan.scanner.procs();
         self.settled.retain(|k| {
             procs
                 .binary_search_by_key(&k.0, |p| p.pid)
@@ -48,7 +43,7 @@ impl Agent {
         let facts = reaper::Facts {
             now_ns: now,
             btime: self.reading.btime.unwrap_or(0),
-            ticks_per_sec: self.ticks_per_sec,
+            ticks_per_sec: self.reading.ticks_per_sec,
             self_pid: sys::getpid(),
         };
         let plan = reaper::Plan {
@@ -58,7 +53,7 @@ impl Agent {
             clock: &self.reaper_clock,
             users: &self.users,
         };
-        let scanner = &self.scanner;
+        let scanner = &self.scan.scanner;
         let Some(dir) = scanner.dir() else {
             return;
         };
@@ -73,7 +68,7 @@ impl Agent {
     /// cycle. Without it the reaper only logs, and says why once: after a start or
     /// a reload, and when the reason changes.
     fn own_proc(&mut self) -> Option<OwnProc> {
-        let dir = self.scanner.dir()?;
+        let dir = self.scan.scanner.dir()?;
         match ownproc::prove(dir, sys::getpid(), &mut self.buf) {
             Ok(own) => {
                 self.proc_refused = None;
@@ -117,7 +112,7 @@ impl Agent {
                 if !reaper::still_zombie(own, d.pid, d.start) {
                     return;
                 }
-                let procs = self.scanner.procs();
+                let procs = self.scan.scanner.procs();
                 let Ok(i) = procs.binary_search_by_key(&d.ppid, |p| p.pid) else {
                     return;
                 };
@@ -282,10 +277,10 @@ impl Agent {
     }
 
     pub(super) fn proc_name(&self, pid: i32) -> Vec<u8> {
-        let procs = self.scanner.procs();
+        let procs = self.scan.scanner.procs();
         procs
             .binary_search_by_key(&pid, |p| p.pid)
-            .map(|i| self.scanner.name(&procs[i]).to_vec())
+            .map(|i| self.scan.scanner.name(&procs[i]).to_vec())
             .unwrap_or_default()
     }
 
@@ -453,8 +448,8 @@ mod tests {
             .spawn()
             .expect("spawn sleep");
         let pid = child.id() as i32;
-        a.scanner.scan(0).expect("scan /proc");
-        let procs = a.scanner.procs();
+        a.scan.scanner.scan(0).expect("scan /proc");
+        let procs = a.scan.scanner.procs();
         let i = procs
             .binary_search_by_key(&pid, |p| p.pid)
             .expect("child in the scan");
@@ -471,7 +466,7 @@ mod tests {
             reason: "name sleep".into(),
         };
         let own = ownproc::prove(
-            a.scanner.dir().expect("scanned"),
+            a.scan.scanner.dir().expect("scanned"),
             sys::getpid(),
             &mut Vec::new(),
         )
