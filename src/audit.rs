@@ -238,7 +238,7 @@ fn read_tail(fd: RawFd, st: &mut HistState, size: u64, max_bytes: u64, buf: &mut
     };
     buf.clear();
     buf.resize((size - from) as usize, 0);
-    let got = pread_full(fd, buf, from);
+    let got = crate::sys::pread_full(fd, buf, from);
     let start = if new > max_bytes {
         first_whole_line(&buf[..got])
     } else {
@@ -260,28 +260,6 @@ pub fn first_whole_line(window: &[u8]) -> usize {
         .iter()
         .position(|&c| c == b'\n')
         .map_or(window.len(), |i| i + 1)
-}
-
-/// Fills `buf` from `offset` on; returns how many bytes were read (fewer when the
-/// file shrank meanwhile or a read failed).
-fn pread_full(fd: RawFd, buf: &mut [u8], offset: u64) -> usize {
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: reads into the unfilled tail of `buf`.
-        let n = unsafe {
-            libc::pread(
-                fd,
-                buf[got..].as_mut_ptr().cast(),
-                buf.len() - got,
-                (offset + got as u64) as libc::off_t,
-            )
-        };
-        if n <= 0 {
-            break;
-        }
-        got += n as usize;
-    }
-    got
 }
 
 /// The audit state file. Version 2 names every user looked at (`hist DEV INO
@@ -477,7 +455,7 @@ mod tests {
             user: User {
                 name: "me".into(),
                 // SAFETY: geteuid(2) cannot fail.
-                uid: unsafe { libc::geteuid() },
+                uid: crate::sys::geteuid(),
                 gid: 0,
                 home: dir.display().to_string(),
                 shell: "/bin/sh".into(),

@@ -15,6 +15,8 @@
 //!  → metrics file → state_dir
 //! ```
 
+#![deny(unsafe_code)]
+
 /// Writes a line to stdout or stderr, ignoring failure: `println!` panics when the
 /// stream is closed (`>&-` in a cron line), and nothing may panic on outside input.
 macro_rules! out {
