@@ -1,4 +1,4 @@
-//! Alert delivery (SPEC §3 `[alert]`, §4 step 8): who is told what, and when.
+//! Alert delivery (`[alert]`): who is told what, and when.
 //!
 //! `decide` is pure: from each metric's reported level (after hysteresis) and what
 //! was last told for it, it returns the notices to send. A level at or above

@@ -1,4 +1,4 @@
-//! Disk cleanup (SPEC §3 `[cleanup.NAME]`, §6): remove old files the rules name, and
+//! Disk cleanup (`[cleanup.NAME]`): remove old files the rules name, and
 //! nothing else, ever.
 //!
 //! How it stays inside the rule:
@@ -32,7 +32,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// Names no rule may remove (SPEC §6), nor descend into.
+/// Names no rule may remove, nor descend into, whatever it says.
 pub const ALWAYS_SPARED: [&str; 6] = [
     ".X11-unix",
     ".ICE-unix",
@@ -193,7 +193,7 @@ pub fn is_old(mtime: i64, now: i64, older_than: u64) -> bool {
     mtime <= now && (now - mtime) as u64 >= older_than
 }
 
-/// Whether a name is spared by SPEC §6 or by the rule's `protect`.
+/// Whether a name is spared: always (`ALWAYS_SPARED`) or by the rule's `protect`.
 pub fn is_spared(name: &[u8], protect: &[Glob]) -> bool {
     ALWAYS_SPARED
         .iter()

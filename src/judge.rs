@@ -407,33 +407,19 @@ mod tests {
         assert_eq!(Status::worst(Critical, Unknown), Critical);
     }
 
-    /// One row: what the host said (`None`: that source could not be read) →
-    /// each metric's value and raw level, in metric order: cpu, mem, swap, load,
-    /// disk /, disk /data, inode /, inode /data.
+    /// A reading in → each metric's value and raw level out. Per row: CPU %, memory
+    /// %, load per CPU, / and /data as (used %, inodes used %); `None` where that
+    /// source could not be read (no load: nothing could be read at all).
     #[test]
     fn a_reading_judged() {
-        use crate::error::Error;
-        use crate::sample::DiskUsage;
         type Disk = Option<(u32, Option<u32>)>;
-        let mut cfg = Config::default();
-        cfg.thresholds.swap = Limits {
-            warn: Some(50.0),
-            crit: Some(80.0),
-        };
-        cfg.thresholds.load = Limits {
-            warn: Some(1.0),
-            crit: None,
-        };
-        cfg.disk.mounts = vec!["/".into(), "/data".into()];
-        let failed = || Error::io("read", "/x", std::io::Error::from_raw_os_error(libc::EIO));
-        // cpu %, mem %, load per CPU, / and /data (used %, inodes %) → judged.
         type Row = (
             Option<f64>,
             Option<f64>,
             Option<f64>,
             Disk,
             Disk,
-            [(Option<f64>, Status); 8],
+            &'static str,
         );
         let rows: [Row; 4] = [
             (
@@ -442,16 +428,8 @@ mod tests {
                 Some(0.5),
                 Some((96, Some(3))),
                 Some((50, None)),
-                [
-                    (Some(12.3), Ok),
-                    (Some(85.0), Warning),
-                    (Some(0.0), Ok),
-                    (Some(0.5), Ok),
-                    (Some(96.0), Critical),
-                    (Some(50.0), Ok),
-                    (Some(3.0), Ok),
-                    (Some(0.0), Ok),
-                ],
+                "cpu=12.3 ok, mem=85 warning, swap=0 ok, load=0.5 ok, disk_root=96 critical, \
+                 disk_data=50 ok, inode_root=3 ok, inode_data=0 ok",
             ),
             (
                 Some(95.0),
@@ -459,84 +437,96 @@ mod tests {
                 Some(1.0),
                 Some((85, Some(97))),
                 None,
-                [
-                    (Some(95.0), Critical),
-                    (Some(100.0), Critical),
-                    (Some(0.0), Ok),
-                    (Some(1.0), Warning),
-                    (Some(85.0), Warning),
-                    (None, Unknown),
-                    (Some(97.0), Critical),
-                    (None, Unknown),
-                ],
+                "cpu=95 critical, mem=100 critical, swap=0 ok, load=1 warning, \
+                 disk_root=85 warning, disk_data=U unknown, inode_root=97 critical, \
+                 inode_data=U unknown",
             ),
-            // No earlier CPU counters; a meminfo without MemTotal (0).
+            // No earlier CPU counters; a meminfo whose MemTotal is 0.
             (
                 None,
                 None,
                 Some(0.0),
                 Some((0, Some(0))),
                 Some((0, Some(0))),
-                [
-                    (None, Unknown),
-                    (None, Unknown),
-                    (Some(0.0), Ok),
-                    (Some(0.0), Ok),
-                    (Some(0.0), Ok),
-                    (Some(0.0), Ok),
-                    (Some(0.0), Ok),
-                    (Some(0.0), Ok),
-                ],
+                "cpu=U unknown, mem=U unknown, swap=0 ok, load=0 ok, disk_root=0 ok, \
+                 disk_data=0 ok, inode_root=0 ok, inode_data=0 ok",
             ),
-            // Nothing could be read.
-            (None, None, None, None, None, [(None, Unknown); 8]),
+            (
+                None,
+                None,
+                None,
+                None,
+                None,
+                "cpu=U unknown, mem=U unknown, swap=U unknown, load=U unknown, \
+                 disk_root=U unknown, disk_data=U unknown, inode_root=U unknown, \
+                 inode_data=U unknown",
+            ),
         ];
+        let cfg = judged_config();
         for (i, (cpu, mem, load, root, data, want)) in rows.into_iter().enumerate() {
             let mut r = Reading::new(&cfg.disk.mounts);
-            let all_failed = load.is_none();
-            r.host.stat = if all_failed {
-                Err(failed())
-            } else {
-                Result::Ok(Default::default())
-            };
-            r.host.mem = if all_failed {
-                Err(failed())
-            } else {
-                Result::Ok(Default::default())
-            };
-            r.host.load = if all_failed {
-                Err(failed())
-            } else {
-                Result::Ok(Default::default())
-            };
+            fill(&mut r, load.is_some(), [root, data]);
             (r.cpu_percent, r.mem_percent, r.load_per_cpu) = (cpu, mem, load);
-            r.swap_percent = (!all_failed).then_some(0.0);
-            for (d, figures) in r.disks.iter_mut().zip([root, data]) {
-                d.usage = match figures {
-                    Some((used, inodes)) => Result::Ok(DiskUsage {
-                        used_percent: used,
-                        inode_percent: inodes,
-                        ..DiskUsage::default()
-                    }),
-                    None => Err(failed()),
-                };
-            }
             let mut metrics = metrics_for(&cfg);
             judge(&r, &mut metrics);
-            let got: Vec<(Option<f64>, Status)> =
-                metrics.iter().map(|m| (m.value, m.raw)).collect();
-            assert_eq!(got, want, "row {i}");
+            assert_eq!(judged(&metrics), want, "row {i}");
             let unknown = metrics.iter().filter(|m| m.raw == Unknown);
-            assert!(
-                unknown.clone().all(|m| !m.error.is_empty()),
-                "row {i}: an unknown says why"
-            );
+            assert!(unknown.clone().all(|m| !m.error.is_empty()), "row {i}");
         }
         let mut metrics = metrics_for(&cfg);
         judge(&Reading::new(&[]), &mut metrics);
-        assert_eq!(
-            metrics[4].error, "not sampled",
-            "a mount the Reading does not watch"
-        );
+        assert_eq!(metrics[4].error, "not sampled", "a mount the Reading lacks");
+    }
+
+    /// Every metric on: swap and load limited, two mounts.
+    fn judged_config() -> Config {
+        let mut cfg = Config::default();
+        let limits = |warn, crit| Limits { warn, crit };
+        cfg.thresholds.swap = limits(Some(50.0), Some(80.0));
+        cfg.thresholds.load = limits(Some(1.0), None);
+        cfg.disk.mounts = vec!["/".into(), "/data".into()];
+        cfg
+    }
+
+    /// The host's sources read (or all failed), and the two mounts' figures.
+    fn fill(r: &mut Reading, read: bool, disks: [Option<(u32, Option<u32>)>; 2]) {
+        use crate::error::Error;
+        use crate::sample::DiskUsage;
+        let failed = || Error::io("read", "/x", std::io::Error::from_raw_os_error(libc::EIO));
+        r.host.stat = if read {
+            Result::Ok(Default::default())
+        } else {
+            Err(failed())
+        };
+        r.host.mem = if read {
+            Result::Ok(Default::default())
+        } else {
+            Err(failed())
+        };
+        r.host.load = if read {
+            Result::Ok(Default::default())
+        } else {
+            Err(failed())
+        };
+        r.swap_percent = read.then_some(0.0);
+        for (d, figures) in r.disks.iter_mut().zip(disks) {
+            d.usage = match figures {
+                Some((used, inodes)) => Result::Ok(DiskUsage {
+                    used_percent: used,
+                    inode_percent: inodes,
+                    ..DiskUsage::default()
+                }),
+                None => Err(failed()),
+            };
+        }
+    }
+
+    /// `label=value level, ...` (`U` for no value).
+    fn judged(metrics: &[Metric]) -> String {
+        let one = |m: &Metric| match m.value {
+            Some(v) => format!("{}={v} {}", m.label, m.raw.name()),
+            None => format!("{}=U {}", m.label, m.raw.name()),
+        };
+        metrics.iter().map(one).collect::<Vec<_>>().join(", ")
     }
 }

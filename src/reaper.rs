@@ -1,4 +1,4 @@
-//! The process reaper (SPEC §3 `[reaper]`, `[reap.NAME]`; §6): stop stale or hung
+//! The process reaper (`[reaper]`, `[reap.NAME]`): stop stale or hung
 //! processes the rules name, and never anything else.
 //!
 //! `plan` is pure: from one process scan, the rules and a few facts it decides what

@@ -1,10 +1,10 @@
-//! SPEC §4 step 8, alerts: decide what to tell (`alerts::decide`), hand it to the
+//! The cycle's alert step: decide what to tell (`alerts::decide`), hand it to the
 //! mailer and/or the alert command, and restore what was told when no route worked.
 
 use super::*;
 
 impl Agent {
-    /// SPEC §4 step 8: the notices due (see `alerts::decide`), each handed to the
+    /// The notices due (see `alerts::decide`), each handed to the
     /// mailer and/or the alert command; `--once` waits for them (within timeout).
     pub(super) fn alerts(&mut self, signals: Option<&Signals>) {
         let a = &self.cfg.alert;

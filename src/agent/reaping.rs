@@ -1,4 +1,4 @@
-//! SPEC §4 step 4, the reaper's side of the cycle: decide with `reaper::decide`,
+//! The reaper's side of the cycle: decide with `reaper::decide`,
 //! signal through a pidfd, escalate SIGTERM to SIGKILL after `grace`, and keep the
 //! state clocks and pending signals in state_dir between `--once` runs.
 //!
@@ -18,7 +18,7 @@ const REFUSED_EFFECT: &str = "signals nothing, only logs what the rules select";
 const LOG_ONLY: &str = "[paths] proc is not the agent's own procfs";
 
 impl Agent {
-    /// SPEC §4 step 4: escalate pending SIGTERMs, then act on what the rules select.
+    /// Escalates pending SIGTERMs, then acts on what the rules select.
     pub(super) fn reap(&mut self) {
         if !self.actor() || !self.cfg.reaper.enabled || self.cfg.reap.is_empty() {
             return;
