@@ -367,7 +367,7 @@ impl Agent {
         let path = self.cfg.paths.proc.join("self/status");
         let status = std::ffi::CString::new(path.as_os_str().as_bytes())
             .ok()
-            .and_then(|c| read_file(&c, &mut self.buf).ok())
+            .and_then(|c| sys::read_path(&c, &mut self.buf).ok())
             .and_then(|()| parse_pid_status(&self.buf).ok());
         let Some(s) = status else {
             return format!("unknown (cannot read {})", path.display());
@@ -413,9 +413,4 @@ fn guard_capabilities(cfg: &Config) -> Option<String> {
 /// Whether this process holds any capability it could raise.
 fn any_permitted() -> bool {
     sys::permitted_capabilities().unwrap_or(0) != 0
-}
-
-fn read_file(path: &std::ffi::CStr, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let fd = sys::open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-    sys::read_all(std::os::fd::AsRawFd::as_raw_fd(&fd), buf).map(drop)
 }

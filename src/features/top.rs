@@ -14,9 +14,7 @@ use crate::reading::SHORT_WINDOW_MS;
 use crate::scan::{CycleScan, PrevTicks};
 use crate::state::{self, PROCS};
 use crate::sys;
-use std::ffi::CStr;
 use std::fmt::Write as _;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
 /// How much of a command line a `top` event shows.
@@ -149,11 +147,11 @@ impl Top {
         let pid = decimal(pid as u64, &mut digits);
         let root = cx.cfg.paths.proc.as_os_str().as_bytes();
         let path = sys::cpath(&mut self.path, &[root, b"/", pid, b"/status"]).ok()?;
-        read_file(path, &mut self.buf).ok()?;
+        sys::read_path(path, &mut self.buf).ok()?;
         let uid = parse_pid_status(&self.buf).ok()?.uid[0];
         self.cmd.clear();
         if let Ok(path) = sys::cpath(&mut self.path, &[root, b"/", pid, b"/cmdline"])
-            && read_file(path, &mut self.buf).is_ok()
+            && sys::read_path(path, &mut self.buf).is_ok()
         {
             cmdline_display(&self.buf[..self.buf.len().min(CMDLINE_MAX)], &mut self.cmd);
         }
@@ -207,9 +205,4 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
             return &buf[i..];
         }
     }
-}
-
-fn read_file(path: &CStr, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let fd = sys::open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-    sys::read_all(fd.as_raw_fd(), buf).map(drop)
 }

@@ -241,6 +241,13 @@ pub fn set_nonblocking(fd: RawFd) {
     }
 }
 
+/// Opens `path` (without blocking) and reads it whole into `buf`: a small /proc
+/// file, read once.
+pub fn read_path(path: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+    let fd = open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    read_all(fd.as_raw_fd(), buf).map(drop)
+}
+
 /// Writes all of `data`, retrying short writes and EINTR.
 pub fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
