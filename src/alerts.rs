@@ -1,4 +1,4 @@
-//! Alert delivery (SPEC §3 `[alert]`, §4 step 8): who is told what, and when.
+//! Alert delivery (`[alert]`): who is told what, and when.
 //!
 //! `decide` is pure: from each metric's reported level (after hysteresis) and what
 //! was last told for it, it returns the notices to send. A level at or above
@@ -11,7 +11,7 @@
 //! from the host (names, paths, values) can put a CR or LF into a header.
 
 use crate::config::AlertLevel;
-use crate::policy::{Kind, Metric, Status};
+use crate::judge::{Kind, Metric, Status};
 use crate::procfs::{fields, lines, parse_u64};
 use std::fmt::Write as _;
 
@@ -275,6 +275,16 @@ pub fn env(n: &Notice, host: &str) -> Vec<(String, String)> {
     out
 }
 
+/// What was told per metric key, and when. (The store owns the file; its records are formatted here.)
+pub const KIND: crate::store::Kind = crate::store::Kind {
+    name: "alerts",
+    version: 1,
+    oldest: 1,
+    refused: "not a version 1 alerts file",
+    cap: crate::state::max::ALERTS,
+    acts: true,
+};
+
 const MAGIC: &str = "system-agent-alerts 1";
 
 pub fn format(out: &mut String, told: &[Told]) {
@@ -325,12 +335,12 @@ pub fn parse(text: &[u8]) -> Result<Vec<Told>, &'static str> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::policy::Hysteresis;
+    use crate::judge::Hysteresis;
 
     const MIN: u64 = 60_000_000_000;
 
     fn cpu(level: Status, value: f64) -> Vec<Metric> {
-        let mut m = crate::policy::metrics_for(&Config::default());
+        let mut m = crate::judge::metrics_for(&Config::default());
         m.truncate(1);
         m[0].value = Some(value);
         m[0].hyst = Hysteresis {

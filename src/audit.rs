@@ -238,7 +238,7 @@ fn read_tail(fd: RawFd, st: &mut HistState, size: u64, max_bytes: u64, buf: &mut
     };
     buf.clear();
     buf.resize((size - from) as usize, 0);
-    let got = pread_full(fd, buf, from);
+    let got = crate::sys::pread_full(fd, buf, from);
     let start = if new > max_bytes {
         first_whole_line(&buf[..got])
     } else {
@@ -262,33 +262,21 @@ pub fn first_whole_line(window: &[u8]) -> usize {
         .map_or(window.len(), |i| i + 1)
 }
 
-/// Fills `buf` from `offset` on; returns how many bytes were read (fewer when the
-/// file shrank meanwhile or a read failed).
-fn pread_full(fd: RawFd, buf: &mut [u8], offset: u64) -> usize {
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: reads into the unfilled tail of `buf`.
-        let n = unsafe {
-            libc::pread(
-                fd,
-                buf[got..].as_mut_ptr().cast(),
-                buf.len() - got,
-                (offset + got as u64) as libc::off_t,
-            )
-        };
-        if n <= 0 {
-            break;
-        }
-        got += n as usize;
-    }
-    got
-}
-
 /// The audit state file. Version 2 names every user looked at (`hist DEV INO
 /// OFFSET USER`, 0 0 0 while no file was read) and the refusal last reported.
 /// Version 1, of the release that took a history refused at its first look from
 /// its end once readable, loads as is: its offsets stand, and a user it names only
 /// in a `refused` line (never read) is read from the start, as version 2 does.
+/// Where reading each user's history stands. (The store owns the file; its records are formatted here.)
+pub const KIND: crate::store::Kind = crate::store::Kind {
+    name: "audit",
+    version: 2,
+    oldest: 1,
+    refused: "not a version 1 or 2 audit file",
+    cap: crate::state::max::AUDIT,
+    acts: false,
+};
+
 const MAGIC: &str = "system-agent-audit 2";
 const MAGIC_V1: &str = "system-agent-audit 1";
 
@@ -467,7 +455,7 @@ mod tests {
             user: User {
                 name: "me".into(),
                 // SAFETY: geteuid(2) cannot fail.
-                uid: unsafe { libc::geteuid() },
+                uid: crate::sys::geteuid(),
                 gid: 0,
                 home: dir.display().to_string(),
                 shell: "/bin/sh".into(),

@@ -1,5 +1,5 @@
-//! Child processes (tasks, the mailer, the alert command), started the careful way
-//! (SPEC §6 "Children"): `fork` + `execve` of an absolute path with a fixed argv, a
+//! Child processes (tasks, the mailer, the alert command), started the careful way:
+//! `fork` + `execve` of an absolute path with a fixed argv, a
 //! minimal environment prepared before the fork, stdin `/dev/null` or a pipe we
 //! write, stdout and stderr on pipes we drain without blocking, every other
 //! descriptor closed, default signal dispositions and an empty mask (an ignored
@@ -9,15 +9,15 @@
 //! says otherwise), and optionally another user's uid, gid and groups. When the
 //! child ends, whatever it left in its group is killed, so nothing it started
 //! outlives it. Between `fork` and `execve` the child only makes system calls: no
-//! allocation, no locks. A failed step (switching ids, `chdir`, `execve`) comes back
-//! as the step and its errno on a close-on-exec pipe. The agent always reaps what it
-//! started.
+//! allocation, no locks (that code is `sys::fork_exec`'s). A failed step
+//! (switching ids, `chdir`, `execve`) comes back as an error naming it. The agent
+//! always reaps what it started.
 
-use crate::sys;
+use crate::sys::{self, ExecStep};
 use std::collections::VecDeque;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// Bytes of each output stream kept (the tail), and the count of lines seen.
 pub const TAIL_BYTES: usize = 2048;
@@ -71,11 +71,6 @@ impl Spec {
         }
     }
 }
-
-/// The step of `exec_child` that failed, as it reports it on its pipe.
-const STEP_EXEC: i32 = 0;
-const STEP_IDS: i32 = 1;
-const STEP_CWD: i32 = 2;
 
 /// The minimal environment children get.
 pub fn base_env() -> Vec<CString> {
@@ -156,62 +151,32 @@ pub struct Child {
     pub exit: Option<Exit>,
 }
 
-fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: fds has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-}
-
 impl Child {
     /// Starts `spec`; `timeout_ns` from now the group gets SIGTERM.
     pub fn spawn(spec: &Spec, timeout_ns: u64) -> io::Result<Child> {
-        let path = spec
-            .argv
-            .first()
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = spec.env.iter().map(|a| a.as_ptr()).collect();
-        envp.push(std::ptr::null());
         let devnull = sys::open(c"/dev/null", libc::O_RDWR, 0)?;
         let stdin_pipe = match spec.stdin {
-            Some(_) => Some(cloexec_pipe()?),
+            Some(_) => Some(sys::pipe_cloexec()?),
             None => None,
         };
-        let (out_r, out_w) = cloexec_pipe()?;
-        let (err_r, err_w) = cloexec_pipe()?;
-        let (report_r, report_w) = cloexec_pipe()?;
+        let (out_r, out_w) = sys::pipe_cloexec()?;
+        let (err_r, err_w) = sys::pipe_cloexec()?;
         let stdin_fd = stdin_pipe
             .as_ref()
             .map_or(devnull.as_raw_fd(), |(r, _)| r.as_raw_fd());
-        let fds = [
-            stdin_fd,
-            out_w.as_raw_fd(),
-            err_w.as_raw_fd(),
-            report_w.as_raw_fd(),
-        ];
-        // SAFETY: single-threaded; the child runs only async-signal-safe calls on
-        // data prepared above, then execve or _exit.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            // SAFETY: see above; never returns.
-            unsafe { exec_child(spec, path, &argv, &envp, fds) }
-        }
-        drop(report_w);
+        let setup = sys::ExecSetup {
+            argv: &spec.argv,
+            env: &spec.env,
+            ids: spec
+                .ids
+                .as_ref()
+                .map(|i| (i.uid, i.gid, i.groups.as_slice())),
+            nice: spec.nice,
+            cwd: &spec.cwd,
+            umask: spec.umask,
+            stdio: [stdin_fd, out_w.as_raw_fd(), err_w.as_raw_fd()],
+        };
+        let pid = sys::fork_exec(&setup).map_err(|(step, e)| step_error(spec, step, e))?;
         drop(out_w);
         drop(err_w);
         let now = sys::monotonic_ns();
@@ -227,33 +192,13 @@ impl Child {
             term_sent_ns: None,
             exit: None,
         };
-        // The exec report: EOF means execve succeeded; 8 bytes are the failed step
-        // and its errno.
-        let mut report = [0u8; 8];
-        // SAFETY: reads into an 8-byte stack buffer; the child writes once (less
-        // than PIPE_BUF, so whole), or closes.
-        let n = loop {
-            let n = unsafe { libc::read(report_r.as_raw_fd(), report.as_mut_ptr().cast(), 8) };
-            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break n;
-            }
-        };
-        if n == 8 {
-            child.wait_blocking();
-            let [s0, s1, s2, s3, e0, e1, e2, e3] = report;
-            return Err(step_error(
-                spec,
-                i32::from_ne_bytes([s0, s1, s2, s3]),
-                i32::from_ne_bytes([e0, e1, e2, e3]),
-            ));
-        }
         if let (Some((r, w)), Some(data)) = (stdin_pipe, &spec.stdin) {
             drop(r);
-            set_nonblocking(w.as_raw_fd());
+            sys::set_nonblocking(w.as_raw_fd());
             child.stdin = Some((w, data.clone(), 0));
         }
         for fd in [&child.out, &child.err].into_iter().flatten() {
-            set_nonblocking(fd.as_raw_fd());
+            sys::set_nonblocking(fd.as_raw_fd());
         }
         child.pump();
         Ok(child)
@@ -270,23 +215,18 @@ impl Child {
     /// Writes what stdin still needs and drains stdout and stderr, without blocking.
     pub fn pump(&mut self) {
         if let Some((fd, data, done)) = &mut self.stdin {
+            let mut broken = false;
             while *done < data.len() {
-                // SAFETY: writes from a valid slice.
-                let n = unsafe {
-                    libc::write(
-                        fd.as_raw_fd(),
-                        data[*done..].as_ptr().cast(),
-                        data.len() - *done,
-                    )
-                };
-                if n <= 0 {
-                    break;
+                match sys::write_once(fd.as_raw_fd(), &data[*done..]) {
+                    Ok(0) => break,
+                    Ok(n) => *done += n,
+                    Err(e) => {
+                        broken = e.raw_os_error() == Some(libc::EPIPE);
+                        break;
+                    }
                 }
-                *done += n as usize;
             }
-            let finished = *done >= data.len();
-            let broken = io::Error::last_os_error().raw_os_error() == Some(libc::EPIPE);
-            if finished || broken {
+            if *done >= data.len() || broken {
                 self.stdin = None;
             }
         }
@@ -297,14 +237,13 @@ impl Child {
             let Some(fd) = slot else { continue };
             let mut buf = [0u8; 4096];
             loop {
-                // SAFETY: reads into a stack buffer.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n > 0 {
-                    tail.push(&buf[..n as usize]);
-                    continue;
-                }
-                if n == 0 {
-                    *slot = None;
+                match sys::read(fd.as_raw_fd(), &mut buf) {
+                    Ok(0) => *slot = None,
+                    Ok(n) => {
+                        tail.push(&buf[..n]);
+                        continue;
+                    }
+                    Err(_) => {}
                 }
                 break;
             }
@@ -317,46 +256,21 @@ impl Child {
     /// id, cannot belong to anyone else.
     pub fn try_wait(&mut self) -> Option<Exit> {
         if self.exit.is_none()
-            && let Some(exit) = self.leader_exit(libc::WNOHANG)
+            && let Some(exit) = self.leader_exit(false)
         {
             self.signal_group(libc::SIGKILL);
-            let mut status = 0;
-            // SAFETY: reaps our own exited child.
-            unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            sys::reap_nohang(self.pid);
             self.exit = Some(exit);
             self.pump();
         }
         self.exit
     }
 
-    /// How the leader ended, if it has, leaving it unreaped (`waitid` with
-    /// `WNOWAIT`); `flags` 0 waits for it.
-    fn leader_exit(&self, flags: libc::c_int) -> Option<Exit> {
-        // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = loop {
-            // SAFETY: waitid on our own child, into a valid siginfo_t.
-            let r = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    self.pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOWAIT | flags,
-                )
-            };
-            if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break r;
-            }
-        };
-        // SAFETY: waitid filled in a SIGCHLD siginfo (si_pid stays 0 if nothing exited).
-        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-        if r != 0 || pid != self.pid {
-            return None;
-        }
-        Some(if info.si_code == libc::CLD_EXITED {
-            Exit::Code(status)
-        } else {
-            Exit::Signal(status)
+    /// How the leader ended, if it has, leaving it unreaped; `block` waits for it.
+    fn leader_exit(&self, block: bool) -> Option<Exit> {
+        sys::exited_unreaped(self.pid, block).map(|r| match r {
+            Ok(code) => Exit::Code(code),
+            Err(sig) => Exit::Signal(sig),
         })
     }
 
@@ -393,9 +307,7 @@ impl Child {
 
     /// The child's process group (its own, set before exec).
     fn signal_group(&self, sig: i32) {
-        // SAFETY: the group of a child we started and have not reaped: its pid is
-        // ours until waitpid, so the group id cannot be reused meanwhile.
-        unsafe { libc::kill(-self.pid, sig) };
+        sys::kill_group(self.pid, sig);
     }
 
     /// Ends the child now (agent shutdown): SIGTERM to the group, up to `grace_ms`
@@ -422,21 +334,22 @@ impl Child {
             if let Some(e) = self.try_wait() {
                 return e;
             }
-            let mut pfds: Vec<libc::pollfd> = self
-                .poll_fds()
-                .map(|fd| libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                })
-                .collect();
-            if pfds.is_empty() {
+            let mut pfds = [libc::pollfd {
+                fd: -1,
+                events: libc::POLLIN,
+                revents: 0,
+            }; 2];
+            let mut n = 0;
+            for fd in self.poll_fds() {
+                pfds[n].fd = fd;
+                n += 1;
+            }
+            if n == 0 {
                 // Blocks until it exits; try_wait then ends its group and reaps it.
-                self.leader_exit(0);
+                self.leader_exit(true);
                 continue;
             }
-            // SAFETY: valid pollfd array.
-            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
+            sys::poll(&mut pfds[..n], 50);
             self.pump();
         }
     }
@@ -451,124 +364,22 @@ impl Drop for Child {
     }
 }
 
-/// The error of a step the child reported: the errno alone for `execve` (as
+/// The error of a step that failed: the errno alone for the fork and `execve` (as
 /// `execve` itself would return it), the errno with the step's context otherwise.
-fn step_error(spec: &Spec, step: i32, errno: i32) -> io::Error {
-    let err = io::Error::from_raw_os_error(errno);
+fn step_error(spec: &Spec, step: ExecStep, err: io::Error) -> io::Error {
     let text = crate::error::errno_text(&err);
     let what = match step {
-        STEP_IDS => match &spec.ids {
+        ExecStep::Ids => match &spec.ids {
             Some(ids) => format!("cannot switch to uid {} gid {}", ids.uid, ids.gid),
             None => "cannot switch ids".to_string(),
         },
-        STEP_CWD => format!(
+        ExecStep::Cwd => format!(
             "cannot change directory to {}",
             String::from_utf8_lossy(spec.cwd.as_bytes())
         ),
-        _ => return err,
+        ExecStep::Fork | ExecStep::Exec => return err,
     };
     io::Error::new(err.kind(), format!("{what}: {text}"))
-}
-
-/// `struct sigaction` as the kernel takes it (`rt_sigaction(2)`, 64-bit mask).
-#[repr(C)]
-struct KernelSigaction {
-    handler: libc::sighandler_t,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
-/// The forked child: set up, then exec. Async-signal-safe calls only.
-///
-/// # Safety
-/// Only between `fork` and `execve`; the pointers stay valid (the parent's memory
-/// is copied into the child).
-unsafe fn exec_child(
-    spec: &Spec,
-    path: &CStr,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-    fds: [RawFd; 4],
-) -> ! {
-    let [stdin, out, err, report] = fds;
-    // Reports the step that failed and its errno (one write of 8 bytes), then exits.
-    let fail = |report: RawFd, step: i32| -> ! {
-        let errno = unsafe { *libc::__errno_location() };
-        let mut bytes = [0u8; 8];
-        bytes[..4].copy_from_slice(&step.to_ne_bytes());
-        bytes[4..].copy_from_slice(&errno.to_ne_bytes());
-        unsafe {
-            libc::write(report, bytes.as_ptr().cast(), 8);
-            libc::_exit(127)
-        }
-    };
-    unsafe {
-        // Its own process group, so a timeout can end everything it starts.
-        libc::setpgid(0, 0);
-        // Default dispositions for every signal (1 to 64, with the raw system call:
-        // glibc's refuses the two it reserves, which stay ignored otherwise) and an
-        // empty mask.
-        let dfl = KernelSigaction {
-            handler: libc::SIG_DFL,
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        };
-        for sig in 1..=64 as libc::c_long {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8 as libc::c_long,
-            );
-        }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        // stdin, stdout, stderr; the report pipe moves to 3 (close-on-exec).
-        let report = if report < 3 {
-            libc::fcntl(report, libc::F_DUPFD_CLOEXEC, 3)
-        } else {
-            report
-        };
-        if libc::dup2(stdin, 0) < 0 || libc::dup2(out, 1) < 0 || libc::dup2(err, 2) < 0 {
-            fail(report, STEP_EXEC);
-        }
-        if report != 3 && libc::dup3(report, 3, libc::O_CLOEXEC) < 0 {
-            fail(report, STEP_EXEC);
-        }
-        // Every other descriptor closed: close_range(4, ~0), or one by one.
-        if libc::syscall(
-            libc::SYS_close_range,
-            4 as libc::c_long,
-            libc::c_long::from(u32::MAX),
-            0 as libc::c_long,
-        ) < 0
-        {
-            for fd in 4..65_536 {
-                libc::close(fd);
-            }
-        }
-        libc::setpriority(libc::PRIO_PROCESS, 0, spec.nice);
-        libc::umask(spec.umask as libc::mode_t);
-        // Groups first (setgroups and setgid need the privilege setuid gives up).
-        if let Some(ids) = &spec.ids
-            && (libc::setgroups(ids.groups.len(), ids.groups.as_ptr()) < 0
-                || libc::setgid(ids.gid) < 0
-                || libc::setuid(ids.uid) < 0)
-        {
-            fail(3, STEP_IDS);
-        }
-        // After the switch: the user must be able to enter it without the agent's
-        // privileges.
-        if libc::chdir(spec.cwd.as_ptr()) < 0 {
-            fail(3, STEP_CWD);
-        }
-        libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        fail(3, STEP_EXEC)
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Disk cleanup (SPEC §3 `[cleanup.NAME]`, §6): remove old files the rules name, and
+//! Disk cleanup (`[cleanup.NAME]`): remove old files the rules name, and
 //! nothing else, ever.
 //!
 //! How it stays inside the rule:
@@ -28,11 +28,11 @@ use crate::sample::DiskUsage;
 use crate::sys::{self, DirStream};
 use std::collections::BinaryHeap;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// Names no rule may remove (SPEC §6), nor descend into.
+/// Names no rule may remove, nor descend into, whatever it says.
 pub const ALWAYS_SPARED: [&str; 6] = [
     ".X11-unix",
     ".ICE-unix",
@@ -193,7 +193,7 @@ pub fn is_old(mtime: i64, now: i64, older_than: u64) -> bool {
     mtime <= now && (now - mtime) as u64 >= older_than
 }
 
-/// Whether a name is spared by SPEC §6 or by the rule's `protect`.
+/// Whether a name is spared: always (`ALWAYS_SPARED`) or by the rule's `protect`.
 pub fn is_spared(name: &[u8], protect: &[Glob]) -> bool {
     ALWAYS_SPARED
         .iter()
@@ -325,12 +325,6 @@ fn open_child(dir: RawFd, name: &CString, seen: &Seen, root: &Root) -> Option<Ow
     (same && same_mount).then_some(fd)
 }
 
-fn dup(fd: RawFd) -> Option<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    (new >= 0).then(|| unsafe { OwnedFd::from_raw_fd(new) })
-}
-
 fn walk(
     rule: &CleanupRule,
     root_path: &Path,
@@ -340,7 +334,7 @@ fn walk(
     heap: &mut BinaryHeap<Candidate>,
 ) {
     let older = rule.older_than.as_secs();
-    let Some(fd) = dup(root.fd.as_raw_fd()) else {
+    let Some(fd) = sys::dup(root.fd.as_raw_fd()).ok() else {
         return;
     };
     let root_seen = Seen {
@@ -643,7 +637,7 @@ fn remove_oldest(
 /// The directory `rel` below the root, each component opened with `O_NOFOLLOW` and
 /// checked to be on the root's device and mount.
 fn reopen_dir(root: &Root, rel: &[u8]) -> Option<OwnedFd> {
-    let mut fd = dup(root.fd.as_raw_fd())?;
+    let mut fd = sys::dup(root.fd.as_raw_fd()).ok()?;
     for comp in rel.split(|&c| c == b'/').filter(|c| !c.is_empty()) {
         let name = CString::new(comp).ok()?;
         let st = sys::statx_nofollow(fd.as_raw_fd(), &name).ok()?;

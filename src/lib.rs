@@ -1,19 +1,32 @@
 //! system-agent: a small host agent that samples /proc, judges thresholds with
-//! hysteresis, logs in logfmt to a file and syslog, and (in later steps) heals.
+//! hysteresis, logs in logfmt to a file and syslog, and heals (cleanup, reaper,
+//! idle-time tasks), audits shell histories and mails alerts.
 //!
 //! Layers, kept apart:
-//! - **parsing** (pure, on bytes): `procfs`, `passwd`, `config`, `state` formats;
-//! - **policy** (pure, on plain values): `policy`, `report`;
-//! - **effects** (thin, each logged): `sys`, `sample`, `scan`, `log`, `state` files,
-//!   driven by `agent`, which runs one cycle:
+//! - **parsing** (pure, on bytes): `procfs`, `passwd`, `config`, the state file
+//!   formats (`state`, each feature's records);
+//! - **policy** (pure, on plain values and a clock): `judge`, `policy`, `report`,
+//!   and each feature's decisions (`features::tasks::schedule`, `reaper`,
+//!   `alerts`, ...);
+//! - **effects** (thin, each logged): reading the host (`sample`, `mounts`,
+//!   `scan`), `log`, `store` (state_dir), `effects` (signal, unlink, spawn; the
+//!   one place dry run is decided), and `sys`, the only module with `unsafe`.
+//!
+//! The agent (`agent`) runs one cycle (`Agent::cycle`), the same in the service
+//! loop and in a `--once` run:
 //!
 //! ```text
-//! wake (poll on the signal pipe, timeout = time to the next cycle)
-//!  → sample /proc and statvfs → judge (levels, for_cycles hysteresis)
-//!  → alert / recovered events → sample event → top processes if cpu/mem ≥ warn
-//!  → [reaper, cleanup, audit, tasks, alert delivery: their own issues]
-//!  → metrics file → state_dir
+//! wake (poll on the signal pipe and children, timeout = time to the next cycle)
+//!  → sample /proc and statvfs into the Reading → judge (levels, hysteresis)
+//!  → alert / recovered events → sample event
+//!  → top → reaper → cleanup → audit → tasks → alerts → metrics file
+//!  → state_dir
 //! ```
+//!
+//! Each step after the sample line is a feature that owns its state
+//! (`features`, which says how one is added).
+
+#![deny(unsafe_code)]
 
 /// Writes a line to stdout or stderr, ignoring failure: `println!` panics when the
 /// stream is closed (`>&-` in a cron line), and nothing may panic on outside input.
@@ -34,23 +47,27 @@ pub mod child;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
+pub mod effects;
 pub mod error;
 pub mod escape;
+pub mod features;
 pub mod files;
 pub mod glob;
 pub mod health;
+pub mod judge;
 pub mod log;
 pub mod mounts;
 pub mod ownproc;
 pub mod passwd;
 pub mod policy;
 pub mod procfs;
+pub mod reading;
 pub mod reaper;
 pub mod report;
 pub mod sample;
 pub mod scan;
 pub mod signals;
 pub mod state;
+pub mod store;
 pub mod sys;
-pub mod tasks;
 pub mod timefmt;

@@ -20,6 +20,7 @@ use crate::config::value::fmt_duration;
 use crate::error::{Error, errno_text};
 use crate::log::{Level, Logger};
 use crate::procfs::mountinfo::mount_holding;
+use crate::reading::DiskReading;
 use crate::sample::DiskUsage;
 use crate::sys::{self, FsStats, ProbeReply};
 use std::ffi::{CString, OsString};
@@ -260,16 +261,12 @@ impl Mounts {
         }
     }
 
-    /// One cycle's disk readings, one per `[disk] mounts` entry, into `out` (its
-    /// storage reused). Probed mounts are asked all at once and waited for together;
-    /// `stop` (SIGTERM) ends the wait early. A direct `statvfs` that takes longer
-    /// than `PROBE_DEADLINE` is logged, and that mount is probed from then on.
-    pub fn sample(
-        &mut self,
-        out: &mut Vec<Result<DiskUsage, Error>>,
-        log: &mut Logger,
-        stop: &dyn Fn() -> bool,
-    ) {
+    /// One cycle's disk readings into `out`, each found by its mount among the
+    /// `[disk] mounts` given to `configure` (one not given is "not watched").
+    /// Probed mounts are asked all at once and waited for together; `stop`
+    /// (SIGTERM) ends the wait early. A direct `statvfs` that takes longer than
+    /// `PROBE_DEADLINE` is logged, and that mount is probed from then on.
+    pub fn sample(&mut self, out: &mut [DiskReading], log: &mut Logger, stop: &dyn Fn() -> bool) {
         self.cycle += 1;
         self.reap();
         self.refresh();
@@ -284,14 +281,15 @@ impl Mounts {
         if probing {
             self.wait(stop);
         }
-        out.truncate(self.disks.len());
-        for i in 0..self.disks.len() {
-            let r = self.disk(i, log);
-            if i < out.len() {
-                out[i] = r;
-            } else {
-                out.push(r);
-            }
+        for d in out {
+            d.usage = match self.disks.iter().position(|w| w.path == d.mount) {
+                Some(i) => self.disk(i, log),
+                None => Err(Error::io(
+                    "statvfs",
+                    &d.mount,
+                    io::Error::other("not watched"),
+                )),
+            };
         }
     }
 
@@ -581,15 +579,14 @@ mod tests {
             mode: 0o600,
             syslog: None,
         });
-        let mut out = Vec::new();
+        let mut out = crate::reading::Reading::new(&disks).disks;
         m.sample(&mut out, &mut log, &|| false);
         let want = DiskUsage::from_stats(&sys::statvfs(c"/").expect("statvfs /"));
-        assert_eq!(out.len(), 2);
         assert_eq!(
-            out[0].as_ref().map(|d| d.size_bytes).ok(),
+            out[0].usage.as_ref().map(|d| d.size_bytes).ok(),
             Some(want.size_bytes)
         );
-        assert!(out[1].is_ok(), "{:?}", out[1]);
+        assert!(out[1].usage.is_ok(), "{:?}", out[1].usage);
         assert_eq!(m.check(Path::new("/"), &|| false), Check::Local);
         // Asked once this cycle already: the answer is reused, no second prober.
         assert!(matches!(

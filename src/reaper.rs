@@ -1,4 +1,4 @@
-//! The process reaper (SPEC §3 `[reaper]`, `[reap.NAME]`; §6): stop stale or hung
+//! The process reaper (`[reaper]`, `[reap.NAME]`): stop stale or hung
 //! processes the rules name, and never anything else.
 //!
 //! `plan` is pure: from one process scan, the rules and a few facts it decides what
@@ -17,6 +17,7 @@
 //! meanwhile), never by sleeping in the loop.
 
 use crate::config::{Action, ProcState, ReapRule, Reaper as ReaperConfig, Scope};
+use crate::effects::{Effects, NotSent, Outcome, Real};
 use crate::glob;
 use crate::ownproc::OwnProc;
 use crate::passwd::Users;
@@ -24,7 +25,7 @@ use crate::procfs::pid::parse_pid_stat;
 use crate::scan::Proc;
 use crate::sys;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 /// What is true of the host at this cycle.
 #[derive(Debug, Clone, Copy)]
@@ -412,40 +413,10 @@ impl Details for ProcDetails<'_> {
     }
 }
 
-// Integer arguments of the variadic `syscall(2)` are widened to `c_long`: the
-// kernel reads whole registers.
-
 /// Whether this kernel has pidfds (Linux 5.3+); without them the start-time check
 /// followed by `kill` leaves a window of microseconds, which the start event notes.
 pub fn pidfd_supported() -> bool {
-    pidfd_open(sys::getpid()).is_ok()
-}
-
-fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
-    // SAFETY: plain syscall on a pidfd we own; no siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd() as libc::c_long,
-            sig as libc::c_long,
-            std::ptr::null::<u8>(),
-            0 as libc::c_long,
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    sys::pidfd_open(sys::getpid()).is_ok()
 }
 
 /// The start time of `pid` now, from the proven procfs, and whether it is a zombie.
@@ -460,27 +431,6 @@ fn start_time(own: &OwnProc, pid: i32) -> Option<(u64, bool)> {
         .map(|s| (s.starttime, s.is_zombie()))
 }
 
-/// Why a signal was not sent.
-#[derive(Debug)]
-pub enum NotSent {
-    /// The process is gone: nothing to do, nothing to report.
-    Gone,
-    /// The pid names another process now (another start time).
-    Reused,
-    /// The kernel refused (`EPERM` without `cap_kill`, ...).
-    Failed(std::io::Error),
-}
-
-impl From<std::io::Error> for NotSent {
-    fn from(e: std::io::Error) -> NotSent {
-        if e.raw_os_error() == Some(libc::ESRCH) {
-            NotSent::Gone
-        } else {
-            NotSent::Failed(e)
-        }
-    }
-}
-
 /// Whether `pid` still started at `start`, by the proven procfs.
 fn same_process(own: &OwnProc, pid: i32, start: u64) -> Result<(), NotSent> {
     match start_time(own, pid) {
@@ -492,24 +442,13 @@ fn same_process(own: &OwnProc, pid: i32, start: u64) -> Result<(), NotSent> {
 
 /// Signals process `pid` only if it is still the one that started at `start`:
 /// pidfd first, then the start time from the proven procfs (a pidfd names one
-/// process for good), then the signal through the pidfd. Returns the pidfd, to keep
-/// for an escalation.
+/// process for good), then the signal through the pidfd (`effects::Real`).
+/// Returns the pidfd, to keep for an escalation.
 pub fn signal(own: &OwnProc, pid: i32, start: u64, sig: i32) -> Result<Option<OwnedFd>, NotSent> {
-    match pidfd_open(pid) {
-        Ok(fd) => {
-            same_process(own, pid, start)?;
-            pidfd_send_signal(&fd, sig)?;
-            Ok(Some(fd))
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            same_process(own, pid, start)?;
-            // SAFETY: kill(2) of a pid whose start time we just checked.
-            if unsafe { libc::kill(pid, sig) } < 0 {
-                return Err(std::io::Error::last_os_error().into());
-            }
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
+    let same = &mut || same_process(own, pid, start);
+    match Real.signal(pid, sig, same)? {
+        Outcome::Done(fd) => Ok(fd),
+        Outcome::DryRun => Ok(None),
     }
 }
 
@@ -522,7 +461,7 @@ pub fn still_zombie(own: &OwnProc, pid: i32, start: u64) -> bool {
 /// Sends SIGCONT through a pidfd: a stopped process holds a SIGTERM pending until
 /// it runs again, so it gets to handle it (as systemd does).
 pub fn resume(pidfd: &OwnedFd) -> std::io::Result<()> {
-    pidfd_send_signal(pidfd, libc::SIGCONT)
+    sys::pidfd_send_signal(pidfd, libc::SIGCONT)
 }
 
 /// A SIGTERM sent, waiting for `grace` before SIGKILL.
@@ -550,7 +489,7 @@ impl Pending {
     /// after the start-time check in the proven procfs.
     pub fn kill(&self, own: Option<&OwnProc>) -> Result<(), NotSent> {
         match (&self.pidfd, own) {
-            (Some(fd), _) => Ok(pidfd_send_signal(fd, libc::SIGKILL)?),
+            (Some(fd), _) => Ok(sys::pidfd_send_signal(fd, libc::SIGKILL)?),
             (None, Some(own)) => signal(own, self.pid, self.start, libc::SIGKILL).map(drop),
             (None, None) => Err(NotSent::Gone),
         }

@@ -105,17 +105,14 @@ fn ceil_percent(part: u64, whole: u64) -> u32 {
 
 pub const PRESSURE_KINDS: [&str; 3] = ["cpu", "memory", "io"];
 
-/// What one cycle read. Each part fails on its own; a failure is kept with its reason.
+/// What one cycle read of /proc (the mounts are `Reading::disks`). Each part fails
+/// on its own; a failure is kept with its reason.
 pub struct HostSample {
     pub stat: Result<Stat, Error>,
     pub mem: Result<Meminfo, Error>,
     pub load: Result<LoadAvg, Error>,
     /// `None` where the pressure file is absent (reported once at start).
     pub pressure: [Option<Pressure>; 3],
-    /// One per configured mount, in config order.
-    pub disks: Vec<Result<DiskUsage, Error>>,
-    /// Monotonic time of the /proc/stat read, for CPU percentages.
-    pub at_ns: u64,
 }
 
 pub struct Sampler {
@@ -162,7 +159,6 @@ impl Sampler {
 
     /// Reads the /proc figures into `out` (the disks are `Mounts::sample`'s).
     pub fn sample(&mut self, out: &mut HostSample) {
-        out.at_ns = sys::monotonic_ns();
         out.stat = self.stat.parse(&mut self.buf, parse_stat);
         out.mem = self.meminfo.parse(&mut self.buf, parse_meminfo);
         out.load = self.loadavg.parse(&mut self.buf, parse_loadavg);
@@ -183,8 +179,6 @@ impl HostSample {
             mem: Err(none()),
             load: Err(none()),
             pressure: [None; 3],
-            disks: Vec::new(),
-            at_ns: 0,
         }
     }
 }

@@ -242,3 +242,51 @@ impl Scanner {
         &self.procs[i]
     }
 }
+
+/// The one process scan of a cycle, shared by the steps that need one (top, the
+/// reaper): made by the first that asks, reused by the others.
+pub struct CycleScan {
+    pub scanner: Scanner,
+    /// `scanner` holds this cycle's scan.
+    fresh: bool,
+}
+
+impl CycleScan {
+    pub fn new(proc_root: &Path) -> CycleScan {
+        CycleScan {
+            scanner: Scanner::new(proc_root),
+            fresh: false,
+        }
+    }
+
+    /// A new cycle: the last scan is the previous one now.
+    pub fn begin_cycle(&mut self) {
+        self.fresh = false;
+    }
+
+    /// The clock CPU% windows are measured on: the wall clock for `--once`, whose
+    /// per-process ticks are saved for the next run; monotonic otherwise.
+    pub fn clock(once: bool) -> u64 {
+        if once {
+            sys::realtime_ns()
+        } else {
+            sys::monotonic_ns()
+        }
+    }
+
+    /// Scans now, whether or not this cycle has a scan already.
+    pub fn scan_now(&mut self, once: bool) -> Result<&Scanner, Error> {
+        self.fresh = false;
+        self.scanner.scan(Self::clock(once))?;
+        self.fresh = true;
+        Ok(&self.scanner)
+    }
+
+    /// This cycle's scan, made now unless a step made it already.
+    pub fn this_cycle(&mut self, once: bool) -> Result<&Scanner, Error> {
+        if self.fresh {
+            return Ok(&self.scanner);
+        }
+        self.scan_now(once)
+    }
+}

@@ -66,8 +66,7 @@ impl Signals {
         for (slot, &fd) in pfds[1..n].iter_mut().zip(fds) {
             slot.fd = fd;
         }
-        // SAFETY: a valid array of `n` pollfds.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, ms) };
+        let r = sys::poll(&mut pfds[..n], ms);
         if r > 0 && pfds[0].revents != 0 {
             sys::drain(self.read.as_raw_fd());
         }

@@ -1,87 +1,38 @@
-//! `state_dir`: the lock that makes one instance the actor, and the files that let a
-//! restart or the next cron `--once` continue where the last one stopped (CPU
-//! counters, hysteresis counters, per-process CPU ticks). Files are versioned text,
-//! written atomically (`files::AtomicFile`: temp file, fsync, rename) and read
-//! within a cap per format (`max`); a corrupt, truncated or refused file is
-//! reported and replaced, never fatal.
+//! The formats of the agent's own files in `state_dir` (the store, `store.rs`,
+//! reads and writes them): `state`, the CPU counters and hysteresis counters that
+//! let consecutive cron runs count as consecutive cycles; `procs`, the per-process
+//! CPU ticks of the last scan, for the next `--once`'s CPU% window; and, until the
+//! reaper moves into its feature, the reaper's. Pure: bytes in, records out.
 
-use crate::error::Error;
-use crate::files;
-use crate::policy::{Hysteresis, Metric};
+use crate::judge::{Hysteresis, Metric};
 use crate::procfs::stat::CpuTimes;
-use crate::procfs::{fields, lines, parse_u64};
+use crate::procfs::{fields, parse_u64};
 use crate::scan::PrevTicks;
-use crate::sys;
+use crate::store::{self, Kind, Stamp, StampError};
 use std::fmt::Write as _;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
 
-const STATE_MAGIC: &str = "system-agent-state 1";
-const PROCS_MAGIC: &str = "system-agent-procs 1";
+/// Hysteresis per metric and the last CPU counters.
+pub const STATE: Kind = Kind {
+    name: "state",
+    version: 1,
+    oldest: 1,
+    refused: "not a version 1 state file",
+    cap: max::STATE,
+    acts: false,
+};
+
+/// Per-process CPU ticks for the next `--once`.
+pub const PROCS: Kind = Kind {
+    name: "procs",
+    version: 1,
+    oldest: 1,
+    refused: "not a version 1 procs file",
+    cap: max::PROCS,
+    acts: false,
+};
 
 /// Saved counters are "recent" (usable for a CPU% window) up to this age.
 pub const RECENT_NS: u64 = 15 * 60 * 1_000_000_000;
-
-/// The exclusive lock on `state_dir/lock`, held for the life of the process.
-pub struct Lock {
-    _fd: OwnedFd,
-}
-
-pub enum LockOutcome {
-    Acquired(Lock),
-    /// Another instance (the service) holds it: observe, do not act.
-    Busy,
-}
-
-/// Creates `state_dir` (mode 0700, and its parents 0755) if needed, checks it can
-/// be trusted (`files::trusted_dir`: owned by root or the agent's user, writable by
-/// no one else, nor any directory above it unless sticky) and takes the lock, so a
-/// `state_dir` that someone else could write is refused, not used.
-///
-/// The lock file then holds `pid` (the service's), or nothing (a one-shot), so
-/// `pkill -HUP -L -F state_dir/lock` signals the running service and nothing else:
-/// `-L` refuses a pid file that no live process holds locked.
-pub fn lock(dir: &Path, pid: Option<i32>) -> Result<LockOutcome, Error> {
-    if let Some(parent) = dir.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|e| Error::io("create", parent, e))?;
-    }
-    let cdir = files::cstring(dir).map_err(|why| Error::file(dir, why))?;
-    match sys::mkdir(&cdir, 0o700) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-        Err(e) => return Err(Error::io("create", dir, e)),
-    }
-    // A symlink named as state_dir is not followed: the lock would be elsewhere.
-    let st = sys::lstat(&cdir).map_err(|e| Error::io("stat", dir, e))?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-        return Err(Error::io(
-            "use",
-            dir,
-            std::io::Error::from_raw_os_error(libc::ENOTDIR),
-        ));
-    }
-    let dirfd = files::trusted_dir(dir).map_err(|why| Error::file(dir, why))?;
-    let path = dir.join("lock");
-    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let fd = sys::openat_mode(dirfd.as_raw_fd(), c"lock", flags, 0o600)
-        .map_err(|e| Error::io("open", &path, e))?;
-    match sys::try_lock_exclusive(fd.as_raw_fd()) {
-        Ok(true) => {
-            let text = pid.map(|p| format!("{p}\n")).unwrap_or_default();
-            sys::ftruncate(fd.as_raw_fd())
-                .and_then(|()| sys::write_all(fd.as_raw_fd(), text.as_bytes()))
-                .map_err(|e| Error::io("write", &path, e))?;
-            Ok(LockOutcome::Acquired(Lock { _fd: fd }))
-        }
-        Ok(false) => Ok(LockOutcome::Busy),
-        Err(e) => Err(Error::io("lock", &path, e)),
-    }
-}
 
 /// The most each state file may hold, from its format, with room to spare: a larger
 /// file is refused unread (and replaced), so reading state costs bounded memory.
@@ -108,12 +59,6 @@ pub mod max {
     /// `reaper`: per process at most a state line (about 30 bytes), a settled line
     /// and a pending line: thousands of processes being watched.
     pub const REAPER: u64 = 512 << 10;
-}
-
-/// Removes the temporary files a crash left in `state_dir` (see
-/// `files::remove_stale_temps`; `state_dir` holds only the agent's files).
-pub fn remove_stale_temps(dir: &Path) -> Result<u64, Error> {
-    files::remove_stale_temps(dir, None).map_err(|why| Error::file(dir, why))
 }
 
 /// What `state_dir/state` holds.
@@ -154,8 +99,12 @@ pub fn format_state(
     cpu: Option<&CpuTimes>,
     metrics: &[Metric],
 ) {
-    out.clear();
-    let _ = writeln!(out, "{STATE_MAGIC}\nsaved {saved_ns}\nbtime {btime}");
+    let stamp = Stamp {
+        saved_ns: Some(saved_ns),
+        btime: Some(btime),
+        boot: None,
+    };
+    store::begin(out, &STATE, &stamp);
     if let Some(c) = cpu {
         out.push_str("cpu");
         for v in c.as_array() {
@@ -164,7 +113,7 @@ pub fn format_state(
         out.push('\n');
     }
     format_metrics(out, metrics);
-    out.push_str(END);
+    store::end(out);
 }
 
 /// The hysteresis lines alone: what the service compares to decide whether its state
@@ -182,69 +131,63 @@ pub fn format_metrics(out: &mut String, metrics: &[Metric]) {
 
 /// Parses `state_dir/state`; `Err` says what is wrong with it.
 pub fn parse_state(text: &[u8]) -> Result<Saved, &'static str> {
-    if !text.starts_with(STATE_MAGIC.as_bytes()) {
-        return Err("not a version 1 state file");
-    }
-    let mut it = lines(complete(text)?);
-    if it.next() != Some(STATE_MAGIC.as_bytes()) {
-        return Err("not a version 1 state file");
-    }
-    let mut s = Saved::default();
-    let (mut saw_saved, mut saw_btime) = (false, false);
-    for line in it {
-        if line.is_empty() {
-            continue;
-        }
+    let (_, body) = store::open(&STATE, text)?;
+    let mut it = body.peekable();
+    let stamp = store::read_stamp(&mut it, &["saved", "btime"]).map_err(|e| match e {
+        StampError::Bad("saved") => "bad saved line",
+        StampError::Bad(_) => "bad btime line",
+        StampError::Missing(_) => "truncated",
+    })?;
+    let mut s = Saved {
+        saved_ns: stamp.saved_ns.unwrap_or(0),
+        btime: stamp.btime.unwrap_or(0),
+        ..Saved::default()
+    };
+    for line in it.filter(|l| !l.is_empty()) {
         let (word, rest) = split_word(line);
         match word {
-            b"saved" => {
-                s.saved_ns = parse_u64(rest).ok_or("bad saved line")?;
-                saw_saved = true;
-            }
-            b"btime" => {
-                s.btime = parse_u64(rest).ok_or("bad btime line")?;
-                saw_btime = true;
-            }
-            b"cpu" => {
-                let mut a = [0u64; 8];
-                let mut n = 0;
-                for f in fields(rest) {
-                    *a.get_mut(n).ok_or("bad cpu line")? = parse_u64(f).ok_or("bad cpu line")?;
-                    n += 1;
-                }
-                if n != 8 {
-                    return Err("bad cpu line");
-                }
-                s.cpu = Some(CpuTimes::from_array(a));
-            }
-            b"metric" => {
-                let mut nums = [0u32; 5];
-                let mut rest = rest;
-                for n in &mut nums {
-                    let (w, r) = split_word(rest);
-                    *n = parse_u64(w)
-                        .and_then(|v| u32::try_from(v).ok())
-                        .ok_or("bad metric line")?;
-                    rest = r;
-                }
-                let key = std::str::from_utf8(rest).map_err(|_| "bad metric key")?;
-                if nums[0] > 2 || key.is_empty() {
-                    return Err("bad metric line");
-                }
-                let h = Hysteresis {
-                    reported: nums[0] as u8,
-                    up: [nums[1], nums[2]],
-                    down: [nums[3], nums[4]],
-                };
-                s.metrics.push((key.to_string(), h));
-            }
+            b"cpu" => s.cpu = Some(parse_cpu(rest)?),
+            b"metric" => s.metrics.push(parse_metric(rest)?),
             _ => return Err("unknown line"),
         }
     }
-    if !(saw_saved && saw_btime) {
-        return Err("truncated");
-    }
     Ok(s)
+}
+
+/// `cpu` and the eight counters.
+fn parse_cpu(rest: &[u8]) -> Result<CpuTimes, &'static str> {
+    let mut a = [0u64; 8];
+    let mut n = 0;
+    for f in fields(rest) {
+        *a.get_mut(n).ok_or("bad cpu line")? = parse_u64(f).ok_or("bad cpu line")?;
+        n += 1;
+    }
+    if n != 8 {
+        return Err("bad cpu line");
+    }
+    Ok(CpuTimes::from_array(a))
+}
+
+/// `metric`, the five counters and the key (which may hold blanks).
+fn parse_metric(mut rest: &[u8]) -> Result<(String, Hysteresis), &'static str> {
+    let mut nums = [0u32; 5];
+    for n in &mut nums {
+        let (w, r) = split_word(rest);
+        *n = parse_u64(w)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or("bad metric line")?;
+        rest = r;
+    }
+    let key = std::str::from_utf8(rest).map_err(|_| "bad metric key")?;
+    if nums[0] > 2 || key.is_empty() {
+        return Err("bad metric line");
+    }
+    let h = Hysteresis {
+        reported: nums[0] as u8,
+        up: [nums[1], nums[2]],
+        down: [nums[3], nums[4]],
+    };
+    Ok((key.to_string(), h))
 }
 
 fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
@@ -256,46 +199,25 @@ fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
 
 /// Per-process CPU ticks for the next `--once`: `pid start ticks` per line.
 pub fn format_procs(out: &mut String, saved_ns: u64, btime: u64, procs: &[PrevTicks]) {
-    out.clear();
-    let _ = writeln!(out, "{PROCS_MAGIC}\nsaved {saved_ns}\nbtime {btime}");
+    let stamp = Stamp {
+        saved_ns: Some(saved_ns),
+        btime: Some(btime),
+        boot: None,
+    };
+    store::begin(out, &PROCS, &stamp);
     for p in procs {
         let _ = writeln!(out, "{} {} {}", p.pid, p.start, p.ticks);
     }
-    out.push_str(END);
-}
-
-/// The last line of every state file: a file without it was cut short.
-const END: &str = "end\n";
-
-/// The body of a complete file (without its `end` line), or "truncated".
-fn complete(text: &[u8]) -> Result<&[u8], &'static str> {
-    match text.strip_suffix(END.as_bytes()) {
-        Some(body) if body.is_empty() || body.ends_with(b"\n") => Ok(body),
-        _ => Err("truncated"),
-    }
+    store::end(out);
 }
 
 /// `(saved_ns, btime, ticks)` from a procs file.
 pub fn parse_procs(text: &[u8]) -> Result<(u64, u64, Vec<PrevTicks>), &'static str> {
-    if !text.starts_with(PROCS_MAGIC.as_bytes()) {
-        return Err("not a version 1 procs file");
-    }
-    let mut it = lines(complete(text)?);
-    if it.next() != Some(PROCS_MAGIC.as_bytes()) {
-        return Err("not a version 1 procs file");
-    }
-    let mut num = |word: &[u8]| -> Result<u64, &'static str> {
-        let line = it.next().ok_or("truncated")?;
-        let rest = line.strip_prefix(word).ok_or("bad header")?;
-        parse_u64(rest).ok_or("bad header")
-    };
-    let saved = num(b"saved ")?;
-    let btime = num(b"btime ")?;
+    let (_, body) = store::open(&PROCS, text)?;
+    let mut it = body.peekable();
+    let stamp = store::read_stamp(&mut it, &["saved", "btime"]).map_err(|_| "bad header")?;
     let mut procs = Vec::new();
-    for line in it {
-        if line.is_empty() {
-            continue;
-        }
+    for line in it.filter(|l| !l.is_empty()) {
         let mut f = fields(line);
         let mut next = || f.next().and_then(parse_u64).ok_or("bad process line");
         let pid = i32::try_from(next()?).map_err(|_| "bad pid")?;
@@ -305,12 +227,19 @@ pub fn parse_procs(text: &[u8]) -> Result<(u64, u64, Vec<PrevTicks>), &'static s
             ticks: next()?,
         });
     }
-    Ok((saved, btime, procs))
+    Ok((stamp.saved_ns.unwrap_or(0), stamp.btime.unwrap_or(0), procs))
 }
 
-const REAPER_MAGIC: &str = "system-agent-reaper 2";
-/// Without the boot line: read, and dropped by `of_boot` as of an unknown boot.
-const REAPER_MAGIC_V1: &str = "system-agent-reaper 1";
+/// What the reaper carries between `--once` runs. Version 1 had no boot line: it
+/// is read, and dropped by `of_boot` as of an unknown boot.
+pub const REAPER: Kind = Kind {
+    name: "reaper",
+    version: 2,
+    oldest: 1,
+    refused: "not a version 1 or 2 reaper file",
+    cap: max::REAPER,
+    acts: true,
+};
 
 /// What the reaper carries from one `--once` to the next: since when each process
 /// has been in its state (`in_state_for`), and the SIGTERMs waiting for `grace`.
@@ -327,11 +256,11 @@ pub struct ReaperState {
 }
 
 pub fn format_reaper(out: &mut String, r: &ReaperState) {
-    out.clear();
-    let _ = writeln!(out, "{REAPER_MAGIC}");
-    if let Some(boot) = &r.boot {
-        let _ = writeln!(out, "boot {boot}");
-    }
+    let stamp = Stamp {
+        boot: r.boot.as_deref(),
+        ..Stamp::default()
+    };
+    store::begin(out, &REAPER, &stamp);
     for (pid, start, st, since) in &r.states {
         let _ = writeln!(out, "state {pid} {start} {} {since}", *st as char);
     }
@@ -341,19 +270,13 @@ pub fn format_reaper(out: &mut String, r: &ReaperState) {
     for (pid, start) in &r.settled {
         let _ = writeln!(out, "settled {pid} {start}");
     }
-    out.push_str(END);
+    store::end(out);
 }
 
 pub fn parse_reaper(text: &[u8]) -> Result<ReaperState, &'static str> {
-    let first = lines(text).next().unwrap_or_default();
-    if first != REAPER_MAGIC.as_bytes() && first != REAPER_MAGIC_V1.as_bytes() {
-        return Err("not a version 1 or 2 reaper file");
-    }
+    let (_, body) = store::open(&REAPER, text)?;
     let mut r = ReaperState::default();
-    for line in lines(complete(text)?).skip(1) {
-        if line.is_empty() {
-            continue;
-        }
+    for line in body.filter(|l| !l.is_empty()) {
         let mut f = fields(line);
         let word = f.next();
         let mut num = || f.next().and_then(parse_u64).ok_or("bad reaper line");
@@ -419,7 +342,7 @@ mod tests {
 
     #[test]
     fn state_round_trips() {
-        let mut metrics = crate::policy::metrics_for(&Config::default());
+        let mut metrics = crate::judge::metrics_for(&Config::default());
         metrics[0].hyst = Hysteresis {
             reported: 2,
             up: [3, 3],

@@ -1061,7 +1061,7 @@ const STATE_TEXT: &str = "system-agent-state 1\nsaved 123\nbtime 456\ncpu 1 2 3 
 
 #[test]
 fn state_file_exact_text_and_back() {
-    let metrics = system_agent::policy::metrics_for(&Config::default());
+    let metrics = system_agent::judge::metrics_for(&Config::default());
     let cpu = CpuTimes::from_array([1, 2, 3, 4, 5, 6, 7, 8]);
     let mut s = String::from("stale");
     format_state(&mut s, 123, 456, Some(&cpu), &metrics);
@@ -1977,8 +1977,9 @@ fn a_zombie_is_state_z_with_one_thread() {
 /// same (so a saved file is never misread by the next run).
 #[test]
 fn fuzz_feature_state_files() {
+    use system_agent::features::tasks::schedule as tasks;
     use system_agent::state::{ReaperState, format_reaper, parse_reaper};
-    use system_agent::{alerts, audit, tasks};
+    use system_agent::{alerts, audit};
     let reaper = b"system-agent-reaper 2\nboot 0b5e3c4d-aaaa\nstate 10 20 T 30\n\
         pending 11 21 31 hogs\nsettled 12 22\nend\n";
     let mut again = String::new();

@@ -1,12 +1,16 @@
-//! SPEC §4 step 8, alerts: decide what to tell (`alerts::decide`), hand it to the
+//! The cycle's alert step: decide what to tell (`alerts::decide`), hand it to the
 //! mailer and/or the alert command, and restore what was told when no route worked.
 
 use super::*;
 
 impl Agent {
-    /// SPEC §4 step 8: the notices due (see `alerts::decide`), each handed to the
+    /// The notices due (see `alerts::decide`), each handed to the
     /// mailer and/or the alert command; `--once` waits for them (within timeout).
     pub(super) fn alerts(&mut self, signals: Option<&Signals>) {
+        let a = &self.cfg.alert;
+        if !self.actor() || (a.email.is_empty() && a.command.is_empty()) {
+            return;
+        }
         if !self.told_loaded {
             self.told_loaded = true;
             self.told = self.load_alerts();
@@ -84,7 +88,7 @@ impl Agent {
                 now,
                 std::process::id(),
                 self.mail_seq,
-                &self.last_top[..self.last_top_n],
+                self.findings.top_lines(),
             );
             let argv: Vec<std::ffi::CString> = a
                 .sendmail
@@ -276,13 +280,9 @@ impl Agent {
         restored
     }
 
-    pub(super) fn alerts_path(&self) -> PathBuf {
-        self.state_path("alerts")
-    }
-
     pub(super) fn load_alerts(&mut self) -> Vec<alerts::Told> {
-        let path = self.alerts_path();
-        self.read_state(&path, state::max::ALERTS, alerts::parse)
+        self.store
+            .load(&alerts::KIND, &mut self.log, alerts::parse)
             .unwrap_or_default()
     }
 
@@ -290,9 +290,10 @@ impl Agent {
         if !self.actor() {
             return;
         }
-        alerts::format(&mut self.scratch, &self.told);
-        let path = self.alerts_path();
-        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
+        let told = &self.told;
+        self.store.save(&alerts::KIND, &mut self.log, |out| {
+            alerts::format(out, told)
+        });
     }
 }
 

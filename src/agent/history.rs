@@ -31,6 +31,9 @@ impl Agent {
 
     /// Each audited user's new commands, one `history` event each.
     pub(super) fn audit(&mut self) {
+        if !self.actor() || !self.cfg.audit.bash_history {
+            return;
+        }
         // The host's first audit run is this process's first audit with no audit
         // state in state_dir: only then are the histories readable taken from
         // their end.
@@ -88,21 +91,13 @@ impl Agent {
         self.save_hist();
     }
 
-    pub(super) fn hist_path(&self) -> PathBuf {
-        self.cfg.agent.state_dir.join("audit")
-    }
-
     /// The audit state, and whether there was none yet (the host's first audit
     /// run). A state file that exists but cannot be read or parsed is not a first
     /// run: every history is then read from its start (at most `max_bytes`
     /// each), so a lost state may log some commands twice, but never hides any.
     pub(super) fn load_hist(&mut self) -> (Vec<audit::HistState>, bool) {
-        let path = self.hist_path();
-        let first_run = matches!(
-            std::fs::symlink_metadata(&path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound
-        );
-        let Some(hist) = self.read_state(&path, state::max::AUDIT, audit::parse) else {
+        let first_run = self.store.is_missing(&audit::KIND);
+        let Some(hist) = self.store.load(&audit::KIND, &mut self.log, audit::parse) else {
             // Written at the end of this cycle, even with no user to audit, so the
             // next run is not a first run again.
             self.hist_written.clear();
@@ -120,13 +115,10 @@ impl Agent {
             return;
         }
         std::mem::swap(&mut self.scratch, &mut self.hist_written);
-        let path = self.hist_path();
-        if !Self::write_state(
-            &mut self.state_files,
-            &path,
-            &mut self.log,
-            &self.hist_written,
-        ) {
+        if !self
+            .store
+            .save_text(&audit::KIND, &mut self.log, &self.hist_written)
+        {
             self.hist_written.clear();
         }
     }

@@ -1,50 +1,53 @@
-//! The agent: one cycle (SPEC §4) and the two ways to run it — the service loop and
-//! the `--once` check. Single-threaded and synchronous: the loop sleeps in `poll` on
-//! the signal pipe (and the output of its children) until the next cycle is due, so
-//! signals act at once and a slow cycle skips missed slots instead of bursting.
+//! The agent: what every step shares (the config, the loggers, state_dir and its
+//! lock, the samplers, the Reading and the judged metrics, the effects) and the
+//! features, driven in `cycle.rs` by one short function that names the steps in
+//! order; `run.rs` runs it as the service loop or as one `--once` check, and
+//! `reload.rs` takes a new configuration on SIGHUP. Single-threaded and
+//! synchronous: the loop sleeps in `poll` on the signal pipe (and the output of
+//! its children) until the next cycle is due, so signals act at once and a slow
+//! cycle skips missed slots instead of bursting.
 //!
-//! ```text
-//! sample → judge (levels, hysteresis → alert/recovered) → log sample
-//!        → top processes (when cpu or mem ≥ warn) → reaper (reaping.rs)
-//!        → cleanup → audit (history.rs) → tasks (maintenance.rs)
-//!        → alerts (alerting.rs) → metrics file → state
-//! ```
-//!
-//! Each step's decisions are pure functions in its own module (`reaper`, `cleanup`,
-//! `audit`, `tasks`, `alerts`); the files here apply them and log what was done.
+//! Each feature lives in `features/` (see its doc for how one is added); the
+//! reaper, cleanup, audit and alert steps are still `impl Agent` blocks here
+//! (`reaping.rs`, `cleaning.rs`, `history.rs`, `alerting.rs`) until they move
+//! there too.
 
 mod alerting;
+mod cleaning;
+mod cycle;
 mod history;
-mod maintenance;
 mod reaping;
+mod reload;
+mod run;
 
 use crate::alerts;
 use crate::audit;
 use crate::child::{self, Child};
 use crate::cleanup;
 use crate::config::Config;
+use crate::effects::{self, Effects};
 use crate::error::Error;
-use crate::health::{Output, Outputs};
+use crate::features::metrics::MetricsFile;
+use crate::features::tasks::Tasks;
+use crate::features::top::Top;
+use crate::features::{Cx, Feature, Findings, Slot, Stats, stopping, wait_children};
+use crate::judge::{self, Metric, Status};
 use crate::log::{Level, Logger, Target};
 use crate::mounts::Mounts;
-use crate::passwd::{self, Users, parse_passwd};
-use crate::policy::{self, Kind, Metric, Status};
-use crate::procfs::pid::{cmdline_display, parse_pid_status};
-use crate::procfs::stat::CpuTimes;
+use crate::passwd::{Users, parse_passwd};
+use crate::policy;
+use crate::procfs::pid::parse_pid_status;
+use crate::reading::Reading;
 use crate::reaper;
-use crate::report;
-use crate::sample::{HostSample, Sampler};
-use crate::scan::Scanner;
+use crate::sample::Sampler;
+use crate::scan::CycleScan;
 use crate::signals::Signals;
-use crate::state::{self, Lock, LockOutcome};
+use crate::state;
+use crate::store::Store;
 use crate::sys;
-use crate::tasks;
 use alerting::{Delivery, Outcome};
-use maintenance::RunningTask;
-use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Command-line settings that outlive reloads.
 #[derive(Debug, Clone)]
@@ -69,16 +72,26 @@ impl Options {
     }
 }
 
-/// How long the second of two back-to-back samples waits (CPU% needs a window); also
-/// the shortest window saved per-process counters may give.
-const SHORT_WINDOW_MS: u64 = 250;
+/// The features that live in `features/`, each in its slot, in cycle order.
+#[derive(Default)]
+pub struct Features {
+    pub top: Slot<Top>,
+    pub tasks: Slot<Tasks>,
+    pub metrics_file: Slot<MetricsFile>,
+}
 
-/// The fewest clock ticks (summed over CPUs) that saved /proc/stat counters must be
-/// behind the current ones to give a meaningful CPU% (1 tick = 10 ms of one CPU).
-const MIN_WINDOW_TICKS: u64 = 50;
+impl Features {
+    /// Every feature, for what applies to all: reload, save, poll, tend, stop.
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 3] {
+        [&mut self.top, &mut self.tasks, &mut self.metrics_file]
+    }
+}
 
-/// How much of a command line a `top` event shows.
-const CMDLINE_MAX: usize = 256;
+impl<F: Default> Default for Slot<F> {
+    fn default() -> Self {
+        Slot::new(F::default())
+    }
+}
 
 pub struct Agent {
     opts: Options,
@@ -87,53 +100,47 @@ pub struct Agent {
     sampler: Sampler,
     /// The watched mounts, probed so that a hung one cannot stall the cycle.
     mounts: Mounts,
-    scanner: Scanner,
+    /// The cycle's process scan, shared by the steps that need one.
+    scan: CycleScan,
+    /// This cycle's sample and everything derived from it.
+    reading: Reading,
     metrics: Vec<Metric>,
-    host: HostSample,
     users: Users,
-    /// The previous /proc/stat counters and the cycle's CPU% from them.
-    prev_cpu: Option<CpuTimes>,
-    cpu_percent: Option<f64>,
-    btime: Option<u64>,
-    ncpu: u32,
-    ticks_per_sec: u64,
-    page_size: u64,
-    /// Holding the state_dir lock: allowed to act and to write state.
-    lock: Option<Lock>,
+    /// state_dir, and its lock: holding it, the agent may act and write state.
+    store: Store,
+    /// Real, or only recorded in a dry run.
+    effects: Box<dyn Effects>,
+    /// What one feature tells another within a cycle.
+    findings: Findings,
+    features: Features,
+    stats: Stats,
+    once: bool,
     actions_off: Option<String>,
     /// Why the capabilities were dropped at start, for the start event.
     caps_dropped: Option<String>,
-    /// The files in state_dir, each with its health (a failing one is reported
-    /// once, not every cycle).
-    state_files: Outputs,
-    metrics_file: Option<Output>,
     /// The hysteresis lines last written, so the service writes state only on change.
     written: String,
     scratch: String,
     /// Last error text per sample source (empty: fine), so a failing source is
     /// logged once, not every cycle.
     source_errors: Vec<String>,
-    top_idx: Vec<usize>,
-    /// The cycle whose process scan `scanner` holds, so steps share one scan.
-    scanned_cycle: Option<u64>,
+    buf: Vec<u8>,
+    // The reaper's (reaping.rs), until it moves into features/.
     reaper_clock: reaper::StateClock,
     pending: Vec<reaper::Pending>,
     /// Processes already dealt with (killed, signalled, logged, or a signal that
     /// failed): not acted on or reported again while they exist. A SIGTERM waits in
     /// `pending` instead, for its escalation.
     settled: Vec<(i32, u64)>,
-    /// Per cleanup rule, what it remembers until the next configuration load.
-    cleanup_memory: Vec<cleanup::Memory>,
     /// Why `[paths] proc` was last refused as the agent's own procfs (the reaper
     /// then only logs), so that is said once, not every cycle.
     proc_refused: Option<String>,
-    /// Per task (config order): last success, last start, idle cycles.
-    task_states: Vec<tasks::TaskState>,
-    tasks_loaded: bool,
-    /// The task running now, if any (at most one).
-    running: Option<RunningTask>,
-    /// Tasks reported as skipped since the config was loaded (once per load).
-    /// What was last told per metric key (alerts), loaded lazily from state_dir.
+    // Cleanup's (cleaning.rs): per rule, what it remembers until the next
+    // configuration load.
+    cleanup_memory: Vec<cleanup::Memory>,
+    path_buf: Vec<u8>,
+    // The alerts' (alerting.rs): what was last told per metric key, loaded lazily
+    // from state_dir.
     told: Vec<alerts::Told>,
     told_loaded: bool,
     /// Alert deliveries (mailer, command) still running.
@@ -142,26 +149,15 @@ pub struct Agent {
     /// fare; when none succeeds, the old record comes back (so it is retried).
     outcomes: Vec<Outcome>,
     mail_seq: u64,
-    /// This cycle's top processes, one line each, for alert mails: the first
-    /// `last_top_n` of `last_top` (whose strings are reused).
-    last_top: Vec<String>,
-    last_top_n: usize,
     hostname: String,
-    /// The audit trail's own log (file and syslog facility), when auditing.
+    // The audit's (history.rs): its own log (file and syslog facility), the
+    // audited users' histories, and per user where reading stands (loaded from
+    // state_dir once) and the state as last written.
     audit_log: Option<Logger>,
     audit_targets: Vec<audit::Target>,
-    /// Per user: where reading their history stands, loaded from state_dir once.
     hist: Vec<audit::HistState>,
     hist_loaded: bool,
-    /// The last refusal logged per user, so it is not logged every cycle.
-    /// The history state as last written.
     hist_written: String,
-    cmd: Vec<u8>,
-    buf: Vec<u8>,
-    path_buf: Vec<u8>,
-    cycles: u64,
-    last_cycle_seconds: f64,
-    once: bool,
 }
 
 impl Agent {
@@ -175,53 +171,39 @@ impl Agent {
         let mut agent = Agent {
             sampler: Sampler::new(&cfg.paths.proc),
             mounts: Mounts::default(),
-            scanner: Scanner::new(&cfg.paths.proc),
-            metrics: policy::metrics_for(&cfg),
-            host: HostSample::empty(),
+            scan: CycleScan::new(&cfg.paths.proc),
+            reading: Reading::new(&cfg.disk.mounts),
+            metrics: judge::metrics_for(&cfg),
             users: Users::default(),
-            prev_cpu: None,
-            cpu_percent: None,
-            btime: None,
-            ncpu: 1,
-            ticks_per_sec: sys::clock_ticks(),
-            page_size: sys::page_size(),
-            lock: None,
+            store: Store::new(&cfg.agent.state_dir, cfg.agent.dry_run),
+            effects: effects::for_config(cfg.agent.dry_run),
+            findings: Findings::default(),
+            features: Features::default(),
+            stats: Stats::default(),
+            once,
             actions_off: None,
             caps_dropped,
-            state_files: Outputs::new("state", 0o600),
-            metrics_file: None,
             written: String::new(),
             scratch: String::with_capacity(4096),
             source_errors: Vec::new(),
-            top_idx: Vec::new(),
-            scanned_cycle: None,
+            buf: Vec::with_capacity(4096),
             reaper_clock: reaper::StateClock::default(),
             pending: Vec::new(),
             settled: Vec::new(),
-            cleanup_memory: Vec::new(),
             proc_refused: None,
-            task_states: Vec::new(),
-            tasks_loaded: false,
-            running: None,
+            cleanup_memory: Vec::new(),
+            path_buf: Vec::with_capacity(64),
             told: Vec::new(),
             told_loaded: false,
             deliveries: Vec::new(),
             outcomes: Vec::new(),
             mail_seq: 0,
-            last_top: Vec::new(),
-            last_top_n: 0,
             hostname: sys::hostname(),
             audit_log: None,
             audit_targets: Vec::new(),
             hist: Vec::new(),
             hist_loaded: false,
             hist_written: String::new(),
-            cmd: Vec::with_capacity(CMDLINE_MAX),
-            buf: Vec::with_capacity(4096),
-            path_buf: Vec::with_capacity(64),
-            cycles: 0,
-            last_cycle_seconds: 0.0,
-            once,
             opts,
             cfg,
             log,
@@ -229,9 +211,39 @@ impl Agent {
         agent.load_users();
         agent.load_audit_targets();
         agent.open_audit_log();
-        agent.open_files();
         agent.configure_mounts();
         agent
+    }
+
+    /// What a feature's step may use, beside the features themselves.
+    fn split<'a>(&'a mut self, signals: Option<&'a Signals>) -> (&'a mut Features, Cx<'a>) {
+        let cx = Cx {
+            cfg: &self.cfg,
+            log: &mut self.log,
+            reading: &self.reading,
+            metrics: &self.metrics,
+            scan: &mut self.scan,
+            users: &self.users,
+            store: &mut self.store,
+            effects: &mut *self.effects,
+            findings: &mut self.findings,
+            stats: self.stats,
+            once: self.once,
+            signals,
+        };
+        (&mut self.features, cx)
+    }
+
+    /// Runs `f` on every feature, each with its `Cx`.
+    fn each_feature(
+        &mut self,
+        signals: Option<&Signals>,
+        mut f: impl FnMut(&mut Slot<dyn Feature>, &mut Cx),
+    ) {
+        let (features, mut cx) = self.split(signals);
+        for slot in features.all() {
+            f(slot, &mut cx);
+        }
     }
 
     /// Finds the mount of every watched path (`[disk] mounts`, cleanup paths); one
@@ -271,55 +283,16 @@ impl Agent {
         }
     }
 
-    /// The metrics file (kept, with its health, while its path stays the same).
-    fn open_files(&mut self) {
-        let path = self.cfg.agent.metrics_file.as_deref();
-        if self.metrics_file.as_ref().map(Output::path) == path {
-            return;
-        }
-        self.metrics_file = match path.map(|p| Output::new("metrics_file", p, 0o644)) {
-            None => None,
-            Some(Ok(o)) => Some(o),
-            Some(Err(why)) => {
-                let err = Error::file(path.unwrap_or(Path::new("")), why);
-                self.log.error(Level::Error, "metrics_file", err).emit();
-                None
-            }
-        };
-    }
-
-    /// At start, once the lock is ours: temporary files a crash left behind, in
-    /// state_dir and beside the metrics file.
-    fn remove_stale_temps(&mut self) {
-        let dir = &self.cfg.agent.state_dir;
-        if let Err(e) = state::remove_stale_temps(dir) {
-            self.log.error(Level::Warn, "state_dir", e).emit();
-        }
-        let metrics = self.cfg.agent.metrics_file.as_deref();
-        if let Some((dir, name)) = metrics.and_then(|p| Some((p.parent()?, p.file_name()?)))
-            && let Err(why) = crate::files::remove_stale_temps(dir, Some(name.as_bytes()))
-            && !why.is_missing()
-        {
-            let err = Error::file(dir, why);
-            self.log.error(Level::Warn, "metrics_file", err).emit();
-        }
-    }
-
-    /// Takes the state_dir lock. `Err` is a reason the service cannot start; for
-    /// `--once` every problem only turns actions off.
+    /// Takes the state_dir lock (then removes the temporary files a crash left
+    /// there). `Err` is a reason the service cannot start; for `--once` every
+    /// problem only turns actions off.
     pub fn take_lock(&mut self) -> Result<(), String> {
         let dir = self.cfg.agent.state_dir.clone();
         let pid = (!self.once).then(sys::getpid);
-        match state::lock(&dir, pid) {
-            Ok(LockOutcome::Acquired(lock)) => {
-                self.lock = Some(lock);
-                self.remove_stale_temps();
+        match self.store.lock(&dir, pid) {
+            Ok(()) => {
+                self.store.remove_stale_temps(&mut self.log);
                 Ok(())
-            }
-            Ok(LockOutcome::Busy) => {
-                let why = format!("another instance holds {}", dir.join("lock").display());
-                self.actions_off = Some(why.clone());
-                Err(why)
             }
             Err(e) => {
                 let why = e.to_string();
@@ -329,8 +302,9 @@ impl Agent {
         }
     }
 
+    /// Holding the lock: the agent may act and write state.
     fn actor(&self) -> bool {
-        self.lock.is_some()
+        self.store.locked()
     }
 
     pub fn log_start(&mut self, level: Level) {
@@ -344,13 +318,11 @@ impl Agent {
         };
         let syslog = self.log.syslog_status();
         let pressure = self.sampler.pressure_available();
-        let actions = if self.actor() { "on" } else { "off" };
         let interval = crate::config::value::fmt_duration(self.cfg.agent.interval);
-        let dry_run = if self.cfg.agent.dry_run { "yes" } else { "no" };
-        let users = self.users.len() as u64;
         let caps_now = sys::effective_capabilities().unwrap_or(0);
         let limited = policy::privilege_limits(sys::getuid(), caps_now, &self.cfg).join("; ");
         let limited = (!limited.is_empty()).then_some(limited);
+        let actions = if self.actor() { "on" } else { "off" };
         let pidfd = (self.cfg.reaper.enabled && !self.cfg.reap.is_empty()).then(|| {
             if reaper::pidfd_supported() {
                 "yes"
@@ -366,14 +338,14 @@ impl Agent {
             .i64("pid", sys::getpid() as i64)
             .u64("uid", sys::getuid() as u64)
             .str("interval", &interval)
-            .str("dry_run", dry_run)
+            .str("dry_run", if self.cfg.agent.dry_run { "yes" } else { "no" })
             .str("syslog", &syslog)
             .str("pressure", &pressure)
             .str("caps", &caps)
             .opt("caps_dropped", self.caps_dropped.as_deref())
             .opt("limited", limited.as_deref())
             .opt("pidfd", pidfd)
-            .u64("users", users)
+            .u64("users", self.users.len() as u64)
             .str("actions", actions)
             .opt("actions_off", self.actions_off.as_deref())
             .emit();
@@ -395,727 +367,21 @@ impl Agent {
         let path = self.cfg.paths.proc.join("self/status");
         let status = std::ffi::CString::new(path.as_os_str().as_bytes())
             .ok()
-            .and_then(|c| read_file(&c, &mut self.buf).ok())
+            .and_then(|c| sys::read_path(&c, &mut self.buf).ok())
             .and_then(|()| parse_pid_status(&self.buf).ok());
-        match status {
-            None => format!("unknown (cannot read {})", path.display()),
-            Some(s) => {
-                let names: Vec<&str> = NAMES
-                    .iter()
-                    .filter(|(bit, _)| s.cap_eff >> bit & 1 == 1)
-                    .map(|(_, n)| *n)
-                    .collect();
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(",")
-                }
-            }
-        }
-    }
-
-    /// Restores hysteresis and, when recent, the CPU counters from state_dir.
-    fn restore_state(&mut self) {
-        let path = self.cfg.agent.state_dir.join("state");
-        let Some(saved) = self.read_state(&path, state::max::STATE, state::parse_state) else {
-            return;
+        let Some(s) = status else {
+            return format!("unknown (cannot read {})", path.display());
         };
-        saved.restore(&mut self.metrics);
-        self.written.clear();
-        state::format_metrics(&mut self.written, &self.metrics);
-        if let Ok(st) = self.sampler.read_stat() {
-            self.prev_cpu = saved.recent_cpu(sys::realtime_ns(), st.btime);
-        }
-    }
-
-    /// Makes sure the first cycle has a previous CPU reading to compare with: the one
-    /// saved in state_dir when enough CPU time has passed since (a cron run a minute
-    /// later), otherwise a reading now and a short pause.
-    fn prime_cpu(&mut self, signals: Option<&Signals>) {
-        let Ok(st) = self.sampler.read_stat() else {
-            return;
-        };
-        let enough =
-            |prev: &CpuTimes| st.cpu.total().saturating_sub(prev.total()) >= MIN_WINDOW_TICKS;
-        if self.prev_cpu.as_ref().is_some_and(enough) {
-            return;
-        }
-        self.prev_cpu = Some(st.cpu);
-        pause(signals, SHORT_WINDOW_MS);
-    }
-
-    /// One cycle, SPEC §4 steps 1–3 and 9 (actions slot in between).
-    pub fn cycle(&mut self, signals: Option<&Signals>) {
-        let started = sys::monotonic_ns();
-        // Alert mails carry only this cycle's process list.
-        self.last_top_n = 0;
-        self.sampler.sample(&mut self.host);
-        self.mounts
-            .sample(&mut self.host.disks, &mut self.log, &|| stopping(signals));
-        self.judge();
-        if self.actor() {
-            self.transitions();
-        }
-        self.log_sample();
-        self.log_source_errors();
-        if self.actor() && self.needs_scan() {
-            self.top(signals);
-        }
-        if self.actor() && self.cfg.reaper.enabled && !self.cfg.reap.is_empty() {
-            self.reap();
-        }
-        if self.actor() && !self.cfg.cleanup.is_empty() {
-            self.cleanup(signals);
-        }
-        if self.actor() && self.cfg.audit.bash_history {
-            self.audit();
-        }
-        if self.actor() && (!self.cfg.tasks.is_empty() || self.running.is_some()) {
-            self.tasks(signals);
-        }
-        if self.actor() && (!self.cfg.alert.email.is_empty() || !self.cfg.alert.command.is_empty())
-        {
-            self.alerts(signals);
-        }
-        self.cycles += 1;
-        if self.actor() {
-            self.write_metrics();
-            if !self.once {
-                self.save_state(false);
-            }
-        }
-        self.last_cycle_seconds = sys::monotonic_ns().saturating_sub(started) as f64 / 1e9;
-    }
-
-    /// Readings → metric values and raw levels.
-    fn judge(&mut self) {
-        let h = &self.host;
-        self.cpu_percent = None;
-        if let Ok(st) = &h.stat {
-            self.cpu_percent = self.prev_cpu.and_then(|p| st.cpu.used_percent_since(&p));
-            self.prev_cpu = Some(st.cpu);
-            self.btime = st.btime;
-            self.ncpu = st.ncpu.max(1);
-        }
-        for m in &mut self.metrics {
-            match m.kind {
-                Kind::Cpu => match (&h.stat, self.cpu_percent) {
-                    (Ok(_), Some(p)) => m.set(Ok(p)),
-                    (Err(e), _) => m.set(Err(e)),
-                    (Ok(_), None) => m.set(Err(&"no earlier CPU sample to compare with")),
-                },
-                Kind::Mem => match &h.mem {
-                    Ok(mem) => match mem.used_percent() {
-                        Some(p) => m.set(Ok(p)),
-                        None => m.set(Err(&"MemTotal is 0")),
-                    },
-                    Err(e) => m.set(Err(e)),
-                },
-                Kind::Swap => match &h.mem {
-                    Ok(mem) => m.set(Ok(mem.swap_used_percent())),
-                    Err(e) => m.set(Err(e)),
-                },
-                Kind::Load => match &h.load {
-                    Ok(l) => m.set(Ok(l.one / self.ncpu as f64)),
-                    Err(e) => m.set(Err(e)),
-                },
-                Kind::Disk | Kind::Inode => {
-                    let i = self
-                        .cfg
-                        .disk
-                        .mounts
-                        .iter()
-                        .position(|p| Some(p) == m.mount.as_ref());
-                    match i.and_then(|i| h.disks.get(i)) {
-                        Some(Ok(d)) if m.kind == Kind::Disk => m.set(Ok(d.used_percent as f64)),
-                        Some(Ok(d)) => match d.inode_percent {
-                            Some(p) => m.set(Ok(p as f64)),
-                            None => m.set(Ok(0.0)),
-                        },
-                        Some(Err(e)) => m.set(Err(e)),
-                        None => m.set(Err(&"not sampled")),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Hysteresis → `alert` and `recovered` events.
-    fn transitions(&mut self) {
-        let n = self.cfg.thresholds.for_cycles;
-        for i in 0..self.metrics.len() {
-            let raw = self.metrics[i].raw;
-            let Some((from, to)) = self.metrics[i].hyst.observe(raw, n) else {
-                continue;
-            };
-            let m = &self.metrics[i];
-            let decimals = m.kind.decimals();
-            let value = m.value.unwrap_or(0.0);
-            let e = if to == Status::Ok {
-                self.log
-                    .event(Level::Info, "recovered")
-                    .str("metric", m.kind.name())
-            } else {
-                self.log
-                    .event(Level::Warn, "alert")
-                    .str("metric", m.kind.name())
-                    .str("state", to.name())
-            };
-            let e = e.opt("mount", m.mount_text()).num("value", value, decimals);
-            let e = match m.threshold(to) {
-                Some(t) => e.display("threshold", crate::config::value::fmt_number(t)),
-                None => e,
-            };
-            e.str("previous", from.name()).emit();
-        }
-    }
-
-    fn log_sample(&mut self) {
-        let h = &self.host;
-        let mut e = self.log.event(Level::Info, "sample");
-        if let Some(c) = self.cpu_percent {
-            e = e.num("cpu", c, 1);
-        }
-        if let Ok(m) = &h.mem {
-            if let Some(p) = m.used_percent() {
-                e = e.num("mem", p, 1);
-            }
-            e = e.num("swap", m.swap_used_percent(), 1);
-        }
-        if let Ok(l) = &h.load {
-            e = e
-                .num("load1", l.one, 2)
-                .num("load5", l.five, 2)
-                .num("load15", l.fifteen, 2);
-        }
-        for m in &self.metrics {
-            if matches!(m.kind, Kind::Disk | Kind::Inode)
-                && let Some(v) = m.value
-            {
-                e = e.u64(&m.label, v as u64);
-            }
-        }
-        for (kind, p) in ["psi_cpu", "psi_memory", "psi_io"].iter().zip(&h.pressure) {
-            if let Some(p) = p {
-                e = e.num(kind, p.some.avg10, 2);
-            }
-        }
-        e.emit();
-    }
-
-    /// A sample source that fails is logged when it starts failing or its error
-    /// changes, not every cycle, and once more when it works again (a hung mount
-    /// that answers: `status=recovered` with the error that ended).
-    fn log_source_errors(&mut self) {
-        let n = 3 + self.host.disks.len();
-        self.source_errors.resize(n, String::new());
-        for i in 0..n {
-            let err = match i {
-                0 => self.host.stat.as_ref().err(),
-                1 => self.host.mem.as_ref().err(),
-                2 => self.host.load.as_ref().err(),
-                _ => self.host.disks[i - 3].as_ref().err(),
-            };
-            let Some(e) = err else {
-                if !self.source_errors[i].is_empty() {
-                    self.log
-                        .event(Level::Info, "error")
-                        .str("what", "sample")
-                        .str("status", "recovered")
-                        .str("error", &self.source_errors[i])
-                        .emit();
-                    self.source_errors[i].clear();
-                }
-                continue;
-            };
-            self.scratch.clear();
-            let _ = write!(self.scratch, "{e}");
-            if self.source_errors[i] != self.scratch {
-                self.log.error(Level::Error, "sample", &self.scratch).emit();
-                self.source_errors[i].clone_from(&self.scratch);
-            }
-        }
-    }
-
-    /// A file in state_dir of what was done (reaper, tasks, alerts). A dry run
-    /// keeps its own copy: it remembers what it merely logged, so cron dry runs are
-    /// as calm as real ones, yet a real run never takes it as done.
-    fn state_path(&self, name: &str) -> PathBuf {
-        let dir = &self.cfg.agent.state_dir;
-        if self.cfg.agent.dry_run {
-            dir.join(format!("{name}.dry-run"))
-        } else {
-            dir.join(name)
-        }
-    }
-
-    /// A state_dir file parsed by `parse`: `None` when it is missing, refused
-    /// (not a regular file, a symlink, over `cap` bytes) or cannot be parsed; all
-    /// but a missing file are logged, once, and the next save replaces the file.
-    fn read_state<T, E: std::fmt::Display>(
-        &mut self,
-        path: &Path,
-        cap: u64,
-        parse: impl FnOnce(&[u8]) -> Result<T, E>,
-    ) -> Option<T> {
-        let mut bytes = Vec::new();
-        let why = match crate::files::read_file(path, false, cap, &mut bytes) {
-            Ok(_) => match parse(&bytes) {
-                Ok(v) => return Some(v),
-                Err(why) => why.to_string(),
-            },
-            Err(why) if why.is_missing() => return None,
-            Err(why) => why.to_string(),
-        };
-        self.log
-            .error(Level::Warn, "state", why)
-            .path("path", path)
-            .str("effect", "starting fresh; the file will be replaced")
-            .emit();
-        None
-    }
-
-    /// Writes `text` to a state_dir file atomically (mode 0600); a failure is
-    /// logged when it starts, and the recovery when it ends. Returns whether it
-    /// worked.
-    fn write_state(files: &mut Outputs, path: &Path, log: &mut Logger, text: &str) -> bool {
-        files.write(path, text.as_bytes(), true, log)
-    }
-
-    /// SPEC §4 step 5: every cleanup rule, within one budget per cycle (half the
-    /// interval, at most 2 s, and 500,000 directory entries), stopped by SIGTERM.
-    fn cleanup(&mut self, signals: Option<&Signals>) {
-        let stop = || signals.is_some_and(|s| s.stop_requested().is_some());
-        let window =
-            (self.cfg.agent.interval / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
-        let mut budget = cleanup::Budget::new(
-            sys::monotonic_ns() + window.as_nanos() as u64,
-            500_000,
-            &stop,
-        );
-        let now_s = (sys::realtime_ns() / 1_000_000_000) as i64;
-        let dry_run = self.cfg.agent.dry_run;
-        self.cleanup_memory
-            .resize_with(self.cfg.cleanup.len(), Default::default);
-        for (rule, memory) in self.cfg.cleanup.iter().zip(&mut self.cleanup_memory) {
-            let mut ctx = cleanup::Ctx {
-                now_s,
-                dry_run,
-                disk_warn: self.cfg.thresholds.disk.warn,
-                log: &mut self.log,
-                budget: &mut budget,
-                memory,
-                path_buf: &mut self.path_buf,
-                mounts: &mut self.mounts,
-            };
-            let sum = cleanup::run(rule, &mut ctx);
-            if sum.errors == 0 {
-                memory.last_error.clear();
-            }
-            let spent = budget.spent;
-            let mount = memory.new_mount.take();
-            if sum.files > 0 || sum.new_error || spent.is_some() || mount.is_some() {
-                let mut e = self
-                    .log
-                    .event(Level::Info, "cleanup_done")
-                    .str("rule", &rule.name)
-                    .u64("files", sum.files)
-                    .u64("bytes", sum.bytes)
-                    .u64("errors", sum.errors)
-                    .opt("budget_spent", spent);
-                if let Some(m) = &mount {
-                    // A mount point in the tree, not entered: told once per load.
-                    e = e.bytes("skipped_mount", m);
-                }
-                e.opt("dry_run", dry_run.then_some("yes")).emit();
-            }
-            if spent.is_some() {
-                break;
-            }
-        }
-    }
-
-    fn needs_scan(&self) -> bool {
-        self.cfg.agent.top > 0
-            && self.metrics.iter().any(|m| {
-                matches!(m.kind, Kind::Cpu | Kind::Mem)
-                    && matches!(m.raw, Status::Warning | Status::Critical)
-            })
-    }
-
-    /// Scans processes and logs the top N by CPU% over the window and by RSS.
-    fn top(&mut self, signals: Option<&Signals>) {
-        let clock = if self.once {
-            sys::realtime_ns
-        } else {
-            sys::monotonic_ns
-        };
-        if self.scanner.prev_at_ns.is_none() {
-            if self.once {
-                self.load_procs();
-            }
-            if self.scanner.prev_at_ns.is_none() {
-                if let Err(e) = self.scanner.scan(clock()) {
-                    self.log.error(Level::Error, "scan", e).emit();
-                    return;
-                }
-                pause(signals, SHORT_WINDOW_MS);
-            }
-        }
-        if let Err(e) = self.scanner.scan(clock()) {
-            self.log.error(Level::Error, "scan", e).emit();
-            return;
-        }
-        self.scanned_cycle = Some(self.cycles);
-        self.last_top_n = 0;
-        let n = self.cfg.agent.top as usize;
-        let window = self.scanner.window_ns().unwrap_or(0) as f64 / 1e9;
-        let mut idx = std::mem::take(&mut self.top_idx);
-        self.scanner
-            .top_by(n, |s, p| s.ticks_since_prev(p), &mut idx);
-        for (rank, &i) in idx.iter().enumerate() {
-            self.log_top("cpu", rank + 1, i, window);
-        }
-        self.scanner.top_by(n, |_, p| p.rss_pages, &mut idx);
-        for (rank, &i) in idx.iter().enumerate() {
-            self.log_top("rss", rank + 1, i, window);
-        }
-        self.top_idx = idx;
-        if self.once {
-            self.save_procs();
-        }
-    }
-
-    fn log_top(&mut self, by: &str, rank: usize, i: usize, window: f64) {
-        let p = *self.scanner.get(i);
-        let mut digits = [0u8; 20];
-        let pid = decimal(p.pid as u64, &mut digits);
-        let root = self.cfg.paths.proc.as_os_str().as_bytes();
-        // The owner and command line; a process that exited meanwhile is skipped.
-        let Ok(path) = sys::cpath(&mut self.path_buf, &[root, b"/", pid, b"/status"]) else {
-            return;
-        };
-        let uid = match read_file(path, &mut self.buf).map(|()| parse_pid_status(&self.buf)) {
-            Ok(Ok(s)) => s.uid[0],
-            _ => return,
-        };
-        self.cmd.clear();
-        if let Ok(path) = sys::cpath(&mut self.path_buf, &[root, b"/", pid, b"/cmdline"])
-            && read_file(path, &mut self.buf).is_ok()
-        {
-            cmdline_display(&self.buf[..self.buf.len().min(CMDLINE_MAX)], &mut self.cmd);
-        }
-        let cpu = self
-            .scanner
-            .cpu_percent(&p, self.ticks_per_sec)
-            .unwrap_or(0.0);
-        // Kept for alert mails, in reused strings (this is the scan's hot path).
-        let alerting = !self.cfg.alert.email.is_empty() || !self.cfg.alert.command.is_empty();
-        if alerting && self.last_top_n < 2 * self.cfg.agent.top as usize {
-            if self.last_top_n == self.last_top.len() {
-                self.last_top.push(String::new());
-            }
-            let line = &mut self.last_top[self.last_top_n];
-            self.last_top_n += 1;
-            line.clear();
-            let rss_mib = p.rss_pages.saturating_mul(self.page_size) as f64 / 1048576.0;
-            let _ = write!(line, "by {by} #{rank}: pid {} ", p.pid);
-            match self.users.name(uid) {
-                Some(u) => line.push_str(u),
-                None => {
-                    let _ = write!(line, "{uid}");
-                }
-            }
-            line.push(' ');
-            line.push_str(&String::from_utf8_lossy(self.scanner.name(&p)));
-            let _ = write!(line, ": cpu {cpu:.1}%, rss {rss_mib:.1} MiB");
-        }
-        self.log
-            .event(Level::Info, "top")
-            .str("by", by)
-            .u64("rank", rank as u64)
-            .i64("pid", p.pid as i64)
-            .u64("uid", uid as u64)
-            .opt("user", self.users.name(uid))
-            .bytes("name", self.scanner.name(&p))
-            .num("cpu", cpu, 1)
-            .u64("rss", p.rss_pages.saturating_mul(self.page_size))
-            .num("window", window, 1)
-            .bytes("cmd", &self.cmd)
-            .emit();
-    }
-
-    fn procs_path(&self) -> PathBuf {
-        self.cfg.agent.state_dir.join("procs")
-    }
-
-    /// Per-process ticks from the previous `--once`, when recent and from this boot.
-    fn load_procs(&mut self) {
-        let path = self.procs_path();
-        let cap = state::max::PROCS;
-        if let Some((saved, btime, procs)) = self.read_state(&path, cap, state::parse_procs) {
-            let window = SHORT_WINDOW_MS * 1_000_000..=state::RECENT_NS;
-            let fresh = sys::realtime_ns()
-                .checked_sub(saved)
-                .is_some_and(|a| window.contains(&a));
-            if fresh && Some(btime) == self.btime {
-                self.scanner.set_prev(procs, saved);
-            }
-        }
-    }
-
-    fn save_procs(&mut self) {
-        let Some(btime) = self.btime else {
-            return;
-        };
-        let ticks: Vec<_> = self
-            .scanner
-            .procs()
+        let names: Vec<&str> = NAMES
             .iter()
-            .map(|p| crate::scan::PrevTicks {
-                pid: p.pid,
-                start: p.start,
-                ticks: p.ticks,
-            })
+            .filter(|(bit, _)| s.cap_eff >> bit & 1 == 1)
+            .map(|(_, n)| *n)
             .collect();
-        state::format_procs(&mut self.scratch, self.scanner.at_ns, btime, &ticks);
-        let path = self.procs_path();
-        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
-    }
-
-    fn write_metrics(&mut self) {
-        let Some(file) = &mut self.metrics_file else {
-            return;
-        };
-        let extra = report::Extra {
-            cpu_percent: self.cpu_percent,
-            ncpu: self.ncpu,
-            cycles: self.cycles,
-            wall_ns: sys::realtime_ns(),
-            cycle_seconds: self.last_cycle_seconds,
-        };
-        report::prometheus(&mut self.scratch, &self.metrics, &self.host, &extra);
-        file.write(self.scratch.as_bytes(), false, &mut self.log);
-    }
-
-    /// Writes state_dir/state: always when `force` (stop, `--once`), otherwise only
-    /// when the hysteresis counters changed, so a steady service does no disk I/O.
-    fn save_state(&mut self, force: bool) {
-        if !self.actor() {
-            return;
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(",")
         }
-        self.scratch.clear();
-        state::format_metrics(&mut self.scratch, &self.metrics);
-        if !force && self.scratch == self.written {
-            return;
-        }
-        std::mem::swap(&mut self.written, &mut self.scratch);
-        state::format_state(
-            &mut self.scratch,
-            sys::realtime_ns(),
-            self.btime.unwrap_or(0),
-            self.prev_cpu.as_ref(),
-            &self.metrics,
-        );
-        let path = self.cfg.agent.state_dir.join("state");
-        if !Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch) {
-            // Written again next cycle: the failure is reported once, not each time.
-            self.written.clear();
-        }
-    }
-
-    /// SIGHUP: a valid file replaces the config and says what changed; an invalid one
-    /// is reported and the agent goes on with the old one. Log files are reopened in
-    /// both cases (logrotate relies on it).
-    fn reload(&mut self) {
-        match self.opts.load() {
-            Ok(new) => {
-                let changed = new.changed_keys(&self.cfg);
-                // Before the new config's files are opened (see `Agent::new`).
-                let dropped = guard_capabilities(&new);
-                if new.agent.state_dir != self.cfg.agent.state_dir
-                    && let Err(why) = self.relock(&new.agent.state_dir)
-                {
-                    // The old config's capabilities again (unless they are gone).
-                    guard_capabilities(&self.cfg);
-                    self.log.reopen(&Target::from_config(&self.cfg));
-                    self.open_audit_log();
-                    self.log
-                        .event(Level::Error, "config_error")
-                        .str("key", "agent.state_dir")
-                        .str("error", &why)
-                        .str("effect", "kept the old configuration")
-                        .emit();
-                    return;
-                }
-                // Pending SIGTERMs follow their rule by name; errors start afresh.
-                for p in &mut self.pending {
-                    let name = self.cfg.reap.get(p.rule).map(|r| r.name.clone());
-                    p.rule = name
-                        .and_then(|n| new.reap.iter().position(|r| r.name == n))
-                        .unwrap_or(usize::MAX);
-                }
-                self.pending.retain(|p| p.rule != usize::MAX);
-                self.cleanup_memory.clear();
-                self.proc_refused = None;
-                tasks::forget_skips(&mut self.task_states);
-                self.task_states = tasks::states_for(&new.tasks, &self.task_states);
-                let old = std::mem::replace(&mut self.cfg, new);
-                self.log.reopen(&Target::from_config(&self.cfg));
-                if let Some(why) = dropped {
-                    self.log
-                        .error(Level::Warn, "capabilities", &why)
-                        .str("effect", "dropped all capabilities")
-                        .emit();
-                }
-                if old.paths.proc != self.cfg.paths.proc {
-                    self.sampler = Sampler::new(&self.cfg.paths.proc);
-                }
-                self.configure_mounts();
-                if old.paths.proc != self.cfg.paths.proc {
-                    self.scanner = Scanner::new(&self.cfg.paths.proc);
-                }
-                let mut metrics = policy::metrics_for(&self.cfg);
-                policy::carry_over(&self.metrics, &mut metrics);
-                self.metrics = metrics;
-                self.load_users();
-                // Refusals are reported afresh under the new configuration.
-                for h in &mut self.hist {
-                    h.refused.clear();
-                }
-                self.load_audit_targets();
-                self.open_audit_log();
-                self.open_files();
-                let changed = if changed.is_empty() {
-                    "none".to_string()
-                } else {
-                    changed.join(" ")
-                };
-                let name = self.config_name();
-                self.log
-                    .event(Level::Info, "reload")
-                    .str("config", &name)
-                    .str("changed", &changed)
-                    .emit();
-            }
-            Err(errors) => {
-                self.log.reopen(&Target::from_config(&self.cfg));
-                self.open_audit_log();
-                for e in &errors {
-                    self.log
-                        .event(Level::Error, "config_error")
-                        .path("file", &e.file)
-                        .u64("line", e.line as u64)
-                        .str("key", &e.key)
-                        .str("error", &e.message)
-                        .str("effect", "kept the old configuration")
-                        .emit();
-                }
-            }
-        }
-    }
-
-    fn relock(&mut self, dir: &Path) -> Result<(), String> {
-        match state::lock(dir, Some(sys::getpid())) {
-            Ok(LockOutcome::Acquired(lock)) => {
-                self.lock = Some(lock);
-                self.written.clear();
-                Ok(())
-            }
-            Ok(LockOutcome::Busy) => Err(format!(
-                "another instance holds {}",
-                dir.join("lock").display()
-            )),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    fn config_name(&self) -> String {
-        self.opts.config.display().to_string()
-    }
-
-    /// The service: cycles until SIGTERM/SIGINT; exit status 0.
-    pub fn run_service(&mut self, signals: &Signals) {
-        self.restore_state();
-        self.prime_cpu(Some(signals));
-        let mut next = sys::monotonic_ns();
-        let reason = loop {
-            if let Some(sig) = signals.stop_requested() {
-                break sig;
-            }
-            if signals.take_hup() {
-                self.reload();
-            }
-            let now = sys::monotonic_ns();
-            if now >= next {
-                self.cycle(Some(signals));
-                let interval = self.cfg.agent.interval.as_nanos().max(1) as u64;
-                next = now + interval;
-                let after = sys::monotonic_ns();
-                if after >= next {
-                    // A slow cycle: skip the slots it overran instead of bursting.
-                    next += (after - next) / interval * interval + interval;
-                }
-                continue;
-            }
-            // Wake for the next cycle, a signal (SIGCHLD included), the running
-            // task's output, or its timeout.
-            let mut until = next;
-            let mut fds = [0; 7];
-            let mut n = 0;
-            let children = self
-                .running
-                .iter()
-                .map(|r| &r.child)
-                .chain(self.deliveries.iter().map(|d| &d.child));
-            for c in children {
-                until = until.min(c.next_deadline().unwrap_or(u64::MAX));
-                for fd in c.poll_fds() {
-                    if n < fds.len() {
-                        fds[n] = fd;
-                        n += 1;
-                    }
-                }
-            }
-            signals.wait_or(until.saturating_sub(now).div_ceil(1_000_000), &fds[..n]);
-            self.tend_task();
-            self.tend_deliveries();
-        };
-        self.stop_task();
-        self.stop_deliveries();
-        self.mounts.finish();
-        self.save_state(true);
-        self.log
-            .event(Level::Info, "stop")
-            .str("reason", reason)
-            .u64("cycles", self.cycles)
-            .emit();
-    }
-
-    /// `--once`: one cycle; prints the status line and returns the Nagios status.
-    /// `signals` (when they could be installed) let SIGTERM or SIGINT stop a task
-    /// or mailer this run waits for, instead of leaving it behind.
-    pub fn run_once(&mut self, signals: Option<&Signals>) -> Status {
-        self.restore_state();
-        self.prime_cpu(signals);
-        self.cycle(signals);
-        self.mounts.finish();
-        if self.actor() {
-            self.save_state(true);
-            self.save_reaper();
-        }
-        if let Some(sig) = signals.and_then(|s| s.stop_requested()) {
-            self.log
-                .event(Level::Info, "stop")
-                .str("reason", sig)
-                .u64("cycles", self.cycles)
-                .emit();
-        }
-        let load1 = self.host.load.as_ref().ok().map(|l| l.one);
-        let mut line = String::new();
-        let status = report::status_line(&mut line, &self.metrics, load1, self.ncpu);
-        out!("{line}");
-        status
     }
 }
 
@@ -1147,64 +413,4 @@ fn guard_capabilities(cfg: &Config) -> Option<String> {
 /// Whether this process holds any capability it could raise.
 fn any_permitted() -> bool {
     sys::permitted_capabilities().unwrap_or(0) != 0
-}
-
-/// Whether SIGTERM or SIGINT arrived.
-fn stopping(signals: Option<&Signals>) -> bool {
-    signals.is_some_and(|s| s.stop_requested().is_some())
-}
-
-/// `--once` waiting for its children: up to 100 ms, waking for their output, their
-/// exit (SIGCHLD) or a stop signal.
-fn wait_children(signals: Option<&Signals>, fds: &[std::os::fd::RawFd]) {
-    match signals {
-        Some(s) => s.wait_or(100, fds),
-        None => {
-            let mut pfds: Vec<libc::pollfd> = fds
-                .iter()
-                .map(|&fd| libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                })
-                .collect();
-            // SAFETY: a valid pollfd array (possibly empty: then a 100 ms sleep).
-            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
-        }
-    }
-}
-
-/// Waits `ms`, waking early for a signal when running as a service.
-fn pause(signals: Option<&Signals>, ms: u64) {
-    match signals {
-        Some(s) => {
-            let until = sys::monotonic_ns() + ms * 1_000_000;
-            loop {
-                let now = sys::monotonic_ns();
-                if now >= until || s.stop_requested().is_some() {
-                    break;
-                }
-                s.wait((until - now).div_ceil(1_000_000));
-            }
-        }
-        None => std::thread::sleep(std::time::Duration::from_millis(ms)),
-    }
-}
-
-/// `n` in decimal, written into `buf` without allocating.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
-fn read_file(path: &std::ffi::CStr, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let fd = sys::open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-    sys::read_all(std::os::fd::AsRawFd::as_raw_fd(&fd), buf).map(drop)
 }

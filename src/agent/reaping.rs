@@ -1,4 +1,4 @@
-//! SPEC §4 step 4, the reaper's side of the cycle: decide with `reaper::decide`,
+//! The reaper's side of the cycle: decide with `reaper::decide`,
 //! signal through a pidfd, escalate SIGTERM to SIGKILL after `grace`, and keep the
 //! state clocks and pending signals in state_dir between `--once` runs.
 //!
@@ -9,8 +9,8 @@
 //! names another process gets `reap_failed reason="pid reused"` instead.
 
 use super::*;
+use crate::effects::NotSent;
 use crate::ownproc::{self, OwnProc};
-use reaper::NotSent;
 
 /// `effect=` of the line that says `[paths] proc` is not the agent's own procfs.
 const REFUSED_EFFECT: &str = "signals nothing, only logs what the rules select";
@@ -18,19 +18,14 @@ const REFUSED_EFFECT: &str = "signals nothing, only logs what the rules select";
 const LOG_ONLY: &str = "[paths] proc is not the agent's own procfs";
 
 impl Agent {
-    /// SPEC §4 step 4: escalate pending SIGTERMs, then act on what the rules select.
+    /// Escalates pending SIGTERMs, then acts on what the rules select.
     pub(super) fn reap(&mut self) {
-        if self.scanned_cycle != Some(self.cycles) {
-            let clock = if self.once {
-                sys::realtime_ns()
-            } else {
-                sys::monotonic_ns()
-            };
-            if let Err(e) = self.scanner.scan(clock) {
-                self.log.error(Level::Error, "scan", e).emit();
-                return;
-            }
-            self.scanned_cycle = Some(self.cycles);
+        if !self.actor() || !self.cfg.reaper.enabled || self.cfg.reap.is_empty() {
+            return;
+        }
+        if let Err(e) = self.scan.this_cycle(self.once) {
+            self.log.error(Level::Error, "scan", e).emit();
+            return;
         }
         let now = sys::realtime_ns();
         if self.once {
@@ -38,8 +33,8 @@ impl Agent {
         }
         let own = self.own_proc();
         self.escalate(now, own.as_ref());
-        self.reaper_clock.observe(self.scanner.procs(), now);
-        let procs = self.scanner.procs();
+        self.reaper_clock.observe(self.scan.scanner.procs(), now);
+        let procs = self.scan.scanner.procs();
         self.settled.retain(|k| {
             procs
                 .binary_search_by_key(&k.0, |p| p.pid)
@@ -47,8 +42,8 @@ impl Agent {
         });
         let facts = reaper::Facts {
             now_ns: now,
-            btime: self.btime.unwrap_or(0),
-            ticks_per_sec: self.ticks_per_sec,
+            btime: self.reading.btime.unwrap_or(0),
+            ticks_per_sec: self.reading.ticks_per_sec,
             self_pid: sys::getpid(),
         };
         let plan = reaper::Plan {
@@ -58,7 +53,7 @@ impl Agent {
             clock: &self.reaper_clock,
             users: &self.users,
         };
-        let scanner = &self.scanner;
+        let scanner = &self.scan.scanner;
         let Some(dir) = scanner.dir() else {
             return;
         };
@@ -73,7 +68,7 @@ impl Agent {
     /// cycle. Without it the reaper only logs, and says why once: after a start or
     /// a reload, and when the reason changes.
     fn own_proc(&mut self) -> Option<OwnProc> {
-        let dir = self.scanner.dir()?;
+        let dir = self.scan.scanner.dir()?;
         match ownproc::prove(dir, sys::getpid(), &mut self.buf) {
             Ok(own) => {
                 self.proc_refused = None;
@@ -117,7 +112,7 @@ impl Agent {
                 if !reaper::still_zombie(own, d.pid, d.start) {
                     return;
                 }
-                let procs = self.scanner.procs();
+                let procs = self.scan.scanner.procs();
                 let Ok(i) = procs.binary_search_by_key(&d.ppid, |p| p.pid) else {
                     return;
                 };
@@ -210,10 +205,6 @@ impl Agent {
             .emit();
     }
 
-    pub(super) fn reaper_path(&self) -> PathBuf {
-        self.state_path("reaper")
-    }
-
     /// This boot, for the reaper's state: `[paths] proc`'s
     /// `sys/kernel/random/boot_id`, else the boot time of its `stat`.
     fn boot_id(&self) -> Option<String> {
@@ -222,15 +213,16 @@ impl Agent {
         let id = crate::files::read_file(&path, true, 64, &mut id)
             .map(|_| id)
             .ok();
-        reaper::boot_token(id.as_deref(), self.btime)
+        reaper::boot_token(id.as_deref(), self.reading.btime)
     }
 
     /// `--once`: the state clocks and pending SIGTERMs of the previous run, when it
     /// was in this boot (pids and start times begin anew with each).
     pub(super) fn load_reaper(&mut self) {
-        let path = self.reaper_path();
-        let cap = state::max::REAPER;
-        let Some(r) = self.read_state(&path, cap, state::parse_reaper) else {
+        let loaded = self
+            .store
+            .load(&state::REAPER, &mut self.log, state::parse_reaper);
+        let Some(r) = loaded else {
             return;
         };
         let r = r.of_boot(self.boot_id().as_deref());
@@ -279,16 +271,16 @@ impl Agent {
                 .collect(),
             settled: self.settled.clone(),
         };
-        state::format_reaper(&mut self.scratch, &r);
-        let path = self.reaper_path();
-        Self::write_state(&mut self.state_files, &path, &mut self.log, &self.scratch);
+        self.store.save(&state::REAPER, &mut self.log, |out| {
+            state::format_reaper(out, &r)
+        });
     }
 
     pub(super) fn proc_name(&self, pid: i32) -> Vec<u8> {
-        let procs = self.scanner.procs();
+        let procs = self.scan.scanner.procs();
         procs
             .binary_search_by_key(&pid, |p| p.pid)
-            .map(|i| self.scanner.name(&procs[i]).to_vec())
+            .map(|i| self.scan.scanner.name(&procs[i]).to_vec())
             .unwrap_or_default()
     }
 
@@ -456,8 +448,8 @@ mod tests {
             .spawn()
             .expect("spawn sleep");
         let pid = child.id() as i32;
-        a.scanner.scan(0).expect("scan /proc");
-        let procs = a.scanner.procs();
+        a.scan.scanner.scan(0).expect("scan /proc");
+        let procs = a.scan.scanner.procs();
         let i = procs
             .binary_search_by_key(&pid, |p| p.pid)
             .expect("child in the scan");
@@ -474,7 +466,7 @@ mod tests {
             reason: "name sleep".into(),
         };
         let own = ownproc::prove(
-            a.scanner.dir().expect("scanned"),
+            a.scan.scanner.dir().expect("scanned"),
             sys::getpid(),
             &mut Vec::new(),
         )

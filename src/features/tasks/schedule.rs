@@ -1,12 +1,12 @@
-//! Idle-time maintenance tasks (SPEC §3 `[task.NAME]`, §4 step 7): when a task is
-//! due (`every` since its last success) and the CPU has been below
-//! `when_cpu_below` for `idle_cycles` cycles, start it; at most one runs at a time.
-//! This module decides (pure, on counters and a clock); the agent starts, watches
-//! and reaps the child through `child.rs`. The counters live in state_dir, so cron
-//! runs count as consecutive cycles and a restart does not rerun a finished task.
+//! When a `[task.NAME]` runs, decided on counters and a clock (pure): a task is
+//! due `every` after its last success, and starts once the CPU has been below
+//! `when_cpu_below` for `idle_cycles` cycles; at most one runs at a time. Its
+//! counters are the records of `state_dir/tasks` (formatted here), so cron runs
+//! count as consecutive cycles and a restart does not rerun a finished task.
 
 use crate::config::Task;
-use crate::procfs::{fields, lines, parse_u64};
+use crate::procfs::{fields, parse_u64};
+use crate::store::{self, Kind, Stamp};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -105,11 +105,21 @@ pub fn next(tasks: &[Task], states: &[TaskState], now_ns: u64) -> Option<usize> 
         .position(|(t, s)| s.idle >= t.idle_cycles && is_due(t, s, now_ns))
 }
 
-const MAGIC: &str = "system-agent-tasks 1";
+/// The last success, start and idle count of each task, and why one was skipped.
+/// A dry run keeps its own (what it decided counts as done for it alone).
+pub const KIND: Kind = Kind {
+    name: "tasks",
+    version: 1,
+    oldest: 1,
+    refused: "not a version 1 tasks file",
+    cap: crate::state::max::TASKS,
+    acts: true,
+};
 
+/// `task SUCCESS_NS ATTEMPT_NS IDLE NAME`, and `skipped NAME REASON` for a task
+/// that could not start.
 pub fn format(out: &mut String, states: &[TaskState]) {
-    out.clear();
-    let _ = writeln!(out, "{MAGIC}");
+    store::begin(out, &KIND, &Stamp::default());
     for s in states {
         let _ = writeln!(
             out,
@@ -121,17 +131,13 @@ pub fn format(out: &mut String, states: &[TaskState]) {
             let _ = writeln!(out, "skipped {} {}", s.name, s.skipped.replace('\n', " "));
         }
     }
-    out.push_str("end\n");
+    store::end(out);
 }
 
 pub fn parse(text: &[u8]) -> Result<Vec<TaskState>, &'static str> {
-    let body = text.strip_suffix(b"end\n").ok_or("truncated")?;
-    let mut it = lines(body);
-    if it.next() != Some(MAGIC.as_bytes()) {
-        return Err("not a version 1 tasks file");
-    }
+    let (_, body) = store::open(&KIND, text)?;
     let mut out = Vec::new();
-    for line in it.filter(|l| !l.is_empty()) {
+    for line in body.filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix(b"skipped ") {
             let text = std::str::from_utf8(rest).map_err(|_| "bad skipped line")?;
             let (name, why) = text.split_once(' ').ok_or("bad skipped line")?;

@@ -1,0 +1,286 @@
+//! The one place the agent changes the host: it signals processes, removes files
+//! and starts children (tasks, the mailer, the alert command; a mail is a spawn).
+//! Features decide, ask an `Effects`, and log from the `Outcome`: `Done` with
+//! what the kernel gave back, or `DryRun` when it was only recorded. So dry run
+//! is decided here and nowhere else: `Real` acts, `DryRun` keeps a list of what
+//! it was asked (`Action`), which is also how a test asks "what would this rule
+//! remove, kill or run" against a fixture without acting.
+
+use crate::child::{Child, Spec};
+use crate::sys;
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+
+/// What became of an action.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// Carried out; the kernel's answer.
+    Done(T),
+    /// A dry run: decided and recorded, not carried out.
+    DryRun,
+}
+
+impl<T> Outcome<T> {
+    /// For the `dry_run=yes` field of the line that reports it.
+    pub fn dry_run(&self) -> bool {
+        matches!(self, Outcome::DryRun)
+    }
+}
+
+/// Why a signal was not sent.
+#[derive(Debug)]
+pub enum NotSent {
+    /// The process is gone: nothing to do, nothing to report.
+    Gone,
+    /// The pid names another process now (another start time).
+    Reused,
+    /// The kernel refused (`EPERM` without `cap_kill`, ...).
+    Failed(io::Error),
+}
+
+impl From<io::Error> for NotSent {
+    fn from(e: io::Error) -> NotSent {
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            NotSent::Gone
+        } else {
+            NotSent::Failed(e)
+        }
+    }
+}
+
+pub trait Effects {
+    /// Sends `sig` to `pid`, but only if `same` says it is still the process
+    /// meant (`same` runs once a pidfd pins the pid, so it cannot be reused
+    /// between the check and the signal). Gives back the pidfd, to keep for an
+    /// escalation (none on kernels without pidfds).
+    fn signal(
+        &mut self,
+        pid: i32,
+        sig: i32,
+        same: &mut dyn FnMut() -> Result<(), NotSent>,
+    ) -> Result<Outcome<Option<OwnedFd>>, NotSent>;
+
+    /// Removes `name` from the directory `dir` holds (`unlinkat`; `flags`
+    /// `AT_REMOVEDIR` for a directory). `path` names it in the record.
+    fn unlink(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        flags: libc::c_int,
+        path: &[u8],
+    ) -> io::Result<Outcome<()>>;
+
+    /// Starts a child; `timeout_ns` from now its process group gets SIGTERM.
+    fn spawn(&mut self, spec: &Spec, timeout_ns: u64) -> io::Result<Outcome<Child>>;
+}
+
+/// The effects of a configuration: real, or only recorded in a dry run.
+pub fn for_config(dry_run: bool) -> Box<dyn Effects> {
+    if dry_run {
+        Box::new(DryRun::default())
+    } else {
+        Box::new(Real)
+    }
+}
+
+/// Acts.
+pub struct Real;
+
+impl Effects for Real {
+    fn signal(
+        &mut self,
+        pid: i32,
+        sig: i32,
+        same: &mut dyn FnMut() -> Result<(), NotSent>,
+    ) -> Result<Outcome<Option<OwnedFd>>, NotSent> {
+        match sys::pidfd_open(pid) {
+            Ok(fd) => {
+                same()?;
+                sys::pidfd_send_signal(&fd, sig)?;
+                Ok(Outcome::Done(Some(fd)))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                same()?;
+                sys::kill(pid, sig)?;
+                Ok(Outcome::Done(None))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn unlink(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        flags: libc::c_int,
+        _path: &[u8],
+    ) -> io::Result<Outcome<()>> {
+        sys::unlinkat(dir, name, flags).map(Outcome::Done)
+    }
+
+    fn spawn(&mut self, spec: &Spec, timeout_ns: u64) -> io::Result<Outcome<Child>> {
+        Child::spawn(spec, timeout_ns).map(Outcome::Done)
+    }
+}
+
+/// What a dry run was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Signal {
+        pid: i32,
+        sig: i32,
+    },
+    Unlink {
+        path: Vec<u8>,
+        dir: bool,
+    },
+    /// The command line, as the child would have been started.
+    Spawn {
+        argv: Vec<String>,
+    },
+}
+
+/// Acts on nothing; records what it was asked, the first `KEEP` actions since the
+/// last `take` (a dry-run service would otherwise grow the list for ever).
+#[derive(Debug, Default)]
+pub struct DryRun {
+    actions: Vec<Action>,
+}
+
+impl DryRun {
+    pub const KEEP: usize = 4096;
+
+    /// The actions recorded so far, which are then forgotten.
+    pub fn take(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    fn record(&mut self, a: Action) {
+        if self.actions.len() < Self::KEEP {
+            self.actions.push(a);
+        }
+    }
+}
+
+impl Effects for DryRun {
+    fn signal(
+        &mut self,
+        pid: i32,
+        sig: i32,
+        _same: &mut dyn FnMut() -> Result<(), NotSent>,
+    ) -> Result<Outcome<Option<OwnedFd>>, NotSent> {
+        self.record(Action::Signal { pid, sig });
+        Ok(Outcome::DryRun)
+    }
+
+    fn unlink(
+        &mut self,
+        _dir: RawFd,
+        _name: &CStr,
+        flags: libc::c_int,
+        path: &[u8],
+    ) -> io::Result<Outcome<()>> {
+        let dir = flags & libc::AT_REMOVEDIR != 0;
+        self.record(Action::Unlink {
+            path: path.to_vec(),
+            dir,
+        });
+        Ok(Outcome::DryRun)
+    }
+
+    fn spawn(&mut self, spec: &Spec, _timeout_ns: u64) -> io::Result<Outcome<Child>> {
+        let argv = spec
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        self.record(Action::Spawn { argv });
+        Ok(Outcome::DryRun)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn sleeper() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("spawn sleep")
+    }
+
+    /// What a signal did to our own child: the signal that ended it, if any.
+    fn ended_by(mut child: std::process::Child) -> Option<i32> {
+        let gone = child.try_wait().ok().flatten();
+        let _ = child.kill();
+        let status = gone.or_else(|| child.wait().ok());
+        status
+            .and_then(|s| s.signal())
+            .filter(|&s| s != libc::SIGKILL)
+    }
+
+    #[test]
+    fn a_dry_run_records_and_does_nothing() {
+        let dir = std::env::temp_dir().join(format!("sa-effects-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("old.log"), "x").expect("a file");
+        let fd = sys::open(
+            &CString::new(dir.as_os_str().as_encoded_bytes()).expect("path"),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )
+        .expect("open the dir");
+        let child = sleeper();
+        let pid = child.id() as i32;
+        let mut d = DryRun::default();
+        let mut checked = false;
+        let sent = d.signal(pid, libc::SIGTERM, &mut || {
+            checked = true;
+            Ok(())
+        });
+        assert!(matches!(sent, Ok(Outcome::DryRun)));
+        assert!(!checked, "nothing to check when nothing is sent");
+        let gone = d.unlink(fd.as_raw_fd(), c"old.log", 0, b"/tmp/x/old.log");
+        assert!(gone.is_ok_and(|o| o.dry_run()));
+        let spec = Spec::new(vec![c"/usr/bin/mandb".to_owned(), c"-q".to_owned()]);
+        assert!(d.spawn(&spec, 1).is_ok_and(|o| o.dry_run()));
+        assert_eq!(
+            d.take(),
+            [
+                Action::Signal {
+                    pid,
+                    sig: libc::SIGTERM
+                },
+                Action::Unlink {
+                    path: b"/tmp/x/old.log".to_vec(),
+                    dir: false
+                },
+                Action::Spawn {
+                    argv: vec!["/usr/bin/mandb".into(), "-q".into()]
+                },
+            ]
+        );
+        assert!(dir.join("old.log").exists());
+        assert_eq!(ended_by(child), None, "the process was not signalled");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_real_signal_only_after_the_check() {
+        let child = sleeper();
+        let refused = Real.signal(child.id() as i32, libc::SIGTERM, &mut || {
+            Err(NotSent::Reused)
+        });
+        assert!(matches!(refused, Err(NotSent::Reused)));
+        assert_eq!(ended_by(child), None);
+        let child = sleeper();
+        let sent = Real.signal(child.id() as i32, libc::SIGTERM, &mut || Ok(()));
+        assert!(matches!(sent, Ok(Outcome::Done(_))));
+        assert_eq!(ended_by(child), Some(libc::SIGTERM));
+    }
+}
