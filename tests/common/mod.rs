@@ -1,7 +1,25 @@
-//! Helpers shared by the integration tests: private temp dirs, fixture /proc trees,
-//! running the built binary, and bounded polling (never a bare sleep).
-#![allow(dead_code)]
+//! The one harness every integration test shares: private temp dirs, the fixture
+//! host (`host`: /proc files, passwd, config, runs and services, events), real
+//! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), file trees
+//! with ages (`tree`), and bounded polling (never a bare sleep, and never a bound on
+//! how long something took: a limit here only stops a hang).
+#![allow(dead_code, unused_imports)]
 
+pub mod host;
+pub mod ns;
+pub mod procs;
+pub mod sinks;
+pub mod tree;
+
+pub use host::*;
+pub use ns::*;
+pub use procs::*;
+pub use sinks::*;
+pub use tree::*;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -147,6 +165,36 @@ pub fn section(defaults: &[(&str, String)], over: &str) -> String {
     keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
 }
 
+/// A path as a C string.
+pub fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("no NUL in a path")
+}
+
+/// Gives `p` itself (not a symlink's target) to `uid`, group `uid`.
+pub fn chown(p: &Path, uid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), Some(uid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+}
+
+pub fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+}
+
+/// A FIFO at `p`, mode 0600.
+pub fn mkfifo(p: &Path) {
+    // SAFETY: a NUL-terminated path in the test's own temp dir.
+    assert_eq!(
+        unsafe { libc::mkfifo(cstr(p).as_ptr(), 0o600) },
+        0,
+        "mkfifo"
+    );
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
 /// Writes `t`/agent.ini for a fixture tree (`proc/`, `etc/passwd`, `etc/group`): log and state
 /// in `t`, no syslog, no disk mounts, no audit; `agent` lines replace or add
 /// `[agent]` keys, and `extra` adds sections.
