@@ -7,25 +7,17 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::time::Duration;
 
 /// A fixture host with 200 ms cycles.
 fn host(tag: &str) -> Host {
     Host::new(tag).interval("200ms")
 }
 
-/// A `--once` run on `cfg` after CPU counters saved a minute ago (so the CPU reads
-/// 10% on the fixture's counters).
-fn once_seeded(h: &Host, cfg: &Path) -> Run {
-    h.seed_cpu(0, 0, Duration::from_secs(60));
-    h.once(cfg, &[])
-}
-
 #[test]
 fn once_ok() {
     let h = host("ok");
     let cfg = h.config(Ini::default());
-    let run = once_seeded(&h, &cfg);
+    let run = h.once_seeded(&cfg, &[]);
     assert_eq!(
         run.out, "SYSTEM-AGENT OK - all checks ok | cpu=10.0%;80;90 mem=50.0%;85;95 load1=0.52\n",
         "{}",
@@ -67,7 +59,7 @@ fn status(tag: &str, (busy, idle): (u64, u64), mem: u64, thresholds: &str) -> (S
         thresholds,
         ..Ini::default()
     });
-    let run = once_seeded(&h, &cfg);
+    let run = h.once_seeded(&cfg, &[]);
     (run.out, run.code)
 }
 
@@ -135,7 +127,7 @@ fn once_disk_percent_is_what_df_prints() {
         .unwrap();
     let df = String::from_utf8_lossy(&df.stdout);
     let row: Vec<&str> = df.lines().nth(1).unwrap().split_whitespace().collect();
-    let run = once_seeded(&h, &cfg);
+    let run = h.once_seeded(&cfg, &[]);
     let (out, label) = (&run.out, mount_label(&mount));
     assert!(
         out.contains(&format!(" disk_{label}={};0;95 ", row[0])),
@@ -357,7 +349,7 @@ fn syslog_datagrams_carry_ident_facility_and_severity() {
         thresholds: "for_cycles = 1",
         ..Ini::default()
     });
-    let run = once_seeded(&h, &cfg);
+    let run = h.once_seeded(&cfg, &[]);
     assert_eq!(run.code, 1);
     assert!(sock.wait_count(2), "{:?}", sock.texts());
     // <PRI>Mmm dd hh:mm:ss system-agent[PID]: MESSAGE; local3 = 19, warning = 4, info = 6.
@@ -469,7 +461,7 @@ fn metrics_file_is_prometheus_text() {
     let h = host("metrics");
     let prom = h.p("metrics.prom");
     let cfg = h.config(Ini::agent(&format!("metrics_file = {prom}")));
-    assert_eq!(once_seeded(&h, &cfg).code, 0);
+    assert_eq!(h.once_seeded(&cfg, &[]).code, 0);
     let text = h.read("metrics.prom");
     for want in [
         "# TYPE system_agent_cpu_used_percent gauge\nsystem_agent_cpu_used_percent 10\n",
@@ -548,7 +540,7 @@ fn top_processes_by_cpu_and_rss() {
     );
     let cfg = h.config(Ini::default());
     h.seed_procs("100 5000 100\n101 6000 0\n");
-    assert_eq!(once_seeded(&h, &cfg).code, 1);
+    assert_eq!(h.once_seeded(&cfg, &[]).code, 1);
     let page = 4096; // the page size of the machines we run on
     let bash = format!(
         "pid=100 uid=1000 user=alice name=bash cpu=5.0 rss={} window=100.0 cmd=\"bash -c loop\"",

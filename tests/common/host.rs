@@ -228,6 +228,13 @@ impl Host {
         run
     }
 
+    /// `once` after CPU counters saved a minute ago at 0 busy, 0 idle: on the
+    /// fixture's counters (100, 900) the CPU reads 10%.
+    pub fn once_seeded(&self, cfg: &Path, args: &[&str]) -> Run {
+        self.seed_cpu(0, 0, Duration::from_secs(60));
+        self.once(cfg, args)
+    }
+
     /// The service on `cfg`, stopped by pid when dropped.
     pub fn spawn(&self, cfg: &Path) -> Service {
         self.spawn_with(cfg, &[])
@@ -483,14 +490,32 @@ pub fn samples_between(log: &str, from: &str, to: &str) -> usize {
         .count()
 }
 
-/// Milliseconds since midnight UTC of a log line's `ts=2026-11-26T12:11:46.845Z`.
+/// Milliseconds since the epoch of a log line's `ts=2026-11-26T12:11:46.845Z`.
 pub fn ts_ms(line: &str) -> i64 {
     let ts = line
         .strip_prefix("ts=")
-        .and_then(|r| r.get(11..23))
+        .and_then(|r| r.get(..23))
         .unwrap_or_else(|| panic!("no ts in {line}"));
     let n = |r: std::ops::Range<usize>| ts[r].parse::<i64>().expect("ts digits");
-    ((n(0..2) * 60 + n(3..5)) * 60 + n(6..8)) * 1000 + n(9..12)
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+    // days_from_civil).
+    let (m, d) = (n(5..7), n(8..10));
+    let y = n(0..4) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000 + n(20..23)
+}
+
+/// The `ts_ms` of the first line of `log` containing `needle`.
+pub fn first_ts_ms(log: &str, needle: &str) -> i64 {
+    ts_ms(
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{log}")),
+    )
 }
 
 /// The raw log line (with ts) of the only line containing `needle`.

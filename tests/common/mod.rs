@@ -1,20 +1,23 @@
 //! The one harness every integration test shares: private temp dirs, the fixture
 //! host (`host`: /proc files, passwd, config, runs and services, events), real
-//! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), file trees
-//! with ages (`tree`), and bounded polling (never a bare sleep, and never a bound on
-//! how long something took: a limit here only stops a hang).
+//! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), idle-time
+//! tasks (`tasks`), file trees with ages (`tree`), and bounded polling (never a
+//! bare sleep, and never a bound on how long something took: a limit here only
+//! stops a hang).
 #![allow(dead_code, unused_imports)]
 
 pub mod host;
 pub mod ns;
 pub mod procs;
 pub mod sinks;
+pub mod tasks;
 pub mod tree;
 
 pub use host::*;
 pub use ns::*;
 pub use procs::*;
 pub use sinks::*;
+pub use tasks::*;
 pub use tree::*;
 
 use std::ffi::CString;
