@@ -1,11 +1,12 @@
 //! The one harness every integration test shares: private temp dirs, the fixture
 //! host (`host`: /proc files, passwd, config, runs and services, events), real
-//! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), idle-time
-//! tasks (`tasks`), file trees with ages (`tree`), and bounded polling (never a
-//! bare sleep, and never a bound on how long something took: a limit here only
-//! stops a hang).
+//! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), alerts
+//! (`alerts`), idle-time tasks (`tasks`), file trees with ages (`tree`), and
+//! bounded polling (never a bare sleep, and never a bound on how long something
+//! took: a limit here only stops a hang).
 #![allow(dead_code, unused_imports)]
 
+pub mod alerts;
 pub mod host;
 pub mod ns;
 pub mod procs;
@@ -13,6 +14,7 @@ pub mod sinks;
 pub mod tasks;
 pub mod tree;
 
+pub use alerts::*;
 pub use host::*;
 pub use ns::*;
 pub use procs::*;
