@@ -18,8 +18,7 @@ fn mailer(mailer: &str, more: &str) -> String {
 /// A mailer script (`prelude`, then a forked sleep and a wait) that outlives its
 /// 1 s timeout: `--once` returns (a run that waited for the sleep would hang),
 /// logs `alert_failed` with `exit` no sooner than `at_least_ms` after the cycle
-/// began (by the log's clock),
-/// and both the script and its sleep are gone.
+/// began (by the log's clock), and both the script and its sleep are gone.
 fn hung_mailer(tag: &str, prelude: &str, exit: &str, at_least_ms: i64) {
     let h = alert_host(tag);
     let pids = h.p("pids");
