@@ -1,12 +1,14 @@
 //! The one harness every integration test shares: private temp dirs, the fixture
 //! host (`host`: /proc files, passwd, config, runs and services, events), real
-//! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), alerts
-//! (`alerts`), idle-time tasks (`tasks`), file trees with ages (`tree`), and
-//! bounded polling (never a bare sleep, and never a bound on how long something
-//! took: a limit here only stops a hang).
+//! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), and what
+//! some features need around it: alerts (`alerts`), the history audit (`audit`),
+//! idle-time tasks (`tasks`), file trees with ages (`tree`). Polls are bounded,
+//! never a bare sleep; no helper bounds how long something took: a limit here
+//! only stops a hang.
 #![allow(dead_code, unused_imports)]
 
 pub mod alerts;
+pub mod audit;
 pub mod host;
 pub mod ns;
 pub mod procs;
@@ -15,6 +17,7 @@ pub mod tasks;
 pub mod tree;
 
 pub use alerts::*;
+pub use audit::*;
 pub use host::*;
 pub use ns::*;
 pub use procs::*;
