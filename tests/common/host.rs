@@ -217,15 +217,7 @@ impl Host {
         }
         let mut all = vec!["-c", cfg.to_str().expect("a UTF-8 path"), "--once"];
         all.extend_from_slice(args);
-        let run = run_bounded(&all);
-        assert!(
-            (0..=3).contains(&run.code),
-            "system-agent crashed: {}\nstdout: {}\nstderr: {}",
-            run.status,
-            run.out,
-            run.err
-        );
-        run
+        run_bounded(&all).survived()
     }
 
     /// `once` after CPU counters saved a minute ago at 0 busy, 0 idle: on the
@@ -252,10 +244,10 @@ impl Host {
         Service::start(cmd)
     }
 
-    /// The main log (bytes that are not UTF-8 shown as U+FFFD).
+    /// The main log ("" before there is one); it must be UTF-8.
     pub fn log(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(self.t.join("agent.log")).unwrap_or_default())
-            .into_owned()
+        String::from_utf8(std::fs::read(self.t.join("agent.log")).unwrap_or_default())
+            .expect("the log is UTF-8")
     }
 
     /// The main log's lines containing `needle`, without `ts=…`.
@@ -352,6 +344,20 @@ pub struct Run {
     /// The wall clock just before the start and just after the end.
     pub start_ns: u64,
     pub end_ns: u64,
+}
+
+impl Run {
+    /// The run, checked to have ended with a Nagios status (0-3), not a crash.
+    pub fn survived(self) -> Run {
+        assert!(
+            (0..=3).contains(&self.code),
+            "system-agent crashed: {}\nstdout: {}\nstderr: {}",
+            self.status,
+            self.out,
+            self.err
+        );
+        self
+    }
 }
 
 /// Runs the binary with `args`; kills it and fails the test when it has not ended

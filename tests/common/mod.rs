@@ -2,28 +2,28 @@
 //! host (`host`: /proc files, passwd, config, runs and services, events), real
 //! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), and what
 //! some features need around it: alerts (`alerts`), the history audit (`audit`),
-//! idle-time tasks (`tasks`), file trees with ages (`tree`). Polls are bounded,
+//! idle-time tasks (`tasks`), disk cleanup (`cleanup`: file trees with ages). Polls are bounded,
 //! never a bare sleep; no helper bounds how long something took: a limit here
 //! only stops a hang.
 #![allow(dead_code, unused_imports)]
 
 pub mod alerts;
 pub mod audit;
+pub mod cleanup;
 pub mod host;
 pub mod ns;
 pub mod procs;
 pub mod sinks;
 pub mod tasks;
-pub mod tree;
 
 pub use alerts::*;
 pub use audit::*;
+pub use cleanup::*;
 pub use host::*;
 pub use ns::*;
 pub use procs::*;
 pub use sinks::*;
 pub use tasks::*;
-pub use tree::*;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

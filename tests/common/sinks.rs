@@ -210,17 +210,11 @@ pub fn subjects(mails: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The node name the agent puts in subjects and `SA_HOST` (uname, as it does).
+/// The node name the agent puts in subjects and `SA_HOST` (uname's, read here
+/// from the kernel's copy rather than the way the agent gets it).
 pub fn hostname() -> String {
-    // SAFETY: zeroed utsname is a valid out-parameter.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to it.
-    assert_eq!(unsafe { libc::uname(&mut u) }, 0);
-    let bytes: Vec<u8> = u
-        .nodename
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8(bytes).expect("a UTF-8 node name")
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("read the host name")
+        .trim_end()
+        .to_string()
 }

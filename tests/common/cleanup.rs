@@ -1,9 +1,10 @@
-//! File trees with ages, for the cleanup tests: files, links, directories and
-//! special files dated in the past, made through paths or through a held directory
-//! descriptor, and snapshots (type, inode, size, mtime, links, content) to prove
-//! what a run left untouched.
+//! Disk cleanup seen from outside: a host for cleanup rules, the lines a rule
+//! logs, and file trees with ages (files, links, directories and special files
+//! dated in the past, made through paths or through a held directory descriptor),
+//! with snapshots (type, inode, size, mtime, links, content) to prove what a run
+//! left untouched.
 
-use super::{cstr, now_s};
+use super::{Host, Ini, MountNs, Run, cstr, events, now_s};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -210,5 +211,90 @@ pub fn old_file_at(dir: libc::c_int, name: &[u8], mtime: i64) {
         libc::write(fd, b"x".as_ptr().cast(), 1);
         libc::futimens(fd, [ts, ts].as_ptr());
         libc::close(fd);
+    }
+}
+
+/// A fixture host for cleanup: the default 10 s interval (the cleanup budget is
+/// half of it, at most 2 s), CPU counters that move on every run, and a passwd
+/// with no real user.
+pub fn cleanup_host(tag: &str) -> Host {
+    let h = Host::new(&format!("cleanup-{tag}"))
+        .interval("10s")
+        .ticking();
+    h.passwd(&format!(
+        "nobody:x:65534:65534::{}:/bin/false\n",
+        h.p("home")
+    ));
+    h
+}
+
+/// agent.ini with `agent` lines, `thresholds` lines and `rules` (whole
+/// `[cleanup.NAME]` sections).
+pub fn cleanup_config(h: &Host, agent: &str, thresholds: &str, rules: &str) -> PathBuf {
+    h.config(Ini {
+        agent,
+        thresholds,
+        extra: rules,
+        ..Ini::default()
+    })
+}
+
+/// agent.ini with one rule `t` over T/`rel` with `keys`.
+pub fn rule_t(h: &Host, rel: &str, keys: &str) -> PathBuf {
+    cleanup_config(h, "", "", &rule("t", &h.p(rel), keys))
+}
+
+/// `[cleanup.NAME]` with `paths` and `keys` lines.
+pub fn rule(name: &str, paths: &str, keys: &str) -> String {
+    format!("[cleanup.{name}]\npaths = {paths}\n{keys}\n\n")
+}
+
+/// Old files under a tree, whatever the disk.
+pub const ALWAYS_R: &str = "when = always\nrecursive = yes\nolder_than = 7d";
+
+/// The `event=cleanup` lines of the main log.
+pub fn removed(h: &Host) -> Vec<String> {
+    h.events(" event=cleanup ")
+}
+
+/// The `event=cleanup_done` lines of the main log.
+pub fn done_lines(h: &Host) -> Vec<String> {
+    h.events(" event=cleanup_done ")
+}
+
+/// The `event=error what=cleanup` lines of the main log.
+pub fn cleanup_errors(h: &Host) -> Vec<String> {
+    h.events(" event=error what=cleanup ")
+}
+
+/// Forgets the main log (the next run starts a new one).
+pub fn clear_log(h: &Host) {
+    let _ = std::fs::remove_file(h.path("agent.log"));
+}
+
+pub fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The exact `event=cleanup` line for a bare path.
+pub fn line(rule: &str, path: &str, kind: &str, bytes: u64, age: &str) -> String {
+    format!("level=info event=cleanup rule={rule} path={path} kind={kind} bytes={bytes} age={age}")
+}
+
+pub fn dry(l: String) -> String {
+    l + " dry_run=yes"
+}
+
+/// The exact `event=cleanup_done` line.
+pub fn done(rule: &str, files: u64, bytes: u64, errors: u64) -> String {
+    format!("level=info event=cleanup_done rule={rule} files={files} bytes={bytes} errors={errors}")
+}
+
+impl Host {
+    /// `once`, run inside the mount namespace `ns`.
+    pub fn once_in(&self, ns: &MountNs, cfg: &Path, args: &[&str]) -> Run {
+        self.tick();
+        ns.once(cfg, args).survived()
     }
 }
