@@ -2,9 +2,9 @@
 //! host (`host`: /proc files, passwd, config, runs and services, events), real
 //! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), and what
 //! some features need around it: alerts (`alerts`), the history audit (`audit`),
-//! idle-time tasks (`tasks`), disk cleanup (`cleanup`: file trees with ages). Polls are bounded,
-//! never a bare sleep; no helper bounds how long something took: a limit here
-//! only stops a hang.
+//! disk cleanup (`cleanup`: file trees with ages), the reaper's scenarios
+//! (`reaper`), idle-time tasks (`tasks`). Polls are bounded, never a bare sleep;
+//! no helper bounds how long something took: a limit here only stops a hang.
 #![allow(dead_code, unused_imports)]
 
 pub mod alerts;
@@ -13,6 +13,7 @@ pub mod cleanup;
 pub mod host;
 pub mod ns;
 pub mod procs;
+pub mod reaper;
 pub mod sinks;
 pub mod tasks;
 
@@ -22,6 +23,7 @@ pub use cleanup::*;
 pub use host::*;
 pub use ns::*;
 pub use procs::*;
+pub use reaper::*;
 pub use sinks::*;
 pub use tasks::*;
 
