@@ -438,16 +438,20 @@ impl Drop for Service {
     }
 }
 
-/// Ends a child this test started: SIGTERM by pid, up to 3 s, then SIGKILL; reaps it.
+/// Ends a child this test started: SIGTERM by pid, up to 3 s, then SIGKILL and up
+/// to 5 s more to reap it. Never waits longer: a child stuck in the kernel (on a
+/// stopped FUSE daemon, say) must not keep a failing test from cleaning up.
 pub fn stop_child(child: &mut Child) {
-    if let Ok(None) = child.try_wait() {
-        signal(child, libc::SIGTERM);
-        if !wait_for(Duration::from_secs(3), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        }) {
-            let _ = child.kill();
-        }
-        let _ = child.wait();
+    fn exited(child: &mut Child) -> bool {
+        matches!(child.try_wait(), Ok(Some(_)))
+    }
+    if exited(child) {
+        return;
+    }
+    signal(child, libc::SIGTERM);
+    if !wait_for(Duration::from_secs(3), || exited(child)) {
+        let _ = child.kill();
+        wait_for(Duration::from_secs(5), || exited(child));
     }
 }
 

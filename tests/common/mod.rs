@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 /// A directory under the system temp dir, removed on drop. Every test that writes
 /// files works only inside one of these.
-pub struct TempDir(PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
@@ -82,22 +82,22 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_system-agent")
 }
 
+/// Runs the binary with `args` (stdin from /dev/null, output captured); kills it
+/// and fails the test when it has not ended within `LIMIT`.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run system-agent")
-}
-
-pub fn spawn(args: &[&str]) -> Child {
-    Command::new(bin())
+    let mut child = Command::new(bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn system-agent")
+        .expect("spawn system-agent");
+    if !wait_for(LIMIT, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("collect output");
+        panic!("system-agent {args:?} still running after {LIMIT:?}: {out:?}");
+    }
+    child.wait_with_output().expect("collect output")
 }
 
 /// Polls `f` every 20 ms until it returns true or `limit` passes.
@@ -122,18 +122,12 @@ pub fn signal(child: &Child, sig: i32) {
 
 /// Waits for a child to exit within `limit`; kills it and panics otherwise.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return st;
-        }
-        if start.elapsed() >= limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if !wait_for(limit, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("child did not exit within {limit:?}");
     }
+    child.wait().expect("reap the child")
 }
 
 /// A /proc/stat with two CPUs; `busy` and `idle` are the aggregate user and idle ticks.
@@ -204,26 +198,4 @@ pub fn mkfifo(p: &Path) {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-/// Writes `t`/agent.ini for a fixture tree (`proc/`, `etc/passwd`, `etc/group`): log and state
-/// in `t`, no syslog, no disk mounts, no audit; `agent` lines replace or add
-/// `[agent]` keys, and `extra` adds sections.
-pub fn fixture_ini(t: &TempDir, interval: &str, agent: &str, extra: &str) -> PathBuf {
-    let p = |rel: &str| t.join(rel).display().to_string();
-    let agent = section(
-        &[
-            ("interval", interval.to_string()),
-            ("log_file", p("agent.log")),
-            ("syslog", "no".to_string()),
-            ("state_dir", p("state")),
-        ],
-        agent,
-    );
-    let text = format!(
-        "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\ngroup = {group}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n{extra}",
-        proc = p("proc"),
-        passwd = p("etc/passwd"),
-        group = p("etc/group"),
-    );
-    t.write("agent.ini", text)
 }

@@ -244,9 +244,24 @@ impl Outcome {
     }
 }
 
+/// The `event=reap` and `event=reap_failed` lines of `log` (see `lines_without_age`).
 pub fn reap_lines(log: &str) -> Vec<String> {
+    lines_without_age(log, &[" event=reap ", " event=reap_failed "])
+}
+
+/// `reap_lines` and the reaper's own errors (`what=reaper`).
+pub fn reaper_lines(log: &str) -> Vec<String> {
+    lines_without_age(
+        log,
+        &[" event=reap ", " event=reap_failed ", " what=reaper "],
+    )
+}
+
+/// The lines of `log` with any of `needles`, without `ts=` and with the age
+/// (which depends on timing) as `age=*`.
+fn lines_without_age(log: &str, needles: &[&str]) -> Vec<String> {
     log.lines()
-        .filter(|l| l.contains(" event=reap ") || l.contains(" event=reap_failed "))
+        .filter(|l| needles.iter().any(|n| l.contains(n)))
         .map(|l| {
             let rest = l.split_once(' ').map_or("", |(_, r)| r);
             rest.split(' ')
