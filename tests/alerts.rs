@@ -27,18 +27,9 @@ fn hung_mailer(tag: &str, prelude: &str, exit: &str, at_least_ms: i64) {
         &format!("{prelude}/bin/sleep 1000 &\necho $$ $! > {pids}\nwait\n"),
     );
     let _forked = Leftovers::in_file(h.path("pids"));
-    h.mem_exact(96);
     let alert = mailer(&format!("{script} -t"), "timeout = 1s");
-    let cfg = alert_config(&h, &alert, Ini::default());
-    let run = h.once(&cfg, &[]);
-    assert_eq!(run.code, 2, "{}", run.err);
-    assert_eq!(
-        h.events("event=alert_"),
-        vec![format!(
-            "level=error event=alert_failed metric=mem state=critical via=mail to=ops@example.com \
-             exit=\"{exit}\" error=\"timed out after 1s\""
-        )]
-    );
+    let failed = format!("exit=\"{exit}\" error=\"timed out after 1s\"");
+    mail_fails(&h, &alert, &failed);
     let log = h.log();
     // From the cycle's sample line, logged before the mailer starts.
     let took = first_ts_ms(&log, "event=alert_failed") - first_ts_ms(&log, "event=sample");
@@ -69,17 +60,9 @@ fn a_mailer_ignoring_sigterm_is_killed_5_s_later() {
 #[test]
 fn a_missing_mailer_is_alert_failed() {
     let h = alert_host("nomailer");
-    h.mem_exact(96);
     let missing = h.p("no/such/sendmail");
-    let cfg = alert_config(&h, &mailer(&format!("{missing} -t"), ""), Ini::default());
-    assert_eq!(h.once(&cfg, &[]).code, 2);
-    assert_eq!(
-        h.events("event=alert_"),
-        vec![
-            "level=error event=alert_failed metric=mem state=critical via=mail to=ops@example.com \
-             error=\"No such file or directory\""
-        ]
-    );
+    let alert = mailer(&format!("{missing} -t"), "");
+    mail_fails(&h, &alert, "error=\"No such file or directory\"");
 }
 
 /// The environment dumps `env.sh` appended to T/env.out, one block per run.

@@ -38,8 +38,7 @@ fn rfc3339_helper() {
 #[test]
 fn appends_are_logged_once_across_cycles_and_a_restart() {
     let h = Audited::alice("loop", b"old-one\nold-two\n");
-    let cfg = h.config("", "");
-    let agent = h.serve(&cfg, &["alice"]);
+    let (cfg, agent) = h.serve("", &["alice"]);
     h.wait_cycles(2);
     // Seen for the first time: read from its end, nothing copied.
     assert_eq!(h.history(), Vec::<String>::new());
@@ -113,8 +112,7 @@ fn a_history_created_after_the_first_look_is_read_from_its_start() {
 #[test]
 fn truncated_and_replaced_files_are_read_from_their_start_once() {
     let h = Audited::alice("trunc", b"a-old\nb-old\nc-old\nd-old\n");
-    let cfg = h.config("", "");
-    let agent = h.serve(&cfg, &["alice"]);
+    let (_, agent) = h.serve("", &["alice"]);
     h.append("alice", b"appended\n");
     h.wait_history(1);
 
@@ -156,8 +154,7 @@ fn truncated_and_replaced_files_are_read_from_their_start_once() {
 #[test]
 fn timestamps_pending_timestamps_and_partial_lines() {
     let h = Audited::alice("ts", b"");
-    let cfg = h.config("", "");
-    let agent = h.serve(&cfg, &["alice"]);
+    let (_, agent) = h.serve("", &["alice"]);
 
     h.append("alice", b"#1700000000\nls -l\n");
     h.wait_history(1);
@@ -409,8 +406,7 @@ fn sighup_reopens_the_audit_log_and_applies_a_new_user_list() {
     );
     h.replace_hist("alice", b"");
     h.replace_hist("bob", b"");
-    let cfg = h.config("", "users = alice");
-    let agent = h.serve(&cfg, &["alice"]);
+    let (_, agent) = h.serve("users = alice", &["alice"]);
     h.append("alice", b"before-rotate\n");
     h.wait_history(1);
     // logrotate: rename, then SIGHUP.
@@ -432,10 +428,8 @@ fn sighup_reopens_the_audit_log_and_applies_a_new_user_list() {
         events(&old, " event=history "),
         h.hist_lines("alice", &["before-rotate"])
     );
-    let mut new = h.history();
-    new.sort();
     assert_eq!(
-        new,
+        h.sorted_history(),
         vec![
             hist_line("alice", 4001, "after-rotate"),
             hist_line("bob", 4002, "bob-typed")
@@ -491,10 +485,8 @@ fn a_version_1_state_file_keeps_its_offsets_and_reads_refused_users_from_the_sta
     h.append("alice", b"alice-new\n");
     let cfg = h.config("", "");
     h.once(&cfg);
-    let mut got = h.history();
-    got.sort();
     assert_eq!(
-        got,
+        h.sorted_history(),
         vec![
             hist_line("alice", 4001, "alice-new"),
             hist_line("bob", 4002, "bob-typed"),

@@ -157,8 +157,7 @@ fn a_refusal_that_ends_and_returns_is_logged_again() {
     );
     let secret = canary(&h);
     h.replace_hist("fine", b"");
-    let cfg = h.config("", "");
-    let agent = h.serve(&cfg, &["sym", "fine"]);
+    let (_, agent) = h.serve("", &["sym", "fine"]);
     std::os::unix::fs::symlink(&secret, h.staging("sym")).unwrap();
     std::fs::rename(h.staging("sym"), h.hist("sym")).unwrap();
     h.append("fine", b"echo still-audited\n");

@@ -75,8 +75,7 @@ fn users_list_audits_only_those_named() {
 #[test]
 fn a_listed_user_missing_from_passwd_is_reported_once() {
     let h = Audited::alice("ghost", b"");
-    let cfg = h.config("", "users = alice, ghost");
-    let agent = h.serve(&cfg, &["alice"]);
+    let (_, agent) = h.serve("users = alice, ghost", &["alice"]);
     h.stop_after(agent, 5);
     assert_eq!(
         h.audit_errors(),
@@ -138,10 +137,8 @@ fn a_user_added_to_passwd_later_is_read_from_the_start() {
     h.append("alice", b"alice-after\n");
     h.once(&cfg);
     h.once(&cfg);
-    let mut got = h.history();
-    got.sort();
     assert_eq!(
-        got,
+        h.sorted_history(),
         vec![
             hist_line("alice", 4001, "alice-after"),
             hist_line("bob", 4002, "bob-one"),
@@ -160,8 +157,7 @@ fn a_history_created_after_the_first_run_is_read_from_its_start_when_first_audit
         &[("alice", 4001, "/bin/bash"), ("bob", 4002, "/bin/bash")],
     );
     h.replace_hist("alice", b"");
-    let cfg = h.config("", "users = alice");
-    let agent = h.serve(&cfg, &["alice"]);
+    let (_, agent) = h.serve("users = alice", &["alice"]);
     h.replace_hist("bob", b"bob-one\nbob-two\n");
     h.wait_cycles(2);
     h.config("", "users = alice bob");

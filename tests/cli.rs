@@ -282,19 +282,29 @@ fn the_lock_file_names_the_service_for_pkill_and_only_while_it_runs() {
     assert_eq!(h.read("state/lock"), "");
 }
 
-#[test]
-fn sigint_stops_too() {
-    // A cycle an hour away: the stop cannot wait for it (the wait is bounded).
-    let h = host("sigint");
+/// `sig` ends the service while its next cycle is an hour away: a stop that
+/// waited for that cycle would overrun the bounded wait.
+fn stops_at_once_on(tag: &str, sig: i32, name: &str) {
+    let h = host(tag);
     let cfg = h.config(Ini::agent("interval = 1h"));
     let agent = h.spawn(&cfg);
     h.must_see("event=sample", 1);
-    agent.signal(libc::SIGINT);
+    agent.signal(sig);
     assert_eq!(agent.wait().code(), Some(0));
     assert_eq!(
         h.events("event=stop"),
-        vec!["level=info event=stop reason=SIGINT cycles=1"]
+        vec![format!("level=info event=stop reason={name} cycles=1")]
     );
+}
+
+#[test]
+fn sigint_stops_too() {
+    stops_at_once_on("sigint", libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn sigterm_stops_without_waiting_for_the_next_cycle() {
+    stops_at_once_on("sigterm", libc::SIGTERM, "SIGTERM");
 }
 
 #[test]
@@ -515,24 +525,18 @@ fn corrupt_state_is_reported_and_replaced() {
 fn top_processes_by_cpu_and_rss() {
     let h = host("top");
     h.mem(90);
-    h.write(
-        "proc/100/stat",
+    h.process(
+        100,
         pid_stat(100, "bash", 1, 0, 600, 5000, 1000),
-    );
-    h.write(
-        "proc/100/status",
         "Name:\tbash\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0\n",
+        "bash\0-c\0loop\0",
     );
-    h.write("proc/100/cmdline", "bash\0-c\0loop\0");
-    h.write(
-        "proc/101/stat",
+    h.process(
+        101,
         pid_stat(101, "my (odd) name", 1, 0, 100, 6000, 2000),
-    );
-    h.write(
-        "proc/101/status",
         "Name:\todd\nUid:\t1001\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0\n",
+        "/usr/bin/odd\0--flag\nforged=1\0",
     );
-    h.write("proc/101/cmdline", "/usr/bin/odd\0--flag\nforged=1\0");
     // A kernel thread is never listed.
     h.write(
         "proc/2/stat",

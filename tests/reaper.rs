@@ -89,31 +89,26 @@ status status_bob_worker999 "${P[bob_worker999]}"
     o.expect("status_alice_victim", &died_of(libc::SIGTERM));
     o.expect("status_bob_worker999", &died_of(libc::SIGKILL));
     let (v, w) = (o.pid("alice_victim"), o.pid("bob_worker999"));
-    assert_eq!(
-        o.reaps(),
-        vec![
-            reap(
-                v,
-                "victim",
-                "alice",
-                "sleeping",
-                "term",
-                "byname",
-                "name victim"
-            ),
-            reap(
-                w,
-                "worker",
-                "bob",
-                "sleeping",
-                "kill",
-                "bycmd",
-                "cmdline *worker 999"
-            ),
-        ],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![
+        reap(
+            v,
+            "victim",
+            "alice",
+            "sleeping",
+            "term",
+            "byname",
+            "name victim",
+        ),
+        reap(
+            w,
+            "worker",
+            "bob",
+            "sleeping",
+            "kill",
+            "bycmd",
+            "cmdline *worker 999",
+        ),
+    ]);
 }
 
 // 2. SIGTERM, then SIGKILL after grace.
@@ -140,17 +135,12 @@ stop_agent
     o.expect("victim_status", &died_of(libc::SIGKILL));
     o.expect("agent_rc", "0");
     let v = o.pid("victim");
-    assert_eq!(
-        o.reaps(),
-        vec![
-            reap(v, "victim", "root", "sleeping", "term", "v", "name victim"),
+    o.expect_reaps(vec![
+            term_victim(v),
             format!(
                 "level=warn event=reap pid={v} name=victim action=kill rule=v reason=\"still running 1s after SIGTERM\""
             ),
-        ],
-        "{}",
-        o.context
-    );
+        ]);
     // The escalation came a grace after the SIGTERM (not sooner), at the first
     // cycle past it.
     let term = ts_ms(one_line(&o.log, " action=term "));
@@ -173,20 +163,15 @@ const STOPPED_2S: &str =
 /// The one reap line of the stopped-victim scenarios.
 fn reaped_stopped(o: &Outcome) {
     let reason = "name victim, state stopped, in state 2s >= 2s";
-    assert_eq!(
-        o.reaps(),
-        vec![reap(
-            o.pid("stopped"),
-            "victim",
-            "root",
-            "stopped",
-            "kill",
-            "v",
-            reason
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![reap(
+        o.pid("stopped"),
+        "victim",
+        "root",
+        "stopped",
+        "kill",
+        "v",
+        reason,
+    )]);
 }
 
 #[test]
@@ -333,12 +318,7 @@ record keeper_alive2 $K
             "name *",
         )
     };
-    assert_eq!(
-        o.reaps(),
-        vec![killed("victim"), killed("victim2")],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![killed("victim"), killed("victim2")]);
     let start = one_line(&o.log, " mode=service ");
     assert!(
         start.contains(&format!(" pid={} ", o.pid("agent"))) && start.contains(" pidfd=yes "),
@@ -376,20 +356,7 @@ stop_agent
     o.expect("bystander_alive", "yes");
     o.expect("agent_rc", "0");
     let p = o.pid("victim");
-    assert_eq!(
-        o.reaps(),
-        vec![reap(
-            p,
-            "victim",
-            "root",
-            "sleeping",
-            "term",
-            "v",
-            "name victim"
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![term_victim(p)]);
 }
 
 #[test]
@@ -421,16 +388,8 @@ record lookalike_alive $B
     assert_eq!(o.pid("lookalike"), o.pid("victim"), "{}", o.context);
     o.expect("victim_alive_after_run1", "yes");
     o.expect("lookalike_alive", "yes");
-    let term = reap(
-        o.pid("victim"),
-        "victim",
-        "root",
-        "sleeping",
-        "term",
-        "v",
-        "name victim",
-    );
-    assert_eq!(o.reaps(), vec![term.clone(), term], "{}", o.context);
+    let term = term_victim(o.pid("victim"));
+    o.expect_reaps(vec![term.clone(), term]);
 }
 
 // 6. action = log and dry runs signal nothing.
@@ -478,12 +437,7 @@ fn action_log_signals_nothing_and_logs_once() {
             "name victim",
         )
     };
-    assert_eq!(
-        o.reaps(),
-        vec![logged("v", "alice"), logged("v2", "bob")],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![logged("v", "alice"), logged("v2", "bob")]);
 }
 
 #[test]
@@ -504,7 +458,7 @@ fn dry_run_flag_signals_nothing() {
         "v",
         "name victim",
     );
-    assert_eq!(o.reaps(), vec![line + " dry_run=yes"], "{}", o.context);
+    o.expect_reaps(vec![line + " dry_run=yes"]);
     let start = one_line(&o.log, " event=start ");
     assert!(start.contains(" dry_run=yes "), "{start}");
 }
@@ -541,7 +495,7 @@ record v_alive $V
         "v",
         "name victim",
     );
-    assert_eq!(o.reaps(), vec![line + " dry_run=yes"], "{}", o.context);
+    o.expect_reaps(vec![line + " dry_run=yes"]);
 }
 
 // 7. One actor at a time.
@@ -570,5 +524,5 @@ stop_agent
     o.expect_nagios("once_rc");
     o.expect("v_alive", "yes");
     o.expect("agent_rc", "0");
-    assert_eq!(o.reaps(), Vec::<String>::new(), "{}", o.context);
+    o.expect_reaps(Vec::<String>::new());
 }

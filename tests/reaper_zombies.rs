@@ -87,7 +87,7 @@ fn zombies(tag: &str, action: &str, scope: &str, logged_as: &str, want: &[(&str,
     for (key, value) in want {
         o.expect(key, value);
     }
-    assert_eq!(o.reaps(), zombie_lines(&o, logged_as), "{}", o.context);
+    o.expect_reaps(zombie_lines(&o, logged_as));
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn a_live_process_with_an_exited_main_thread_is_not_a_zombie() {
     // Not a zombie: the rule does not select it, and nobody is signalled.
     o.expect("parent_alive", "yes");
     o.expect("victim_threads", "2");
-    assert_eq!(o.reaps(), Vec::<String>::new(), "{}", o.context);
+    o.expect_reaps(Vec::<String>::new());
 }
 
 #[test]
@@ -232,20 +232,7 @@ st $V; out victim_state $ST
     o.expect("parent_alive", "yes");
     o.expect("victim_state", "Z");
     let v = o.pid("victim");
-    assert_eq!(
-        o.reaps(),
-        vec![reap(
-            v,
-            "victim",
-            "root",
-            "sleeping",
-            "term",
-            "v",
-            "name victim"
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![term_victim(v)]);
 }
 
 #[test]

@@ -38,18 +38,34 @@ pub fn hostile_processes(h: &Host) {
         (101, "bash", 0, 100, 6000, 2000),
     ];
     for (pid, name, uid, ticks, start, rss) in procs {
-        h.write(
-            &format!("proc/{pid}/stat"),
+        let ids = format!("{uid}\t{uid}\t{uid}\t{uid}");
+        h.process(
+            pid,
             super::pid_stat(pid, name, 1, 0, ticks, start, rss),
-        );
-        h.write(
-            &format!("proc/{pid}/status"),
-            format!(
-                "Name:\t{}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{uid}\t{uid}\t{uid}\t{uid}\nCapEff:\t0\n",
+            &format!(
+                "Name:\t{}\nUid:\t{ids}\nGid:\t{ids}\nCapEff:\t0\n",
                 name.replace('\n', "\\n")
             ),
+            format!("{pid}\0"),
         );
-        h.write(&format!("proc/{pid}/cmdline"), format!("{pid}\0"));
     }
     h.seed_procs("100 5000 100\n101 6000 0\n");
+}
+
+/// The `alert_failed` line of a critical `mem` alert mailed to ops@example.com,
+/// ending in `rest` (`exit=… error=…`).
+pub fn mail_failed(rest: &str) -> String {
+    format!(
+        "level=error event=alert_failed metric=mem state=critical via=mail to=ops@example.com {rest}"
+    )
+}
+
+/// With memory critical, one `--once` run on `[alert]` `alert` exits 2 and logs
+/// one `alert_failed` line: `mail_failed(rest)`.
+pub fn mail_fails(h: &Host, alert: &str, rest: &str) {
+    h.mem_exact(96);
+    let cfg = alert_config(h, alert, Ini::default());
+    let run = h.once(&cfg, &[]);
+    assert_eq!(run.code, 2, "{}", run.err);
+    assert_eq!(h.events("event=alert_"), vec![mail_failed(rest)]);
 }

@@ -138,11 +138,13 @@ impl Audited {
         })
     }
 
-    /// The service on `cfg`, once its first look at `users` is done.
-    pub fn serve(&self, cfg: &Path, users: &[&str]) -> Service {
-        let agent = self.spawn(cfg);
+    /// The service on a config with `audit` lines, once its first look at
+    /// `users` is done; and that config.
+    pub fn serve(&self, audit: &str, users: &[&str]) -> (PathBuf, Service) {
+        let cfg = self.config("", audit);
+        let agent = self.spawn(&cfg);
         self.wait_seen(users);
-        agent
+        (cfg, agent)
     }
 
     /// `n` more cycles of `agent`, then a clean stop.
@@ -173,6 +175,13 @@ impl Audited {
     /// The audit log's lines without `ts=…`.
     pub fn history(&self) -> Vec<String> {
         self.audit_lines().iter().map(|l| body(l)).collect()
+    }
+
+    /// `history`, sorted.
+    pub fn sorted_history(&self) -> Vec<String> {
+        let mut v = self.history();
+        v.sort();
+        v
     }
 
     /// Main-log lines of `event=error what=audit`, without `ts=…`.

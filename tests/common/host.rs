@@ -145,6 +145,13 @@ impl Host {
         );
     }
 
+    /// A fixture process: `proc/PID/stat`, `status` and `cmdline`.
+    pub fn process(&self, pid: u32, stat: String, status: &str, cmdline: impl AsRef<[u8]>) {
+        self.t.write(&format!("proc/{pid}/stat"), stat);
+        self.t.write(&format!("proc/{pid}/status"), status);
+        self.t.write(&format!("proc/{pid}/cmdline"), cmdline);
+    }
+
     /// Moves `proc/stat` on by 1,000 ticks, 10% of them busy.
     pub fn tick(&self) {
         let n = self.ticks.get() + 1;

@@ -184,6 +184,19 @@ impl Scenario {
     }
 }
 
+/// The reap line of rule `v`'s SIGTERM to root's sleeping `victim` `pid`.
+pub fn term_victim(pid: i32) -> String {
+    reap(
+        pid,
+        "victim",
+        "root",
+        "sleeping",
+        "term",
+        "v",
+        "name victim",
+    )
+}
+
 /// An `event=reap` line as `reap_lines` shows it (`age=*`): level warn, or info
 /// for `action=log`.
 pub fn reap(
@@ -241,6 +254,11 @@ impl Outcome {
     /// age (which depends on timing) as `age=*`.
     pub fn reaps(&self) -> Vec<String> {
         reap_lines(&self.log)
+    }
+
+    /// Asserts the reap lines are exactly `want`, with the whole context on failure.
+    pub fn expect_reaps(&self, want: Vec<String>) {
+        assert_eq!(self.reaps(), want, "{}", self.context);
     }
 }
 

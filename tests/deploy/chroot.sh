@@ -68,10 +68,10 @@ in_chroot /proc --userspec="$AION" "$R" /opt/aion/bin/system-agent -c /etc/aion/
 loop=$!
 PIDS+=("$loop")
 three() { [ "$(count "$LOG" "event=sample")" -ge 3 ]; }
-wait_until 10 "three samples from the chrooted loop" three
-wait_until 10 "the mandb task reported skipped" grep -q "event=task_skipped" "$LOG"
+wait_until 30 "three samples from the chrooted loop" three
+wait_until 30 "the mandb task reported skipped" grep -q "event=task_skipped" "$LOG"
 five() { [ "$(count "$LOG" "event=sample")" -ge 5 ]; }
-wait_until 10 "two more samples" five
+wait_until 30 "two more samples" five
 kill -TERM "$loop"
 set +e
 wait "$loop"
