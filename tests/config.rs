@@ -3,9 +3,11 @@
 //! the shipped etc/system_agent.ini documents), the printed effective config
 //! (`--check-config`), and the binary's exit codes for valid, invalid and missing files.
 
+mod common;
+
+use common::{TempDir as Tmp, run};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use system_agent::config::{
     self, Action, Config, ConfigError, Facility, Limits, ProcState, Scope, When,
 };
@@ -101,59 +103,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/config")
         .join(name)
-}
-
-/// A private directory under the system temp dir, removed on drop.
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let dir =
-            std::env::temp_dir().join(format!("sa-config-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Tmp(dir)
-    }
-
-    fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, data).expect("write temp file");
-        path
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs the built binary; kills it (by its own pid) if it is still running after 20 s.
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_system-agent"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn system-agent");
-    let start = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > secs(20) {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("collect output");
-            panic!("system-agent {args:?} still running after 20 s: {out:?}");
-        }
-        std::thread::sleep(ms(10));
-    }
-    child.wait_with_output().expect("collect output")
 }
 
 fn text(b: &[u8]) -> String {

@@ -1,6 +1,7 @@
 //! The reaper over `/proc` trees that are not the agent's own (a fixture directory,
 //! another PID namespace's procfs): it decides and logs, but never signals, since a
-//! pid number read there may name any process of the agent's own namespace.
+//! pid number read there may name any process of the agent's own namespace; and
+//! the clocks it keeps in state_dir across boots and a clock set back.
 //!
 //! The only processes involved are this test's own children (a copy of sleep named
 //! `victimproc`), so even a reaper that did signal could hit nothing else.
@@ -16,9 +17,9 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
 
 /// A copy of sleep named `name`, started as this test's child. Each test has its
 /// own name: a reaper reading this machine's /proc sees every test's processes.
-fn victim(t: &TempDir, name: &str) -> Child {
-    let exe = t.join(&format!("bin/{name}"));
-    std::fs::create_dir_all(t.join("bin")).expect("mkdir bin");
+fn victim(h: &Host, name: &str) -> Child {
+    let exe = h.path(&format!("bin/{name}"));
+    std::fs::create_dir_all(h.path("bin")).expect("mkdir bin");
     std::fs::copy("/bin/sleep", &exe).expect("copy sleep");
     Command::new(&exe)
         .arg("1000")
@@ -45,35 +46,23 @@ fn fs_type(path: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The reaper's lines in the log (its `reap`, `reap_failed` and `what=reaper`
-/// lines), without `ts=` and with `age=*`.
-fn reaper_lines(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| {
-            l.contains(" event=reap ")
-                || l.contains(" event=reap_failed ")
-                || l.contains(" what=reaper ")
-        })
-        .map(|l| {
-            let rest = l.split_once(' ').map_or("", |(_, r)| r);
-            rest.split(' ')
-                .map(|w| if w.starts_with("age=") { "age=*" } else { w })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
-
 const EFFECT: &str = "effect=\"signals nothing, only logs what the rules select\"";
 const LOG_ONLY: &str = "log_only=\"[paths] proc is not the agent's own procfs\"";
+
+/// A host with 1 s cycles, and the `[reaper]` sections with `rule` as `[reap.v]`.
+fn reaper_host(tag: &str, rule: &str) -> (Host, String) {
+    let h = Host::new(tag).interval("1s");
+    (h, format!("[reaper]\nenabled = yes\n\n[reap.v]\n{rule}"))
+}
 
 #[test]
 fn a_fixture_tree_naming_a_real_process_gets_it_logged_not_signalled() {
     // The tree says the test's child is nobody's `victimproc`, with its real start
     // time, so a start-time check read from the same tree passes: only the proof
     // that the tree is the agent's own procfs keeps the child alive.
-    let t = TempDir::new("reap-fixture");
-    let child = victim(&t, "victimproc");
+    let (h, extra) = reaper_host("reap-fixture", "match = victimproc\naction = term\n");
+    h.passwd(PASSWD);
+    let child = victim(&h, "victimproc");
     let pid = child.id();
     let real = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("child's stat");
     // The fields after the name and the state, which may still be R just after
@@ -83,43 +72,42 @@ fn a_fixture_tree_naming_a_real_process_gets_it_logged_not_signalled() {
         .and_then(|(_, rest)| rest.trim_start().split_once(' '))
         .expect("stat has a name and a state")
         .1;
-    t.write(
+    h.write(
         &format!("proc/{pid}/stat"),
         format!("{pid} (victimproc) S {after_state}"),
     );
-    t.write(
+    h.write(
         &format!("proc/{pid}/status"),
         "Name:\tvictimproc\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nCapEff:\t0000000000000000\n",
     );
-    std::os::unix::fs::symlink("/", t.join(&format!("proc/{pid}/root"))).expect("root link");
-    t.write("proc/stat", proc_stat(100, 900));
-    t.write("proc/meminfo", proc_meminfo(50));
-    t.write("proc/loadavg", "0.52 0.58 0.59 1/467 12345\n");
-    t.write("etc/passwd", PASSWD);
-    let ini = fixture_ini(
-        &t,
-        "1s",
-        "",
-        "[reaper]\nenabled = yes\n\n[reap.v]\nmatch = victimproc\naction = term\n",
-    );
-    let out = run(&["-c", ini.to_str().expect("utf-8 path"), "--once"]);
-    let log = t.read("agent.log");
+    std::os::unix::fs::symlink("/", h.path(&format!("proc/{pid}/root"))).expect("root link");
+    let cfg = h.config(Ini::extra(&extra));
+    h.once(&cfg, &[]);
+    let log = h.log();
     assert_eq!(
         end(child),
         Some(libc::SIGKILL),
         "the agent signalled it\n{log}"
     );
-    assert!(out.status.code().is_some(), "{out:?}");
     assert_eq!(
         reaper_lines(&log),
         vec![
             format!(
                 "level=warn event=error what=reaper error=\"not the agent's own procfs: not a procfs (filesystem type 0x{})\" path={} {EFFECT}",
-                fs_type(t.path()),
-                t.join("proc").display(),
+                fs_type(h.t.path()),
+                h.p("proc"),
             ),
             format!(
-                "level=info event=reap pid={pid} name=victimproc user=nobody state=sleeping age=* action=log rule=v reason=\"name victimproc\" {LOG_ONLY}"
+                "{} {LOG_ONLY}",
+                reap(
+                    pid as i32,
+                    "victimproc",
+                    "nobody",
+                    "sleeping",
+                    "log",
+                    "v",
+                    "name victimproc"
+                )
             ),
         ],
         "{log}"
@@ -134,33 +122,29 @@ fn another_pid_namespaces_procfs_gets_logged_not_signalled() {
         eprintln!("skipped: needs root (unshare --pid)");
         return;
     }
-    let t = TempDir::new("reap-foreign-ns");
-    let child = victim(&t, "victimns");
+    let rule = "match = victimns\nuser = root\naction = term\n";
+    let (h, extra) = reaper_host("reap-foreign-ns", rule);
+    h.passwd(PASSWD);
+    let child = victim(&h, "victimns");
     let pid = child.id();
-    t.write("etc/passwd", PASSWD);
-    let text = format!(
-        "[agent]\ninterval = 1s\nlog_file = {}\nsyslog = no\nstate_dir = {}\ntop = 0\n\n\
-         [paths]\npasswd = {}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n\
-         [reaper]\nenabled = yes\n\n[reap.v]\nmatch = victimns\nuser = root\naction = term\n",
-        t.join("agent.log").display(),
-        t.join("state").display(),
-        t.join("etc/passwd").display(),
-    );
-    let ini = t.write("agent.ini", text);
-    let out = Command::new("unshare")
-        .args(["--pid", "--fork", "--kill-child", bin(), "-c"])
-        .arg(&ini)
-        .arg("--once")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run unshare");
-    let log = t.read("agent.log");
+    let cfg = h.config(Ini {
+        agent: "top = 0",
+        real_proc: true,
+        extra: &extra,
+        ..Ini::default()
+    });
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child", bin(), "-c"])
+        .arg(&cfg)
+        .arg("--once");
+    let run = run_command(cmd);
+    let log = h.log();
     assert_eq!(
         end(child),
         Some(libc::SIGKILL),
         "the agent signalled it\n{log}"
     );
-    assert!(out.status.code().is_some(), "{out:?}");
+    assert!(run.status.code().is_some(), "{}", run.status);
     let lines = reaper_lines(&log);
     assert_eq!(lines.len(), 2, "{log}");
     let (head, tail) = (
@@ -171,18 +155,17 @@ fn another_pid_namespaces_procfs_gets_logged_not_signalled() {
         lines[0].starts_with(head) && lines[0].ends_with(&tail),
         "{log}"
     );
+    let reason = "name victimns";
     assert_eq!(
         lines[1],
         format!(
-            "level=info event=reap pid={pid} name=victimns user=root state=sleeping age=* action=log rule=v reason=\"name victimns\" {LOG_ONLY}"
+            "{} {LOG_ONLY}",
+            reap(
+                pid as i32, "victimns", "root", "sleeping", "log", "v", reason
+            )
         ),
         "{log}"
     );
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 const BOOT: &str = "2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59";
@@ -192,58 +175,32 @@ const HOUR_NS: u64 = 3600 * 1_000_000_000;
 /// A fixture tree with one process, 300 `victimproc` of alice, stopped (start time
 /// 5000), and a rule that logs it once it has been seen stopped for an hour. With
 /// `boot_id` false the tree has no `sys/kernel/random/boot_id`.
-fn stopped_fixture(tag: &str, boot_id: bool) -> TempDir {
-    let t = TempDir::new(tag);
-    t.write(
+fn stopped_fixture(tag: &str, boot_id: bool) -> Host {
+    let rule = "match = victimproc\nstate = stopped\nin_state_for = 1h\naction = log\n";
+    let (h, extra) = reaper_host(tag, rule);
+    h.write(
         "proc/300/stat",
         "300 (victimproc) T 1 300 300 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5000 1000000 300 0 0\n",
     );
-    t.write(
+    h.write(
         "proc/300/status",
         "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0\n",
     );
-    std::os::unix::fs::symlink("/", t.join("proc/300/root")).expect("root link");
-    t.write("proc/stat", proc_stat(100, 900));
-    t.write("proc/meminfo", proc_meminfo(50));
-    t.write("proc/loadavg", "0.52 0.58 0.59 1/467 12345\n");
+    std::os::unix::fs::symlink("/", h.path("proc/300/root")).expect("root link");
     if boot_id {
-        t.write("proc/sys/kernel/random/boot_id", format!("{BOOT}\n"));
+        h.write("proc/sys/kernel/random/boot_id", format!("{BOOT}\n"));
     }
-    t.write(
-        "etc/passwd",
-        "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
-    );
-    fixture_ini(
-        &t,
-        "1s",
-        "",
-        "[reaper]\nenabled = yes\n\n\
-         [reap.v]\nmatch = victimproc\nstate = stopped\nin_state_for = 1h\naction = log\n",
-    );
-    t
+    h.config(Ini::extra(&extra));
+    h
 }
 
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos() as u64
-}
-
-/// One `--once` run with `saved` as the reaper's state file; returns its reaper
-/// lines, the state file it left, and the wall clock just before and after it.
-fn once_with_state(t: &TempDir, saved: &str) -> (Vec<String>, String, u64, u64) {
-    let _ = std::fs::remove_file(t.join("agent.log"));
-    t.write("state/reaper", saved);
-    let before = wall_ns();
-    let out = run(&["-c", t.join("agent.ini").to_str().expect("utf-8"), "--once"]);
-    let after = wall_ns();
-    assert!(out.status.code().is_some(), "{out:?}");
-    let lines = reaper_lines(&t.read("agent.log"))
-        .into_iter()
-        .filter(|l| !l.contains(" what=reaper "))
-        .collect();
-    (lines, t.read("state/reaper"), before, after)
+/// One `--once` run with `saved` as the reaper's state file; returns its reap
+/// lines, the state file it left, and the run (its wall clock before and after).
+fn once_with_state(h: &Host, saved: &str) -> (Vec<String>, String, Run) {
+    let _ = std::fs::remove_file(h.path("agent.log"));
+    h.write("state/reaper", saved);
+    let run = h.once(&h.path("agent.ini"), &[]);
+    (reap_lines(&h.log()), h.read("state/reaper"), run)
 }
 
 /// The `since` of process 300 in a saved reaper file that must otherwise be
@@ -270,76 +227,72 @@ fn since_of_300(file: &str, boot: &str, settled: bool) -> u64 {
 
 const LOGGED_300: &str = "level=info event=reap pid=300 name=victimproc user=alice state=stopped age=* action=log rule=v reason=\"name victimproc, state stopped, in state 2h >= 1h\" log_only=\"[paths] proc is not the agent's own procfs\"";
 
-#[test]
-fn reaper_clocks_of_this_boot_are_kept_and_of_another_dropped() {
-    let t = stopped_fixture("reap-boot", true);
-    // Seen stopped two hours ago in this boot: logged now.
-    let two_hours_ago = wall_ns() - 2 * HOUR_NS;
-    let (lines, file, _, _) = once_with_state(
-        &t,
-        &format!("system-agent-reaper 2\nboot {BOOT}\nstate 300 5000 T {two_hours_ago}\nend\n"),
-    );
+/// A run with `saved` keeps the clock `since` (of boot `boot`): process 300 is
+/// logged, and settled in the file.
+fn assert_clock_kept(h: &Host, saved: &str, boot: &str, since: u64) {
+    let (lines, file, _) = once_with_state(h, saved);
     assert_eq!(lines, vec![LOGGED_300.to_string()]);
-    assert_eq!(since_of_300(&file, BOOT, true), two_hours_ago);
-    // The same clock and the process settled, but in another boot: pid 300 with
-    // start time 5000 is not the same process, so its clock starts now and it is
-    // not reported yet.
-    let (lines, file, before, after) = once_with_state(
-        &t,
-        &format!(
-            "system-agent-reaper 2\nboot {OTHER_BOOT}\nstate 300 5000 T {two_hours_ago}\n\
-             settled 300 5000\nend\n"
-        ),
-    );
+    assert_eq!(since_of_300(&file, boot, true), since);
+}
+
+/// A run with `saved` starts the clock of process 300 anew, now (and in this
+/// boot, `boot`): it is not reported yet.
+fn assert_clock_restarted(h: &Host, saved: &str, boot: &str) {
+    let (lines, file, run) = once_with_state(h, saved);
     assert_eq!(lines, Vec::<String>::new());
-    let since = since_of_300(&file, BOOT, false);
+    let since = since_of_300(&file, boot, false);
+    let (before, after) = (run.start_ns, run.end_ns);
     assert!(
         (before..=after).contains(&since),
         "{since} {before} {after}"
     );
 }
 
+/// A reaper state file of `boot` with the clock of process 300 at `since`, and
+/// `more` records.
+fn reaper_state(boot: &str, since: u64, more: &str) -> String {
+    format!("system-agent-reaper 2\nboot {boot}\nstate 300 5000 T {since}\n{more}end\n")
+}
+
+#[test]
+fn reaper_clocks_of_this_boot_are_kept_and_of_another_dropped() {
+    let h = stopped_fixture("reap-boot", true);
+    // Seen stopped two hours ago in this boot: logged now.
+    let two_hours_ago = now_ns() - 2 * HOUR_NS;
+    assert_clock_kept(
+        &h,
+        &reaper_state(BOOT, two_hours_ago, ""),
+        BOOT,
+        two_hours_ago,
+    );
+    // The same clock and the process settled, but in another boot: pid 300 with
+    // start time 5000 is not the same process, so its clock starts now and it is
+    // not reported yet.
+    let saved = reaper_state(OTHER_BOOT, two_hours_ago, "settled 300 5000\n");
+    assert_clock_restarted(&h, &saved, BOOT);
+}
+
 #[test]
 fn without_a_boot_id_the_boot_time_names_the_boot() {
-    let t = stopped_fixture("reap-btime", false);
-    let two_hours_ago = wall_ns() - 2 * HOUR_NS;
+    let h = stopped_fixture("reap-btime", false);
+    let two_hours_ago = now_ns() - 2 * HOUR_NS;
     // `btime 1700000000` in the fixture's stat.
-    let (lines, file, _, _) = once_with_state(
-        &t,
-        &format!(
-            "system-agent-reaper 2\nboot btime-1700000000\nstate 300 5000 T {two_hours_ago}\nend\n"
-        ),
+    let boot = "btime-1700000000";
+    assert_clock_kept(
+        &h,
+        &reaper_state(boot, two_hours_ago, ""),
+        boot,
+        two_hours_ago,
     );
-    assert_eq!(lines, vec![LOGGED_300.to_string()]);
-    assert_eq!(since_of_300(&file, "btime-1700000000", true), two_hours_ago);
-    let (lines, file, before, after) = once_with_state(
-        &t,
-        &format!(
-            "system-agent-reaper 2\nboot btime-1699999999\nstate 300 5000 T {two_hours_ago}\nend\n"
-        ),
-    );
-    assert_eq!(lines, Vec::<String>::new());
-    let since = since_of_300(&file, "btime-1700000000", false);
-    assert!(
-        (before..=after).contains(&since),
-        "{since} {before} {after}"
-    );
+    let saved = reaper_state("btime-1699999999", two_hours_ago, "");
+    assert_clock_restarted(&h, &saved, boot);
 }
 
 #[test]
 fn a_reaper_clock_from_the_future_restarts_now_and_is_corrected() {
     // Stamped a year ahead (the wall clock was set back since): the clock
     // restarts now, in the file too, rather than reading zero for a year.
-    let t = stopped_fixture("reap-future", true);
-    let next_year = wall_ns() + 365 * 24 * HOUR_NS;
-    let (lines, file, before, after) = once_with_state(
-        &t,
-        &format!("system-agent-reaper 2\nboot {BOOT}\nstate 300 5000 T {next_year}\nend\n"),
-    );
-    assert_eq!(lines, Vec::<String>::new());
-    let since = since_of_300(&file, BOOT, false);
-    assert!(
-        (before..=after).contains(&since),
-        "{since} {before} {after}"
-    );
+    let h = stopped_fixture("reap-future", true);
+    let next_year = now_ns() + 365 * 24 * HOUR_NS;
+    assert_clock_restarted(&h, &reaper_state(BOOT, next_year, ""), BOOT);
 }

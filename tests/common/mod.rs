@@ -1,14 +1,42 @@
-//! Helpers shared by the integration tests: private temp dirs, fixture /proc trees,
-//! running the built binary, and bounded polling (never a bare sleep).
-#![allow(dead_code)]
+//! The one harness every integration test shares: private temp dirs, the fixture
+//! host (`host`: /proc files, passwd, config, runs and services, events), real
+//! processes (`procs`), namespaces (`ns`), stand-in daemons (`sinks`), and what
+//! some features need around it: alerts (`alerts`), the history audit (`audit`),
+//! disk cleanup (`cleanup`: file trees with ages), the reaper's scenarios
+//! (`reaper`), idle-time tasks (`tasks`). Polls are bounded, never a bare sleep;
+//! no helper bounds how long something took: a limit here only stops a hang.
+#![allow(dead_code, unused_imports)]
 
+pub mod alerts;
+pub mod audit;
+pub mod cleanup;
+pub mod host;
+pub mod ns;
+pub mod procs;
+pub mod reaper;
+pub mod sinks;
+pub mod tasks;
+
+pub use alerts::*;
+pub use audit::*;
+pub use cleanup::*;
+pub use host::*;
+pub use ns::*;
+pub use procs::*;
+pub use reaper::*;
+pub use sinks::*;
+pub use tasks::*;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A directory under the system temp dir, removed on drop. Every test that writes
 /// files works only inside one of these.
-pub struct TempDir(PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
@@ -54,22 +82,22 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_system-agent")
 }
 
+/// Runs the binary with `args` (stdin from /dev/null, output captured); kills it
+/// and fails the test when it has not ended within `LIMIT`.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run system-agent")
-}
-
-pub fn spawn(args: &[&str]) -> Child {
-    Command::new(bin())
+    let mut child = Command::new(bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn system-agent")
+        .expect("spawn system-agent");
+    if !wait_for(LIMIT, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("collect output");
+        panic!("system-agent {args:?} still running after {LIMIT:?}: {out:?}");
+    }
+    child.wait_with_output().expect("collect output")
 }
 
 /// Polls `f` every 20 ms until it returns true or `limit` passes.
@@ -94,18 +122,12 @@ pub fn signal(child: &Child, sig: i32) {
 
 /// Waits for a child to exit within `limit`; kills it and panics otherwise.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return st;
-        }
-        if start.elapsed() >= limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if !wait_for(limit, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("child did not exit within {limit:?}");
     }
+    child.wait().expect("reap the child")
 }
 
 /// A /proc/stat with two CPUs; `busy` and `idle` are the aggregate user and idle ticks.
@@ -147,25 +169,33 @@ pub fn section(defaults: &[(&str, String)], over: &str) -> String {
     keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
 }
 
-/// Writes `t`/agent.ini for a fixture tree (`proc/`, `etc/passwd`, `etc/group`): log and state
-/// in `t`, no syslog, no disk mounts, no audit; `agent` lines replace or add
-/// `[agent]` keys, and `extra` adds sections.
-pub fn fixture_ini(t: &TempDir, interval: &str, agent: &str, extra: &str) -> PathBuf {
-    let p = |rel: &str| t.join(rel).display().to_string();
-    let agent = section(
-        &[
-            ("interval", interval.to_string()),
-            ("log_file", p("agent.log")),
-            ("syslog", "no".to_string()),
-            ("state_dir", p("state")),
-        ],
-        agent,
+/// A path as a C string.
+pub fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("no NUL in a path")
+}
+
+/// Gives `p` itself (not a symlink's target) to `uid`, group `uid`.
+pub fn chown(p: &Path, uid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), Some(uid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+}
+
+pub fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+}
+
+/// A FIFO at `p`, mode 0600.
+pub fn mkfifo(p: &Path) {
+    // SAFETY: a NUL-terminated path in the test's own temp dir.
+    assert_eq!(
+        unsafe { libc::mkfifo(cstr(p).as_ptr(), 0o600) },
+        0,
+        "mkfifo"
     );
-    let text = format!(
-        "[agent]\n{agent}\n[paths]\nproc = {proc}\npasswd = {passwd}\ngroup = {group}\n\n[disk]\nmounts =\n\n[audit]\nbash_history = no\n\n{extra}",
-        proc = p("proc"),
-        passwd = p("etc/passwd"),
-        group = p("etc/group"),
-    );
-    t.write("agent.ini", text)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -43,13 +43,26 @@ assert_eq "lines about the missing /dev/log" 1 "$(count "$LOG" "level=error even
 assert_eq "other error lines" 1 "$(count "$LOG" "event=error")"
 ok "--once as aion with the shipped config: $out (exit $rc)"
 
-# Forced readings: WARNING exits 1, CRITICAL 2, whatever the host (the CPU limits
-# moved to 100%, so a host busy with other work does not turn WARNING into CRITICAL).
-busy_ok='s/^cpu_warn = 80$/cpu_warn = 100/; s/^cpu_crit = 90$/cpu_crit = 100/'
-sed "$busy_ok; s/^mem_warn = 85\$/mem_warn = 0/" "$R/etc/aion/system_agent.ini" > "$R/etc/aion/warn.ini"
-sed "$busy_ok; s/^mem_crit = 95\$/mem_crit = 0/; s/^mem_warn = 85\$/mem_warn = 0/" "$R/etc/aion/system_agent.ini" > "$R/etc/aion/crit.ini"
+# Forced readings: WARNING exits 1, CRITICAL 2, whatever the host: these runs read
+# a fixture /proc in the tree (CPU counters 10% busy since a state saved a minute
+# ago, so a host whose CPUs are saturated by other work cannot make them
+# CRITICAL), watch no disk, and force only the memory limits.
+F=/etc/aion/fixture/proc
+mkdir -p "$R$F" "$R/var/lib/aion/forced"
+chmod 0700 "$R/var/lib/aion/forced"
+printf 'cpu  100 0 0 900 0 0 0 0 0 0\ncpu0 50 0 0 450 0 0 0 0 0 0\ncpu1 50 0 0 450 0 0 0 0 0 0\nbtime 1700000000\n' > "$R$F/stat"
+cat /proc/meminfo > "$R$F/meminfo"
+cat /proc/loadavg > "$R$F/loadavg"
+seed_cpu() {  # the forced runs' state: CPU counters 0 a minute ago
+    printf 'system-agent-state 1\nsaved %s\nbtime 1700000000\ncpu 0 0 0 0 0 0 0 0\nend\n' \
+        "$(($(date +%s%N) - 60000000000))" > "$R/var/lib/aion/forced/state"
+}
+forced="s|^proc = /proc\$|proc = $F|; s|^state_dir = .*|state_dir = /var/lib/aion/forced|; s|^mounts = /\$|mounts =|"
+sed "$forced; s/^mem_warn = 85\$/mem_warn = 0/" "$R/etc/aion/system_agent.ini" > "$R/etc/aion/warn.ini"
+sed "$forced; s/^mem_crit = 95\$/mem_crit = 0/; s/^mem_warn = 85\$/mem_warn = 0/" "$R/etc/aion/system_agent.ini" > "$R/etc/aion/crit.ini"
 for case in warn:1:WARNING crit:2:CRITICAL; do
     IFS=: read -r cfg code word <<<"$case"
+    seed_cpu
     set +e
     out=$(in_chroot /proc "$R" /opt/aion/bin/system-agent -c "/etc/aion/$cfg.ini" --once)
     rc=$?
@@ -68,10 +81,10 @@ in_chroot /proc --userspec="$AION" "$R" /opt/aion/bin/system-agent -c /etc/aion/
 loop=$!
 PIDS+=("$loop")
 three() { [ "$(count "$LOG" "event=sample")" -ge 3 ]; }
-wait_until 10 "three samples from the chrooted loop" three
-wait_until 10 "the mandb task reported skipped" grep -q "event=task_skipped" "$LOG"
+wait_until 30 "three samples from the chrooted loop" three
+wait_until 30 "the mandb task reported skipped" grep -q "event=task_skipped" "$LOG"
 five() { [ "$(count "$LOG" "event=sample")" -ge 5 ]; }
-wait_until 10 "two more samples" five
+wait_until 30 "two more samples" five
 kill -TERM "$loop"
 set +e
 wait "$loop"
@@ -86,15 +99,22 @@ grep -q "event=start .* mode=service .* syslog=\"unavailable: No such file or di
     fail "start event does not say syslog is unavailable: $(grep event=start "$LOG")"
 ok "loop in the chroot: samples, SIGTERM exit 0, one line each for the missing /dev/log and mandb"
 
-# proc mounted at /altproc, [paths] proc pointing at it; nothing at /proc.
-sed -i 's|^proc = /proc$|proc = /altproc|' "$R/etc/aion/warn.ini"
+# proc mounted at /altproc, [paths] proc pointing at it; nothing at /proc. The
+# memory forced to WARNING; the CPU is this host's (a number: /altproc was read),
+# CRITICAL only when other work saturates every CPU.
+sed 's|^proc = /proc$|proc = /altproc|; s/^mem_warn = 85$/mem_warn = 0/; s/^cpu_warn = 80$/cpu_warn = 100/; s/^cpu_crit = 90$/cpu_crit = 100/' \
+    "$R/etc/aion/system_agent.ini" > "$R/etc/aion/altproc.ini"
 : > "$LOG"
 set +e
-out=$(in_chroot /altproc "$R" /opt/aion/bin/system-agent -c /etc/aion/warn.ini --once)
+out=$(in_chroot /altproc "$R" /opt/aion/bin/system-agent -c /etc/aion/altproc.ini --once)
 rc=$?
 set -e
-assert_eq "exit status with proc at /altproc" 1 "$rc"
-case "$out" in "SYSTEM-AGENT WARNING - mem "*" | cpu="[0-9]*) ;; *) fail "altproc: $out" ;; esac
+case "$out" in
+    "SYSTEM-AGENT WARNING - mem "*" | cpu="[0-9]*) want=1 ;;
+    "SYSTEM-AGENT CRITICAL - cpu 100.0%, mem "*" | cpu=100.0%"*) want=2 ;;
+    *) fail "altproc: $out" ;;
+esac
+assert_eq "exit status with proc at /altproc" "$want" "$rc"
 [ -z "$(ls -A "$R/proc")" ] || fail "$R/proc is not empty: proc was mounted there"
 ok "[paths] proc = /altproc: $out"
 

@@ -52,12 +52,12 @@ LOG=$T/var/log/aion/system_agent.log
 setpriv --reuid=aion --regid=aion --clear-groups "$AGENT" -c "$T/u/agent.ini" \
     >"$T/reload.out" 2>"$T/reload.err" &
 PIDS+=($!)
-wait_until 10 "the service's first cycle" grep -q "event=sample" "$LOG"
+wait_until 30 "the service's first cycle" grep -q "event=sample" "$LOG"
 grep "event=start" "$LOG" | grep -q " caps=cap_dac_override,cap_dac_read_search," ||
     fail "the service should hold its capabilities: $(grep event=start "$LOG")"
 ln -sfn "$T/secret.ini" "$T/u/agent.ini"
 kill -HUP "${PIDS[-1]}"
-wait_until 10 "the reload's config_error" grep -q "event=config_error" "$LOG"
+wait_until 30 "the reload's config_error" grep -q "event=config_error" "$LOG"
 line=$(grep "event=config_error" "$LOG")
 case "$line" in
     *" level=error event=config_error file=$T/u/agent.ini line=0 key=\"\" error=\"cannot read: Permission denied\" effect=\"kept the old configuration\"") ;;

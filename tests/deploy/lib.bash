@@ -52,6 +52,57 @@ wait_until() {
     done
 }
 
+# quiet_ini: the sections of an agent.ini for a test that acts but never alerts:
+# CPU and memory limits at 100%, no disks.
+quiet_ini() {
+    printf '[thresholds]\ncpu_warn = 100\ncpu_crit = 100\nmem_warn = 100\nmem_crit = 100\n\n[disk]\nmounts =\n'
+}
+
+# scenario_prelude: the shell functions a scenario script (PID 1 of a private
+# PID namespace, run by run_scenario) starts with; it writes KEY=VALUE lines to
+# $T/out. `poll COMMAND...` retries every 0.1 s for up to 30 s: a bound that only
+# stops a hang, since what a scenario polls for is meant to come.
+scenario_prelude() {
+    cat <<'EOF'
+set -u
+out() { printf '%s=%s\n' "$1" "$2" >>"$T/out"; }
+mkfifo "$T/fifo" && exec 9<>"$T/fifo"
+nap() { read -r -t "$1" -u 9 _ || true; }
+st() { ST=gone; local l; { read -r l <"/proc/$1/stat"; } 2>/dev/null || return 0; l=${l##*) }; ST=${l%% *}; }
+alive() { st "$1"; [ "$ST" != gone ] && [ "$ST" != Z ]; }
+dead() { ! alive "$1"; }
+comm_is() { local c; { read -r c <"/proc/$1/comm"; } 2>/dev/null && [ "$c" = "$2" ]; }
+poll() { local i; for ((i = 1; i < 300; i++)); do "$@" && return 0; nap 0.1; done; "$@"; }
+EOF
+}
+
+# run_scenario ARGS...: $T/scenario.sh with ARGS as PID 1 of a private PID
+# namespace (`unshare --pid --fork --mount-proc --kill-child`) where T is set,
+# killed after 90 s; it must exit 0 (its stderr is shown when not).
+run_scenario() {
+    local rc
+    set +e
+    T=$T timeout 90 unshare --pid --fork --mount-proc --kill-child bash "$T/scenario.sh" "$@" 2>"$T/scenario.stderr"
+    rc=$?
+    set -e
+    [ "$rc" = 0 ] || cat "$T/scenario.stderr" "$T/agent.out" >&2 2>/dev/null || true
+    assert_eq "scenario exit status (out: $(tr '\n' ' ' < "$T/out" 2>/dev/null))" 0 "$rc"
+}
+
+# get KEY: its value in $T/out (fails when the scenario did not record it).
+get() {
+    local v
+    v=$(sed -n "s/^$1=//p" "$T/out")
+    [ -n "$v" ] || fail "the scenario did not record $1; out: $(tr '\n' ' ' < "$T/out")"
+    echo "$v"
+}
+
+# reap_lines LOG: the reaper's lines (its reaps and its own errors) without ts,
+# with age=*.
+reap_lines() {
+    grep -e ' event=reap' -e ' what=reaper ' "$1" | sed -e 's/^ts=[^ ]* //' -e 's/ age=[^ ]* / age=* /'
+}
+
 # count FILE PATTERN: lines of FILE matching the fixed string PATTERN (0 if none).
 count() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
 

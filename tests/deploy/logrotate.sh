@@ -19,16 +19,16 @@ setpriv --reuid=aion --regid=aion --clear-groups "$T/opt/aion/bin/system-agent" 
 agent=$!
 PIDS+=("$agent")
 samples() { [ "$(count "$1" "event=sample")" -ge "$2" ]; }
-wait_until 10 "20 samples before rotating" samples "$LOG" 20
-wait_until 10 "the audit log opened" test -f "$AUDIT"
+wait_until 30 "20 samples before rotating" samples "$LOG" 20
+wait_until 30 "the audit log opened" test -f "$AUDIT"
 assert_eq "owner and mode of the audit log" "aion aion 600" "$(stat -c '%U %G %a' "$AUDIT")"
 echo "ts=2026-01-01T00:00:00.000Z level=info event=history user=x uid=1 cmd=x" >> "$AUDIT"
 
 logrotate -s "$T/logrotate.state" -f "$T/logrotate.conf" || fail "logrotate failed"
 [ -f "$LOG.1" ] || fail "no $LOG.1 after logrotate"
 [ -s "$AUDIT.1" ] || fail "no $AUDIT.1 after logrotate"
-wait_until 10 "event=reload in the new file" grep -q "event=reload" "$LOG"
-wait_until 10 "20 samples in the new file" samples "$LOG" 20
+wait_until 30 "event=reload in the new file" grep -q "event=reload" "$LOG"
+wait_until 30 "20 samples in the new file" samples "$LOG" 20
 kill -TERM "$agent"
 wait "$agent" || fail "agent exit status $? after SIGTERM"
 

@@ -32,14 +32,7 @@ syslog = no
 state_dir = /var/lib/aion/reaper-$1
 top = 0
 
-[thresholds]
-cpu_warn = 100
-cpu_crit = 100
-mem_warn = 100
-mem_crit = 100
-
-[disk]
-mounts =
+$(quiet_ini)
 
 [reaper]
 enabled = yes
@@ -71,34 +64,27 @@ for cfg in reaper-root reaper-all idle; do
         fail "$cfg.ini is invalid"
 done
 
-# PID 1 of the namespace. Writes KEY=VALUE lines to $T/out.
-cat > "$T/scenario.sh" <<'EOF'
-set -u
-R=$1 T=$2
-out() { printf '%s=%s\n' "$1" "$2" >>"$T/out"; }
-mkfifo "$T/fifo" && exec 9<>"$T/fifo"
-nap() { read -r -t "$1" -u 9 _ || true; }
-st() { ST=gone; local l; { read -r l <"/proc/$1/stat"; } 2>/dev/null || return 0; l=${l##*) }; ST=${l%% *}; }
-alive() { st "$1"; [ "$ST" != gone ] && [ "$ST" != Z ]; }
-dead() { ! alive "$1"; }
-comm_is() { local c; { read -r c <"/proc/$1/comm"; } 2>/dev/null && [ "$c" = "$2" ]; }
-poll() { local n=$1 i; shift; for ((i = 1; i < n; i++)); do "$@" && return 0; nap 0.1; done; "$@"; }
+# PID 1 of the namespace.
+{
+    scenario_prelude
+    cat <<'EOF'
+R=$1
 logged() { grep -qF -- "$2" "$1" 2>/dev/null; }
 record() { if alive "$2"; then out "$1" yes; else out "$1" no; fi; }
 status() { if dead "$2"; then wait "$2"; out "$1" $?; else out "$1" alive; fi; }
-stop() { kill -TERM "$2"; poll 30 dead "$2"; status "$1" "$2"; if alive "$2"; then kill -KILL "$2"; fi; }
+stop() { kill -TERM "$2"; poll dead "$2"; status "$1" "$2"; if alive "$2"; then kill -KILL "$2"; fi; }
 
 mount -t proc proc "$R/proc" || { out mount_failed 1; exit 1; }
 "$T/victim" 1000 & OUTSIDE=$!; out outside $OUTSIDE
 chroot "$R" /bin/victim -c /etc/aion/idle.ini & INSIDE=$!; out inside $INSIDE
-poll 50 comm_is $OUTSIDE victim || out outside_not_started 1
-poll 50 comm_is $INSIDE victim || out inside_not_started 1
+poll comm_is $OUTSIDE victim || out outside_not_started 1
+poll comm_is $INSIDE victim || out inside_not_started 1
 # The idle agent has done its one cycle and sleeps.
-poll 50 logged "$R/var/log/aion/idle.log" " event=sample " || out idle_not_sampling 1
+poll logged "$R/var/log/aion/idle.log" " event=sample " || out idle_not_sampling 1
 
 # scope = root: only the victim inside the tree.
 chroot "$R" /opt/aion/bin/system-agent -c /etc/aion/reaper-root.ini & AG=$!; out agent_root $AG
-poll 50 dead $INSIDE
+poll dead $INSIDE
 record inside_alive_root $INSIDE
 status inside_status $INSIDE
 # A dozen more cycles: the one outside is still spared.
@@ -108,32 +94,20 @@ stop agent_root_rc $AG
 
 # scope = all: the one outside too.
 chroot "$R" /opt/aion/bin/system-agent -c /etc/aion/reaper-all.ini & AG=$!; out agent_all $AG
-poll 50 dead $OUTSIDE
+poll dead $OUTSIDE
 record outside_alive_all $OUTSIDE
 status outside_status $OUTSIDE
 stop agent_all_rc $AG
 EOF
+} > "$T/scenario.sh"
 
-set +e
-timeout 60 unshare --pid --fork --mount-proc --kill-child bash "$T/scenario.sh" "$R" "$T" 2>"$T/scenario.stderr"
-rc=$?
-set -e
-[ "$rc" = 0 ] || cat "$T/scenario.stderr" >&2
-assert_eq "scenario exit status (out: $(tr '\n' ' ' < "$T/out" 2>/dev/null))" 0 "$rc"
+run_scenario "$R"
 grep -q '^proc ' /proc/mounts && ! grep -qF " $R/proc " /proc/mounts ||
     fail "proc is still mounted at $R/proc outside the namespace"
 
-get() {  # get KEY: its value in $T/out (fails when the scenario did not record it)
-    local v
-    v=$(sed -n "s/^$1=//p" "$T/out")
-    [ -n "$v" ] || fail "the scenario did not record $1; out: $(tr '\n' ' ' < "$T/out")"
-    echo "$v"
-}
 for problem in mount_failed outside_not_started inside_not_started idle_not_sampling; do
     ! grep -q "^$problem=" "$T/out" || fail "scenario: $problem"
 done
-# reaps LOG: its reap lines without ts, with age=*.
-reaps() { grep ' event=reap' "$1" | sed -e 's/^ts=[^ ]* //' -e 's/ age=[^ ]* / age=* /'; }
 OUTSIDE=$(get outside)
 INSIDE=$(get inside)
 LOGS=$R/var/log/aion
@@ -144,7 +118,7 @@ assert_eq "victim outside the tree alive under scope = root" yes "$(get outside_
 assert_eq "exit status of the scope = root agent" 0 "$(get agent_root_rc)"
 assert_eq "reap lines under scope = root" \
     "level=warn event=reap pid=$INSIDE name=victim user=root state=sleeping age=* action=kill rule=victim reason=\"name victim\"" \
-    "$(reaps "$LOGS/reaper-root.log")"
+    "$(reap_lines "$LOGS/reaper-root.log")"
 grep -q " event=start .* mode=service .* pidfd=yes " "$LOGS/reaper-root.log" ||
     fail "start event without pidfd=yes: $(grep ' event=start ' "$LOGS/reaper-root.log")"
 ok "scope = root: the victim inside the tree killed, the one outside (pid $OUTSIDE) spared"
@@ -154,5 +128,5 @@ assert_eq "exit status of the victim outside the tree" 137 "$(get outside_status
 assert_eq "exit status of the scope = all agent" 0 "$(get agent_all_rc)"
 assert_eq "reap lines under scope = all" \
     "level=warn event=reap pid=$OUTSIDE name=victim user=root state=sleeping age=* action=kill rule=victim reason=\"name victim\"" \
-    "$(reaps "$LOGS/reaper-all.log")"
+    "$(reap_lines "$LOGS/reaper-all.log")"
 ok "scope = all: the victim outside the tree killed too"

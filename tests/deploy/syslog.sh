@@ -19,7 +19,7 @@ start_rsyslogd() {
     rsyslogd -n -f "$T/rsyslog.conf" -i "$T/rsyslogd.pid" >/dev/null 2>&1 &
     RS=$!
     PIDS+=("$RS")
-    wait_until 10 "rsyslogd socket $T/log.sock" test -S "$T/log.sock"
+    wait_until 30 "rsyslogd socket $T/log.sock" test -S "$T/log.sock"
 }
 start_rsyslogd
 
@@ -43,7 +43,7 @@ CONF
 "$BIN" -c "$T/agent.ini" --once >/dev/null &
 once=$!
 wait "$once" || true
-wait_until 10 "the sample in $T/messages" grep -q "event=sample" "$T/messages"
+wait_until 30 "the sample in $T/messages" grep -q "event=sample" "$T/messages"
 grep -q "^local3.warning system-agent\[$once\]: level=warn event=alert metric=mem state=warning value=" "$T/messages" ||
     fail "no local3.warning alert from pid $once: $(cat "$T/messages")"
 grep -q "^local3.info system-agent\[$once\]: level=info event=sample cpu=" "$T/messages" ||
@@ -55,11 +55,11 @@ cp "$T/agent.ini" "$T/good.ini"
 "$BIN" -c "$T/agent.ini" &
 agent=$!
 PIDS+=("$agent")
-wait_until 10 "service start in syslog" grep -q "system-agent\[$agent\]: level=info event=start" "$T/messages"
+wait_until 30 "service start in syslog" grep -q "system-agent\[$agent\]: level=info event=start" "$T/messages"
 echo "[agent]" > "$T/agent.ini"
 echo "interval = never" >> "$T/agent.ini"
 kill -HUP "$agent"
-wait_until 10 "config_error as err" grep -q "^local3.err system-agent\[$agent\]: level=error event=config_error " "$T/messages"
+wait_until 30 "config_error as err" grep -q "^local3.err system-agent\[$agent\]: level=error event=config_error " "$T/messages"
 ok "service: config_error arrives as local3.err"
 
 # rsyslogd restarts: the agent reconnects by itself.
@@ -68,7 +68,7 @@ wait "$RS" 2>/dev/null || true
 before=$(count "$T/messages" "system-agent[$agent]: level=info event=sample")
 start_rsyslogd
 more() { [ "$(count "$T/messages" "system-agent[$agent]: level=info event=sample")" -gt "$((before + 3))" ]; }
-wait_until 15 "samples after the rsyslogd restart" more
+wait_until 30 "samples after the rsyslogd restart" more
 kill -TERM "$agent"
 wait "$agent" || fail "agent exit status $? after SIGTERM"
 ok "rsyslogd restart: samples resume without a reload"

@@ -1,0 +1,220 @@
+//! Stand-ins for what the agent talks to: a syslog daemon (a datagram socket in the
+//! temp dir), an SMTP server (`aiosmtpd` writing a Maildir on 127.0.0.1), and a
+//! mailer script that keeps what it is given.
+
+use super::{Host, LIMIT, stop_child, wait_for};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::SystemTime;
+
+/// A syslog daemon stand-in: a datagram socket at a path in the temp dir.
+pub struct Syslog {
+    sock: UnixDatagram,
+    /// Every datagram taken so far.
+    pub got: Vec<Vec<u8>>,
+}
+
+impl Syslog {
+    pub fn bind(path: &Path) -> Syslog {
+        let sock = UnixDatagram::bind(path).expect("bind the syslog socket");
+        sock.set_nonblocking(true).expect("non-blocking");
+        Syslog {
+            sock,
+            got: Vec::new(),
+        }
+    }
+
+    /// Takes every datagram queued now.
+    pub fn drain(&mut self) {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            self.got.push(buf[..n].to_vec());
+        }
+    }
+
+    /// The datagrams taken so far, as text.
+    pub fn texts(&self) -> Vec<String> {
+        self.got
+            .iter()
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+            .collect()
+    }
+
+    /// Waits (bounded) until `n` datagrams have come.
+    pub fn wait_count(&mut self, n: usize) -> bool {
+        wait_for(LIMIT, || {
+            self.drain();
+            self.got.len() >= n
+        })
+    }
+
+    /// Waits (bounded) for a datagram containing `needle`; returns the first.
+    pub fn wait_with(&mut self, needle: &str) -> Option<String> {
+        wait_for(LIMIT, || {
+            self.drain();
+            self.texts().iter().any(|d| d.contains(needle))
+        });
+        self.texts().into_iter().find(|d| d.contains(needle))
+    }
+
+    /// `(PRI, message after "system-agent[PID]: ")` of each datagram containing
+    /// `needle`.
+    pub fn with(&self, needle: &str) -> Vec<(String, String)> {
+        self.texts()
+            .into_iter()
+            .filter(|d| d.contains(needle))
+            .map(|d| {
+                let pri = d[..d.find('>').expect("a PRI") + 1].to_string();
+                let msg = d
+                    .split_once("]: ")
+                    .map(|(_, m)| m.to_string())
+                    .expect("an ident");
+                (pri, msg)
+            })
+            .collect()
+    }
+}
+
+pub const MSMTP: &str = "/usr/bin/msmtp";
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// A port on 127.0.0.1 that nothing listens on (just now).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    l.local_addr().expect("its address").port()
+}
+
+/// `[alert] sendmail` for msmtp to 127.0.0.1:`port`.
+pub fn sendmail_to(port: u16) -> String {
+    format!(
+        "{MSMTP} --host=127.0.0.1 --port={port} --auth=off --tls=off --from=agent@test.invalid -t"
+    )
+}
+
+/// aiosmtpd with the Maildir handler on 127.0.0.1:PORT, writing into T/Maildir;
+/// stopped by its pid when dropped.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    maildir: PathBuf,
+}
+
+impl Sink {
+    pub fn start(h: &Host) -> Sink {
+        let maildir = h.path("Maildir");
+        for d in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(maildir.join(d)).expect("Maildir");
+        }
+        let port = free_port();
+        let log = std::fs::File::create(h.path("sink.log")).expect("sink.log");
+        let child = Command::new(PYTHON)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox", maildir.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut sink = Sink {
+            child,
+            port,
+            maildir,
+        };
+        let up = wait_for(LIMIT, || {
+            matches!(sink.child.try_wait(), Ok(None))
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "the SMTP sink did not listen: {}", h.read("sink.log"));
+        sink
+    }
+
+    /// `[alert] sendmail` for msmtp into this sink.
+    pub fn sendmail(&self) -> String {
+        sendmail_to(self.port)
+    }
+
+    /// The messages in Maildir/new, oldest first (names start `SECONDS.MMICROS`).
+    pub fn mails(&self) -> Vec<String> {
+        let mut files: Vec<((u64, u64), PathBuf)> = std::fs::read_dir(self.maildir.join("new"))
+            .expect("Maildir/new")
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let mut it = name.split('.');
+                let secs = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let micros = it
+                    .next()
+                    .and_then(|s| s.strip_prefix('M'))
+                    .and_then(|s| s.split('P').next())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                ((secs, micros), e.path())
+            })
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|(_, p)| std::fs::read_to_string(p).expect("a mail"))
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        stop_child(&mut self.child);
+    }
+}
+
+/// A mailer script that keeps each message (and its argv) in T/out/mail.N (argv.N);
+/// returns its path.
+pub fn capture_mailer(h: &Host) -> String {
+    std::fs::create_dir_all(h.path("out")).expect("out dir");
+    let out = h.p("out");
+    h.script(
+        "capture.sh",
+        &format!("/bin/cat > {out}/mail.$$\nprintf '%s\\n' \"$@\" > {out}/argv.$$\n"),
+    )
+}
+
+/// The messages the capture mailer kept, oldest first.
+pub fn captured(h: &Host) -> Vec<String> {
+    let mut files: Vec<(SystemTime, PathBuf)> = std::fs::read_dir(h.path("out"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("mail."))
+                .map(|e| (e.metadata().unwrap().modified().unwrap(), e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .map(|(_, p)| std::fs::read_to_string(p).expect("a mail"))
+        .collect()
+}
+
+/// A mail header's value.
+pub fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
+    let head = mail.split("\n\n").next().unwrap_or("");
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+/// The `Subject:` of each mail.
+pub fn subjects(mails: &[String]) -> Vec<String> {
+    mails
+        .iter()
+        .map(|m| header(m, "Subject").unwrap_or("").to_string())
+        .collect()
+}
+
+/// The node name the agent puts in subjects and `SA_HOST` (uname's, read here
+/// from the kernel's copy rather than the way the agent gets it).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("read the host name")
+        .trim_end()
+        .to_string()
+}
