@@ -26,6 +26,7 @@ use crate::log::{Level, Logger};
 use crate::mounts::{Check, Mounts};
 use crate::sample::DiskUsage;
 use crate::sys::{self, DirStream};
+use crate::timefmt::fmt_age;
 use std::collections::BinaryHeap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -199,16 +200,6 @@ pub fn is_spared(name: &[u8], protect: &[Glob]) -> bool {
         .iter()
         .any(|g| glob::matches(g.as_bytes(), name))
         || glob::any(protect, name)
-}
-
-/// `3d`, `5h`, `12m`, `40s`: an age in its largest whole unit.
-pub fn fmt_age(secs: u64) -> String {
-    match secs {
-        s if s >= 86_400 => format!("{}d", s / 86_400),
-        s if s >= 3600 => format!("{}h", s / 3600),
-        s if s >= 60 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
 }
 
 /// Runs one rule over all its paths.
@@ -824,9 +815,6 @@ mod tests {
         assert!(is_spared(b"db.lock", &[]));
         assert!(!is_spared(b"app.log", &[]));
         assert!(is_spared(b"keep-me", &[Glob::new("keep-*")]));
-        assert_eq!(fmt_age(59), "59s");
-        assert_eq!(fmt_age(3600 * 5 + 7), "5h");
-        assert_eq!(fmt_age(86_400 * 3), "3d");
     }
 
     #[test]
