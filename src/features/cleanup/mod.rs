@@ -163,3 +163,161 @@ fn log_done(
     }
     e.opt("dry_run", dry_run.then_some("yes")).emit();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::Action;
+    use crate::features::bench::Bench;
+    use std::path::{Path, PathBuf};
+    use std::time::SystemTime;
+
+    const DAY: u64 = 86_400;
+
+    /// A fixture tree of its own, removed when dropped.
+    struct Tree(PathBuf);
+
+    impl Tree {
+        fn new(tag: &str) -> Tree {
+            let dir = std::env::temp_dir().join(format!("sa-cleanup-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create the tree");
+            Tree(dir)
+        }
+
+        /// A file of `len` bytes, `days` old.
+        fn file(&self, rel: &str, len: usize, days: u64) -> &Tree {
+            let path = self.0.join(rel);
+            std::fs::write(&path, vec![b'x'; len]).expect("write a file");
+            age(&path, days);
+            self
+        }
+
+        fn dir(&self, rel: &str) -> &Tree {
+            std::fs::create_dir_all(self.0.join(rel)).expect("create a dir");
+            self
+        }
+
+        /// A recorded action, with its path relative to the tree.
+        fn show(&self, a: &Action) -> String {
+            let Action::Unlink { path, dir } = a else {
+                return format!("{a:?}");
+            };
+            let root = self.0.as_os_str().as_encoded_bytes();
+            let rel = path.strip_prefix(root).unwrap_or(path);
+            let kind = if *dir { "rmdir" } else { "unlink" };
+            format!("{kind} {}", String::from_utf8_lossy(rel))
+        }
+
+        /// Every file and directory in it, sorted.
+        fn contents(&self) -> Vec<PathBuf> {
+            fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+                for e in std::fs::read_dir(dir).expect("read the tree").flatten() {
+                    out.push(e.path());
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            walk(&self.0, &mut out);
+            out.sort();
+            out
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Sets the modification time of `path` to `days` ago.
+    fn age(path: &Path, days: u64) {
+        let then = SystemTime::now() - std::time::Duration::from_secs(days * DAY);
+        let f = std::fs::File::open(path).expect("open to date it");
+        f.set_modified(then).expect("set the mtime");
+    }
+
+    /// One cycle's step of the rule `[cleanup.t]` (`rule` beyond its paths) over
+    /// the tree, with `thresholds`: what it would remove, in the order asked, and
+    /// its lines (`cleanup` per removal, then `cleanup_done`).
+    fn dry_step(
+        tag: &str,
+        tree: &Tree,
+        rule: &str,
+        thresholds: &str,
+    ) -> (Vec<String>, Vec<String>) {
+        let ini = format!(
+            "[thresholds]\n{thresholds}\n[cleanup.t]\npaths = {}\n{rule}",
+            tree.0.display()
+        );
+        let mut bench = Bench::new(tag, &ini);
+        let mut cleanup = Cleanup::default();
+        cleanup.step(&mut bench.cx());
+        let actions = bench.effects.take().iter().map(|a| tree.show(a)).collect();
+        let lines = [bench.events("cleanup"), bench.events("cleanup_done")].concat();
+        (actions, lines)
+    }
+
+    #[test]
+    fn a_dry_run_lists_what_a_rule_would_remove_and_removes_nothing() {
+        let tree = Tree::new("always");
+        tree.file("old.log", 3, 10)
+            .file("new.log", 1, 0)
+            .file("old.txt", 1, 10)
+            .file("old.sock", 1, 10)
+            .file("keep.log", 1, 10)
+            .dir("sub")
+            .file("sub/deep.log", 5, 10)
+            .dir("young")
+            .file("young/old.log", 7, 10);
+        age(&tree.0.join("sub"), 10);
+        let before = tree.contents();
+        let rule = "match = *.log\nolder_than = 1d\nwhen = always\nrecursive = yes\n\
+                    remove_empty_dirs = yes\nprotect = keep.*\n";
+        let (mut actions, lines) = dry_step("cleanup-always", &tree, rule, "");
+        // (In the order the directories list their entries.)
+        actions.sort();
+        assert_eq!(
+            actions,
+            [
+                // `sub` is old, and the removal it would make leaves it empty.
+                "rmdir /sub",
+                "unlink /old.log",
+                "unlink /sub/deep.log",
+                "unlink /young/old.log",
+            ]
+        );
+        let old_log = format!(
+            "level=info event=cleanup rule=t path={}/old.log kind=file bytes=3 age=10d dry_run=yes",
+            tree.0.display()
+        );
+        assert!(lines.contains(&old_log), "{lines:#?}");
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(lines.iter().all(|l| l.ends_with(" dry_run=yes")));
+        assert_eq!(
+            lines[4],
+            "level=info event=cleanup_done rule=t files=4 bytes=15 errors=0 dry_run=yes"
+        );
+        assert_eq!(tree.contents(), before, "a dry run removes nothing");
+    }
+
+    #[test]
+    fn a_disk_high_dry_run_would_remove_the_oldest_first() {
+        let tree = Tree::new("high");
+        tree.file("b.gz", 1, 3)
+            .file("a.gz", 1, 2)
+            .file("c.gz", 1, 9)
+            .file("d.gz", 1, 0);
+        let rule = "match = *.gz\nolder_than = 1d\n";
+        // At or above 0% used, the filesystem is always high: every old file goes,
+        // oldest first.
+        let (actions, lines) = dry_step("cleanup-high", &tree, rule, "disk_warn = 0");
+        assert_eq!(actions, ["unlink /c.gz", "unlink /b.gz", "unlink /a.gz"]);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("level=info event=cleanup_done rule=t files=3 bytes=3 errors=0 dry_run=yes")
+        );
+    }
+}
