@@ -316,6 +316,14 @@ pub mod bench {
     use crate::log::Target;
     use std::path::PathBuf;
 
+    /// A private temp dir for a test, empty (what a previous run left is gone).
+    pub fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sa-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        dir
+    }
+
     pub struct Bench {
         pub dir: PathBuf,
         pub cfg: Config,
@@ -334,9 +342,7 @@ pub mod bench {
     impl Bench {
         /// `ini` is the config beyond `[agent]`'s log and state (and no audit).
         pub fn new(tag: &str, ini: &str) -> Bench {
-            let dir = std::env::temp_dir().join(format!("sa-bench-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("create temp dir");
+            let dir = temp_dir(&format!("bench-{tag}"));
             let text = format!(
                 "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\n[disk]\nmounts =\n\
                  [audit]\nbash_history = no\n{ini}",

@@ -168,7 +168,7 @@ fn log_done(
 mod tests {
     use super::*;
     use crate::effects::Action;
-    use crate::features::bench::Bench;
+    use crate::features::bench::{self, Bench};
     use std::path::{Path, PathBuf};
     use std::time::SystemTime;
 
@@ -178,24 +178,23 @@ mod tests {
     struct Tree(PathBuf);
 
     impl Tree {
-        fn new(tag: &str) -> Tree {
-            let dir = std::env::temp_dir().join(format!("sa-cleanup-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("create the tree");
-            Tree(dir)
-        }
-
-        /// A file of `len` bytes, `days` old.
-        fn file(&self, rel: &str, len: usize, days: u64) -> &Tree {
-            let path = self.0.join(rel);
-            std::fs::write(&path, vec![b'x'; len]).expect("write a file");
-            age(&path, days);
-            self
-        }
-
-        fn dir(&self, rel: &str) -> &Tree {
-            std::fs::create_dir_all(self.0.join(rel)).expect("create a dir");
-            self
+        /// `(path, bytes, days old)`: a file, or a directory when the path ends
+        /// in `/` (dated once all is made, since its entries change its time).
+        fn new(tag: &str, entries: &[(&str, usize, u64)]) -> Tree {
+            let tree = Tree(bench::temp_dir(&format!("cleanup-{tag}")));
+            for &(rel, len, days) in entries {
+                let path = tree.0.join(rel);
+                if rel.ends_with('/') {
+                    std::fs::create_dir_all(&path).expect("create a dir");
+                } else {
+                    std::fs::write(&path, vec![b'x'; len]).expect("write a file");
+                    age(&path, days);
+                }
+            }
+            for &(rel, _, days) in entries.iter().filter(|e| e.0.ends_with('/')) {
+                age(&tree.0.join(rel), days);
+            }
+            tree
         }
 
         /// A recorded action, with its path relative to the tree.
@@ -262,17 +261,20 @@ mod tests {
 
     #[test]
     fn a_dry_run_lists_what_a_rule_would_remove_and_removes_nothing() {
-        let tree = Tree::new("always");
-        tree.file("old.log", 3, 10)
-            .file("new.log", 1, 0)
-            .file("old.txt", 1, 10)
-            .file("old.sock", 1, 10)
-            .file("keep.log", 1, 10)
-            .dir("sub")
-            .file("sub/deep.log", 5, 10)
-            .dir("young")
-            .file("young/old.log", 7, 10);
-        age(&tree.0.join("sub"), 10);
+        let tree = Tree::new(
+            "always",
+            &[
+                ("old.log", 3, 10),
+                ("new.log", 1, 0),
+                ("old.txt", 1, 10),
+                ("old.sock", 1, 10),
+                ("keep.log", 1, 10),
+                ("sub/", 0, 10),
+                ("sub/deep.log", 5, 10),
+                ("young/", 0, 0),
+                ("young/old.log", 7, 10),
+            ],
+        );
         let before = tree.contents();
         let rule = "match = *.log\nolder_than = 1d\nwhen = always\nrecursive = yes\n\
                     remove_empty_dirs = yes\nprotect = keep.*\n";
@@ -305,11 +307,13 @@ mod tests {
 
     #[test]
     fn a_disk_high_dry_run_would_remove_the_oldest_first() {
-        let tree = Tree::new("high");
-        tree.file("b.gz", 1, 3)
-            .file("a.gz", 1, 2)
-            .file("c.gz", 1, 9)
-            .file("d.gz", 1, 0);
+        let files = [
+            ("b.gz", 1, 3),
+            ("a.gz", 1, 2),
+            ("c.gz", 1, 9),
+            ("d.gz", 1, 0),
+        ];
+        let tree = Tree::new("high", &files);
         let rule = "match = *.gz\nolder_than = 1d\n";
         // At or above 0% used, the filesystem is always high: every old file goes,
         // oldest first.
