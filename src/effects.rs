@@ -73,6 +73,12 @@ pub trait Effects {
 
     /// Starts a child; `timeout_ns` from now its process group gets SIGTERM.
     fn spawn(&mut self, spec: &Spec, timeout_ns: u64) -> io::Result<Outcome<Child>>;
+
+    /// Whether it only records. Never to decide with (an action's `Outcome` says
+    /// what became of it): only for a summary line of a step that may have asked
+    /// nothing (a cleanup rule that found nothing to remove still says
+    /// `dry_run=yes`).
+    fn dry_run(&self) -> bool;
 }
 
 /// The effects of a configuration: real, or only recorded in a dry run.
@@ -121,6 +127,10 @@ impl Effects for Real {
 
     fn spawn(&mut self, spec: &Spec, timeout_ns: u64) -> io::Result<Outcome<Child>> {
         Child::spawn(spec, timeout_ns).map(Outcome::Done)
+    }
+
+    fn dry_run(&self) -> bool {
+        false
     }
 }
 
@@ -197,6 +207,10 @@ impl Effects for DryRun {
             .collect();
         self.record(Action::Spawn { argv });
         Ok(Outcome::DryRun)
+    }
+
+    fn dry_run(&self) -> bool {
+        true
     }
 }
 

@@ -44,7 +44,6 @@ pub mod agent;
 pub mod alerts;
 pub mod audit;
 pub mod child;
-pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod effects;

@@ -152,7 +152,7 @@ pub fn protected_pids(procs: &[Proc], self_pid: i32) -> Vec<i32> {
 
 /// `3d`, `5h`, `12m`, `40s`.
 fn fmt_secs(s: u64) -> String {
-    crate::cleanup::fmt_age(s)
+    crate::timefmt::fmt_age(s)
 }
 
 /// Everything that decides, from the scan, which processes the rules select.

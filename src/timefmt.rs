@@ -1,5 +1,6 @@
 //! UTC timestamps for log lines and syslog headers, computed by hand (no time crate in
-//! our own code, no allocation, no dependence on the zone files a chroot lacks).
+//! our own code, no allocation, no dependence on the zone files a chroot lacks), and
+//! the short ages the cleanup and reaper lines show.
 
 use std::fmt::Write;
 
@@ -93,6 +94,16 @@ pub fn rfc5322(ns: u64, out: &mut String) {
     );
 }
 
+/// `3d`, `5h`, `12m`, `40s`: an age in its largest whole unit.
+pub fn fmt_age(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +130,13 @@ mod tests {
             &mut b,
         );
         assert_eq!(b, b"Nov  1 10:05:00");
+    }
+
+    #[test]
+    fn ages_in_their_largest_whole_unit() {
+        assert_eq!(fmt_age(59), "59s");
+        assert_eq!(fmt_age(60 * 12 + 59), "12m");
+        assert_eq!(fmt_age(3600 * 5 + 7), "5h");
+        assert_eq!(fmt_age(86_400 * 3), "3d");
     }
 }

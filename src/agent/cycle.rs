@@ -25,7 +25,7 @@ impl Agent {
         self.log_source_errors();
         self.step(signals, |f| &mut f.top);
         self.reap();
-        self.cleanup(signals);
+        self.step(signals, |f| &mut f.cleanup);
         self.audit();
         self.step(signals, |f| &mut f.tasks);
         self.alerts(signals);

@@ -8,12 +8,10 @@
 //! cycle skips missed slots instead of bursting.
 //!
 //! Each feature lives in `features/` (see its doc for how one is added); the
-//! reaper, cleanup, audit and alert steps are still `impl Agent` blocks here
-//! (`reaping.rs`, `cleaning.rs`, `history.rs`, `alerting.rs`) until they move
-//! there too.
+//! reaper, audit and alert steps are still `impl Agent` blocks here
+//! (`reaping.rs`, `history.rs`, `alerting.rs`) until they move there too.
 
 mod alerting;
-mod cleaning;
 mod cycle;
 mod history;
 mod reaping;
@@ -23,10 +21,10 @@ mod run;
 use crate::alerts;
 use crate::audit;
 use crate::child::{self, Child};
-use crate::cleanup;
 use crate::config::Config;
 use crate::effects::{self, Effects};
 use crate::error::Error;
+use crate::features::cleanup::Cleanup;
 use crate::features::metrics::MetricsFile;
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
@@ -76,14 +74,20 @@ impl Options {
 #[derive(Default)]
 pub struct Features {
     pub top: Slot<Top>,
+    pub cleanup: Slot<Cleanup>,
     pub tasks: Slot<Tasks>,
     pub metrics_file: Slot<MetricsFile>,
 }
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 3] {
-        [&mut self.top, &mut self.tasks, &mut self.metrics_file]
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 4] {
+        [
+            &mut self.top,
+            &mut self.cleanup,
+            &mut self.tasks,
+            &mut self.metrics_file,
+        ]
     }
 }
 
@@ -135,10 +139,6 @@ pub struct Agent {
     /// Why `[paths] proc` was last refused as the agent's own procfs (the reaper
     /// then only logs), so that is said once, not every cycle.
     proc_refused: Option<String>,
-    // Cleanup's (cleaning.rs): per rule, what it remembers until the next
-    // configuration load.
-    cleanup_memory: Vec<cleanup::Memory>,
-    path_buf: Vec<u8>,
     // The alerts' (alerting.rs): what was last told per metric key, loaded lazily
     // from state_dir.
     told: Vec<alerts::Told>,
@@ -191,8 +191,6 @@ impl Agent {
             pending: Vec::new(),
             settled: Vec::new(),
             proc_refused: None,
-            cleanup_memory: Vec::new(),
-            path_buf: Vec::with_capacity(64),
             told: Vec::new(),
             told_loaded: false,
             deliveries: Vec::new(),
@@ -223,6 +221,7 @@ impl Agent {
             reading: &self.reading,
             metrics: &self.metrics,
             scan: &mut self.scan,
+            mounts: &mut self.mounts,
             users: &self.users,
             store: &mut self.store,
             effects: &mut *self.effects,

@@ -193,7 +193,7 @@ impl Agent {
             .get(p.rule)
             .map_or("?", |r| r.name.as_str())
             .to_string();
-        let after = crate::cleanup::fmt_age(grace / 1_000_000_000);
+        let after = crate::timefmt::fmt_age(grace / 1_000_000_000);
         let name = self.proc_name(p.pid);
         self.log
             .event(Level::Warn, "reap")
@@ -312,7 +312,7 @@ impl Agent {
             .get(d.rule)
             .map_or("?", |r| r.name.as_str())
             .to_string();
-        let age = crate::cleanup::fmt_age(d.age_s);
+        let age = crate::timefmt::fmt_age(d.age_s);
         let level = if action == reaper::Act::Log.name() {
             Level::Info
         } else {

@@ -112,7 +112,7 @@ impl Agent {
         Ok(())
     }
 
-    /// The reaper, cleanup and audit steps that still live in the agent: pending
+    /// The reaper and audit steps that still live in the agent: pending
     /// SIGTERMs follow their rule by name; errors and refusals are reported afresh.
     fn reload_legacy(&mut self, new: &Config) {
         for p in &mut self.pending {
@@ -122,7 +122,6 @@ impl Agent {
                 .unwrap_or(usize::MAX);
         }
         self.pending.retain(|p| p.rule != usize::MAX);
-        self.cleanup_memory.clear();
         self.proc_refused = None;
         for h in &mut self.hist {
             h.refused.clear();

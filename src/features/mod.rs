@@ -20,9 +20,10 @@
 //!    `tend` / `stop` for children it runs. A feature is only stepped while the
 //!    agent holds the state_dir lock.
 //! 3. **Cx.** A step reads `cx.cfg`, `cx.reading` and `cx.metrics`, logs with
-//!    `cx.log`, shares the cycle's process scan (`cx.scan.this_cycle`), names
-//!    users with `cx.users`, tells later features what it found in
-//!    `cx.findings` (the top lines alert mails carry), and waits with
+//!    `cx.log`, shares the cycle's process scan (`cx.scan.this_cycle`), asks
+//!    `cx.mounts` whether a path's mount answers, names users with `cx.users`,
+//!    tells later features what it found in `cx.findings` (the top lines alert
+//!    mails carry), and waits with
 //!    `cx.pause` / `cx.wait_children` (which wake for SIGTERM).
 //! 4. **The store.** Its state file is a `store::Kind` (name, version, oldest
 //!    version still read, size cap, whether a dry run keeps its own copy); it
@@ -40,6 +41,7 @@
 //!    transitions → sample line → top → reaper → cleanup → audit → tasks →
 //!    alerts → metrics file → state.
 
+pub mod cleanup;
 pub mod metrics;
 pub mod tasks;
 pub mod top;
@@ -48,6 +50,7 @@ use crate::config::Config;
 use crate::effects::Effects;
 use crate::judge::Metric;
 use crate::log::Logger;
+use crate::mounts::Mounts;
 use crate::passwd::Users;
 use crate::reading::Reading;
 use crate::scan::CycleScan;
@@ -145,6 +148,8 @@ pub struct Cx<'a> {
     pub metrics: &'a [Metric],
     /// The cycle's process scan, shared (see `CycleScan`).
     pub scan: &'a mut CycleScan,
+    /// The watched mounts: whether a path's mount answers (see `Mounts::check`).
+    pub mounts: &'a mut Mounts,
     pub users: &'a Users,
     pub store: &'a mut Store,
     pub effects: &'a mut dyn Effects,
@@ -311,6 +316,14 @@ pub mod bench {
     use crate::log::Target;
     use std::path::PathBuf;
 
+    /// A private temp dir for a test, empty (what a previous run left is gone).
+    pub fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sa-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        dir
+    }
+
     pub struct Bench {
         pub dir: PathBuf,
         pub cfg: Config,
@@ -318,6 +331,7 @@ pub mod bench {
         pub reading: Reading,
         pub metrics: Vec<Metric>,
         pub scan: CycleScan,
+        pub mounts: Mounts,
         pub users: Users,
         pub store: Store,
         pub effects: DryRun,
@@ -328,9 +342,7 @@ pub mod bench {
     impl Bench {
         /// `ini` is the config beyond `[agent]`'s log and state (and no audit).
         pub fn new(tag: &str, ini: &str) -> Bench {
-            let dir = std::env::temp_dir().join(format!("sa-bench-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("create temp dir");
+            let dir = temp_dir(&format!("bench-{tag}"));
             let text = format!(
                 "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\n[disk]\nmounts =\n\
                  [audit]\nbash_history = no\n{ini}",
@@ -348,6 +360,7 @@ pub mod bench {
                 reading: Reading::new(&cfg.disk.mounts),
                 metrics: crate::judge::metrics_for(&cfg),
                 scan: CycleScan::new(&cfg.paths.proc),
+                mounts: Mounts::default(),
                 users: Users::default(),
                 store,
                 effects: DryRun::default(),
@@ -365,6 +378,7 @@ pub mod bench {
                 reading: &self.reading,
                 metrics: &self.metrics,
                 scan: &mut self.scan,
+                mounts: &mut self.mounts,
                 users: &self.users,
                 store: &mut self.store,
                 effects: &mut self.effects,
