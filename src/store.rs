@@ -248,14 +248,6 @@ impl Store {
         }
     }
 
-    /// Whether there is no file of `kind` at all (not even one that cannot be read).
-    pub fn is_missing(&self, kind: &Kind) -> bool {
-        matches!(
-            std::fs::symlink_metadata(self.path(kind)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound
-        )
-    }
-
     /// A file of `kind` parsed by `parse`, or why there is none: no file at all
     /// (nothing was ever saved), or one refused (not a regular file, a symlink,
     /// over the cap) or that cannot be parsed, which is logged and replaced by the
