@@ -306,6 +306,11 @@ fn hist_line(user: &str, uid: u32, cmd: &str) -> String {
     format!("level=info event=history user={user} uid={uid} cmd={cmd}")
 }
 
+/// alice's `history` lines for `cmds` (as logged), in order.
+fn alice(cmds: &[&str]) -> Vec<String> {
+    cmds.iter().map(|c| hist_line("alice", 4001, c)).collect()
+}
+
 /// RFC 3339 with milliseconds, UTC, for whole seconds since the epoch.
 fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
@@ -397,7 +402,7 @@ fn an_appended_command_reaches_the_audit_log() {
     h.once(&cfg);
     // The offset moved past `id`: it was read, and must have been logged.
     assert!(h.t.read("state/audit").contains(" 7 alice\n"));
-    assert_eq!(h.history(), vec![hist_line("alice", 4001, "id")]);
+    assert_eq!(h.history(), alice(&["id"]));
 }
 
 #[test]
@@ -436,17 +441,14 @@ fn appends_are_logged_once_across_cycles_and_a_restart() {
     h.wait_cycles(3);
     agent.stop();
 
-    let want: Vec<String> = [
+    let want = alice(&[
         "\"ls -l\"",
         "\"cd /srv\"",
         "make",
         "\"sudo -i\"",
         "exit",
         "whoami",
-    ]
-    .iter()
-    .map(|c| hist_line("alice", 4001, c))
-    .collect();
+    ]);
     assert_eq!(h.history(), want);
     assert_eq!(h.audit_errors(), Vec::<String>::new());
     // Not a line of the audit trail in the main log.
@@ -466,10 +468,7 @@ fn appends_are_logged_once_across_once_runs() {
     h.append("alice", b"three\n");
     h.once(&cfg);
     h.once(&cfg);
-    let want: Vec<String> = ["one", "two", "three"]
-        .iter()
-        .map(|c| hist_line("alice", 4001, c))
-        .collect();
+    let want = alice(&["one", "two", "three"]);
     assert_eq!(h.history(), want);
     assert_eq!(h.audit_errors(), Vec::<String>::new());
 }
@@ -486,13 +485,7 @@ fn a_history_created_after_the_first_look_is_read_from_its_start() {
     h.replace_hist("alice", b"first\nsecond\n");
     h.once(&cfg);
     h.once(&cfg);
-    assert_eq!(
-        h.history(),
-        vec![
-            hist_line("alice", 4001, "first"),
-            hist_line("alice", 4001, "second")
-        ]
-    );
+    assert_eq!(h.history(), alice(&["first", "second"]));
 }
 
 // ---------------------------------------------------------------------------
@@ -522,7 +515,7 @@ fn truncated_and_replaced_files_are_read_from_their_start_once() {
     h.wait_cycles(3);
     agent.stop();
 
-    let want: Vec<String> = [
+    let want = alice(&[
         "appended",
         "short",
         "after-trunc",
@@ -533,10 +526,7 @@ fn truncated_and_replaced_files_are_read_from_their_start_once() {
         "new-5",
         "new-6",
         "after-replace",
-    ]
-    .iter()
-    .map(|c| hist_line("alice", 4001, c))
-    .collect();
+    ]);
     assert_eq!(h.history(), want);
     assert_eq!(h.audit_errors(), Vec::<String>::new());
 }
@@ -1245,10 +1235,7 @@ fn sighup_reopens_the_audit_log_and_applies_a_new_user_list() {
     h.wait_cycles(3);
     agent.stop();
     let old = std::fs::read_to_string(h.t.join("audit.log.1")).unwrap();
-    assert_eq!(
-        events(&old, " event=history "),
-        vec![hist_line("alice", 4001, "before-rotate")]
-    );
+    assert_eq!(events(&old, " event=history "), alice(&["before-rotate"]));
     let mut new = h.history();
     new.sort();
     assert_eq!(
@@ -1314,13 +1301,7 @@ fn a_history_refused_at_its_first_look_is_read_from_its_start_once_fixed() {
     h.append("alice", b"typed-while-refused\n");
     chown(&h.hist("alice"), 4001);
     h.once(&cfg);
-    assert_eq!(
-        h.history(),
-        vec![
-            hist_line("alice", 4001, "before"),
-            hist_line("alice", 4001, "typed-while-refused")
-        ]
-    );
+    assert_eq!(h.history(), alice(&["before", "typed-while-refused"]));
     h.append("alice", b"after\n");
     h.once(&cfg);
     assert_eq!(h.history().len(), 3);
@@ -1350,13 +1331,7 @@ fn a_symlinked_history_made_regular_is_read_from_its_start() {
     std::fs::rename(&notes, h.hist("alice")).unwrap();
     h.once(&cfg);
     h.once(&cfg);
-    assert_eq!(
-        h.history(),
-        vec![
-            hist_line("alice", 4001, "curl-payload"),
-            hist_line("alice", 4001, "run-payload")
-        ]
-    );
+    assert_eq!(h.history(), alice(&["curl-payload", "run-payload"]));
     assert_eq!(
         h.audit_errors(),
         vec![h.error_line("alice", "is a symlink")]
@@ -1376,13 +1351,7 @@ fn a_fifo_history_made_regular_is_read_from_its_start() {
     h.replace_hist("alice", b"first\nsecond\n");
     h.once(&cfg);
     h.once(&cfg);
-    assert_eq!(
-        h.history(),
-        vec![
-            hist_line("alice", 4001, "first"),
-            hist_line("alice", 4001, "second")
-        ]
-    );
+    assert_eq!(h.history(), alice(&["first", "second"]));
     assert_eq!(
         h.audit_errors(),
         vec![h.error_line("alice", "is not a regular file")]
@@ -1399,10 +1368,7 @@ fn a_history_with_two_links_left_with_one_is_read_from_its_start() {
     h.once(&cfg);
     std::fs::remove_file(&other).unwrap();
     h.once(&cfg);
-    assert_eq!(
-        h.history(),
-        vec![hist_line("alice", 4001, "typed-while-linked")]
-    );
+    assert_eq!(h.history(), alice(&["typed-while-linked"]));
     assert_eq!(
         h.audit_errors(),
         vec![h.error_line("alice", "has 2 links (a hard link is not read)")]
@@ -1513,13 +1479,7 @@ fn a_corrupt_state_file_means_every_history_is_read_from_its_start() {
     let cfg = h.config("", "");
     h.once(&cfg);
     h.once(&cfg);
-    assert_eq!(
-        h.history(),
-        vec![
-            hist_line("alice", 4001, "one"),
-            hist_line("alice", 4001, "two")
-        ]
-    );
+    assert_eq!(h.history(), alice(&["one", "two"]));
     // Said once, and replaced by a good one.
     let state_errors = events(&h.log(), " event=error what=state ");
     assert_eq!(state_errors.len(), 1, "{state_errors:?}");
@@ -1545,13 +1505,7 @@ fn padding_hides_nothing_after_it() {
     assert_eq!(pad.len(), 5001);
     h.append("alice", format!("{pad}id\nwhoami\n").as_bytes());
     h.once(&cfg);
-    assert_eq!(
-        h.history(),
-        vec![
-            hist_line("alice", 4001, "id"),
-            hist_line("alice", 4001, "whoami")
-        ]
-    );
+    assert_eq!(h.history(), alice(&["id", "whoami"]));
     assert_eq!(
         h.audit_errors(),
         vec![h.skip_line("alice", 5011, 1024, 5001, "copied the last lines only")]
