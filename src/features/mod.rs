@@ -1,9 +1,9 @@
 //! Features: what the agent does with a cycle's Reading beyond judging it (the
-//! top processes, the idle-time tasks, the metrics file; the reaper, cleanup,
-//! audit and alerts join them). Each lives in one place and owns its state: what
-//! it remembers between cycles, its pure decisions, and its step. The loop
-//! (`agent`) drives every feature through one small trait, `Feature`, and hands
-//! it a `Cx`: everything a step may use, and nothing else.
+//! top processes, the shell-history audit, the idle-time tasks, the metrics file;
+//! the reaper, cleanup and alerts join them). Each lives in one place and owns
+//! its state: what it remembers between cycles, its pure decisions, and its
+//! step. The loop (`agent`) drives every feature through one small trait,
+//! `Feature`, and hands it a `Cx`: everything a step may use, and nothing else.
 //!
 //! # Adding a feature, say `[foo]`
 //!
