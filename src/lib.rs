@@ -42,7 +42,6 @@ macro_rules! err {
 
 pub mod agent;
 pub mod alerts;
-pub mod audit;
 pub mod child;
 pub mod cli;
 pub mod config;

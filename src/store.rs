@@ -52,6 +52,17 @@ pub struct Kind {
     pub acts: bool,
 }
 
+/// What `Store::read` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Loaded<T> {
+    /// The file, parsed.
+    Found(T),
+    /// No file: nothing of this kind was ever saved here.
+    Missing,
+    /// A file that was refused or could not be parsed (it was logged).
+    Unusable,
+}
+
 /// The stamp lines of a file: when it was saved and the boot it belongs to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stamp<'a> {
@@ -237,38 +248,44 @@ impl Store {
         }
     }
 
-    /// Whether there is no file of `kind` at all (not even one that cannot be read).
-    pub fn is_missing(&self, kind: &Kind) -> bool {
-        matches!(
-            std::fs::symlink_metadata(self.path(kind)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound
-        )
-    }
-
-    /// A file of `kind` parsed by `parse`: `None` when it is missing, refused (not
-    /// a regular file, a symlink, over the cap) or cannot be parsed; all but a
-    /// missing file are logged, and the next save replaces the file.
-    pub fn load<T, E: std::fmt::Display>(
+    /// A file of `kind` parsed by `parse`, or why there is none: no file at all
+    /// (nothing was ever saved), or one refused (not a regular file, a symlink,
+    /// over the cap) or that cannot be parsed, which is logged and replaced by the
+    /// next save.
+    pub fn read<T, E: std::fmt::Display>(
         &self,
         kind: &Kind,
         log: &mut Logger,
         parse: impl FnOnce(&[u8]) -> Result<T, E>,
-    ) -> Option<T> {
+    ) -> Loaded<T> {
         let path = self.path(kind);
         let mut bytes = Vec::new();
         let why = match files::read_file(&path, false, kind.cap, &mut bytes) {
             Ok(_) => match parse(&bytes) {
-                Ok(v) => return Some(v),
+                Ok(v) => return Loaded::Found(v),
                 Err(why) => why.to_string(),
             },
-            Err(why) if why.is_missing() => return None,
+            Err(why) if why.is_missing() => return Loaded::Missing,
             Err(why) => why.to_string(),
         };
         log.error(Level::Warn, "state", why)
             .path("path", &path)
             .str("effect", "starting fresh; the file will be replaced")
             .emit();
-        None
+        Loaded::Unusable
+    }
+
+    /// `read`, for a kind that starts fresh alike with no file and a bad one.
+    pub fn load<T, E: std::fmt::Display>(
+        &self,
+        kind: &Kind,
+        log: &mut Logger,
+        parse: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Option<T> {
+        match self.read(kind, log, parse) {
+            Loaded::Found(v) => Some(v),
+            Loaded::Missing | Loaded::Unusable => None,
+        }
     }
 
     /// Replaces the file of `kind` with what `format` writes (mode 0600, fsync'd):
@@ -441,5 +458,43 @@ mod tests {
         assert_eq!(s.path(&plain), Path::new("/state/note"));
         s.set_dry_run(false);
         assert_eq!(s.path(&NOTE), Path::new("/state/note"));
+    }
+
+    #[test]
+    fn a_read_tells_no_file_from_one_that_cannot_be_read() {
+        let dir = std::env::temp_dir().join(format!("sa-store-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = crate::log::Target {
+            level: Level::Info,
+            file: Some(dir.join("log")),
+            mode: 0o600,
+            syslog: None,
+        };
+        let mut log = Logger::new(&target);
+        let s = Store::new(&dir, false);
+        let kind = Kind {
+            acts: false,
+            ..NOTE
+        };
+        let version = |b: &[u8]| open(&kind, b).map(|(v, _)| v);
+        assert_eq!(s.read(&kind, &mut log, version), Loaded::Missing);
+        std::fs::write(dir.join("note"), "system-agent-note 3\nend\n").unwrap();
+        assert_eq!(s.read(&kind, &mut log, version), Loaded::Found(3));
+        assert_eq!(s.load(&kind, &mut log, version), Some(3));
+        std::fs::write(dir.join("note"), "system-agent-note 3\n").unwrap();
+        assert_eq!(s.read(&kind, &mut log, version), Loaded::Unusable);
+        std::fs::remove_file(dir.join("note")).unwrap();
+        std::os::unix::fs::symlink(dir.join("gone"), dir.join("note")).unwrap();
+        assert_eq!(s.read(&kind, &mut log, version), Loaded::Unusable);
+        assert_eq!(s.load(&kind, &mut log, version), None);
+        let logged = std::fs::read_to_string(dir.join("log")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        // Each file there that could not be used is said; no file is not.
+        assert_eq!(
+            logged.matches(" event=error what=state ").count(),
+            3,
+            "{logged}"
+        );
     }
 }

@@ -1977,9 +1977,10 @@ fn a_zombie_is_state_z_with_one_thread() {
 /// same (so a saved file is never misread by the next run).
 #[test]
 fn fuzz_feature_state_files() {
+    use system_agent::alerts;
+    use system_agent::features::audit::history as audit;
     use system_agent::features::tasks::schedule as tasks;
     use system_agent::state::{ReaperState, format_reaper, parse_reaper};
-    use system_agent::{alerts, audit};
     let reaper = b"system-agent-reaper 2\nboot 0b5e3c4d-aaaa\nstate 10 20 T 30\n\
         pending 11 21 31 hogs\nsettled 12 22\nend\n";
     let mut again = String::new();
@@ -2039,7 +2040,7 @@ fn fuzz_feature_state_files() {
 /// input, and what is left is at most one partial line (and its timestamp).
 #[test]
 fn fuzz_history_commands() {
-    use system_agent::audit::parse_commands;
+    use system_agent::features::audit::history::parse_commands;
     let seeds: [&[u8]; 3] = [
         b"ls\ncd /\n",
         b"#1700000000\nls -l\n#1700000001\nrm x\npartial",

@@ -26,7 +26,7 @@ impl Agent {
         self.step(signals, |f| &mut f.top);
         self.reap();
         self.step(signals, |f| &mut f.cleanup);
-        self.audit();
+        self.step(signals, |f| &mut f.audit);
         self.step(signals, |f| &mut f.tasks);
         self.alerts(signals);
         self.stats.cycles += 1;

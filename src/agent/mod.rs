@@ -8,22 +8,21 @@
 //! cycle skips missed slots instead of bursting.
 //!
 //! Each feature lives in `features/` (see its doc for how one is added); the
-//! reaper, audit and alert steps are still `impl Agent` blocks here
-//! (`reaping.rs`, `history.rs`, `alerting.rs`) until they move there too.
+//! reaper and alert steps are still `impl Agent` blocks here (`reaping.rs`,
+//! `alerting.rs`) until they move there too.
 
 mod alerting;
 mod cycle;
-mod history;
 mod reaping;
 mod reload;
 mod run;
 
 use crate::alerts;
-use crate::audit;
 use crate::child::{self, Child};
 use crate::config::Config;
 use crate::effects::{self, Effects};
 use crate::error::Error;
+use crate::features::audit::Audit;
 use crate::features::cleanup::Cleanup;
 use crate::features::metrics::MetricsFile;
 use crate::features::tasks::Tasks;
@@ -75,16 +74,18 @@ impl Options {
 pub struct Features {
     pub top: Slot<Top>,
     pub cleanup: Slot<Cleanup>,
+    pub audit: Slot<Audit>,
     pub tasks: Slot<Tasks>,
     pub metrics_file: Slot<MetricsFile>,
 }
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 4] {
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 5] {
         [
             &mut self.top,
             &mut self.cleanup,
+            &mut self.audit,
             &mut self.tasks,
             &mut self.metrics_file,
         ]
@@ -150,14 +151,6 @@ pub struct Agent {
     outcomes: Vec<Outcome>,
     mail_seq: u64,
     hostname: String,
-    // The audit's (history.rs): its own log (file and syslog facility), the
-    // audited users' histories, and per user where reading stands (loaded from
-    // state_dir once) and the state as last written.
-    audit_log: Option<Logger>,
-    audit_targets: Vec<audit::Target>,
-    hist: Vec<audit::HistState>,
-    hist_loaded: bool,
-    hist_written: String,
 }
 
 impl Agent {
@@ -197,18 +190,14 @@ impl Agent {
             outcomes: Vec::new(),
             mail_seq: 0,
             hostname: sys::hostname(),
-            audit_log: None,
-            audit_targets: Vec::new(),
-            hist: Vec::new(),
-            hist_loaded: false,
-            hist_written: String::new(),
             opts,
             cfg,
             log,
         };
         agent.load_users();
-        agent.load_audit_targets();
-        agent.open_audit_log();
+        for f in agent.features.all() {
+            f.reopen_logs(&agent.cfg);
+        }
         agent.configure_mounts();
         agent
     }
@@ -280,6 +269,7 @@ impl Agent {
                     .emit();
             }
         }
+        self.each_feature(None, |f, cx| f.users_loaded(cx));
     }
 
     /// Takes the state_dir lock (then removes the temporary files a crash left

@@ -80,7 +80,6 @@ impl Agent {
         self.metrics = metrics;
         self.reading.watch(&self.cfg.disk.mounts);
         self.load_users();
-        self.load_audit_targets();
     }
 
     fn refuse(&mut self, errors: &[ConfigError]) {
@@ -99,7 +98,9 @@ impl Agent {
 
     fn reopen_logs(&mut self) {
         self.log.reopen(&Target::from_config(&self.cfg));
-        self.open_audit_log();
+        for f in self.features.all() {
+            f.reopen_logs(&self.cfg);
+        }
     }
 
     /// The lock in the new config's state_dir (the old one is let go).
@@ -112,8 +113,8 @@ impl Agent {
         Ok(())
     }
 
-    /// The reaper and audit steps that still live in the agent: pending
-    /// SIGTERMs follow their rule by name; errors and refusals are reported afresh.
+    /// The reaper step that still lives in the agent: pending SIGTERMs follow their
+    /// rule by name; refusals are reported afresh.
     fn reload_legacy(&mut self, new: &Config) {
         for p in &mut self.pending {
             let name = self.cfg.reap.get(p.rule).map(|r| r.name.clone());
@@ -123,8 +124,5 @@ impl Agent {
         }
         self.pending.retain(|p| p.rule != usize::MAX);
         self.proc_refused = None;
-        for h in &mut self.hist {
-            h.refused.clear();
-        }
     }
 }

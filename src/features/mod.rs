@@ -1,9 +1,9 @@
 //! Features: what the agent does with a cycle's Reading beyond judging it (the
-//! top processes, the idle-time tasks, the metrics file; the reaper, cleanup,
-//! audit and alerts join them). Each lives in one place and owns its state: what
-//! it remembers between cycles, its pure decisions, and its step. The loop
-//! (`agent`) drives every feature through one small trait, `Feature`, and hands
-//! it a `Cx`: everything a step may use, and nothing else.
+//! top processes, the shell-history audit, the idle-time tasks, the metrics file;
+//! the reaper, cleanup and alerts join them). Each lives in one place and owns
+//! its state: what it remembers between cycles, its pure decisions, and its
+//! step. The loop (`agent`) drives every feature through one small trait,
+//! `Feature`, and hands it a `Cx`: everything a step may use, and nothing else.
 //!
 //! # Adding a feature, say `[foo]`
 //!
@@ -16,9 +16,10 @@
 //!    configured, or a child still running), `step` (the cycle's work), and as
 //!    needed `load` (restore what was saved; called once, right before its first
 //!    step), `save` (persist what changed), `reload` (a new config was accepted:
-//!    carry state over by name, forget what no longer applies), and `poll` /
-//!    `tend` / `stop` for children it runs. A feature is only stepped while the
-//!    agent holds the state_dir lock.
+//!    carry state over by name, forget what no longer applies), `reopen_logs`
+//!    (a log of its own, reopened on every SIGHUP: `audit/`), `users_loaded`
+//!    (what it derives from passwd), and `poll` / `tend` / `stop` for children
+//!    it runs. A feature is only stepped while the agent holds the state_dir lock.
 //! 3. **Cx.** A step reads `cx.cfg`, `cx.reading` and `cx.metrics`, logs with
 //!    `cx.log`, shares the cycle's process scan (`cx.scan.this_cycle`), asks
 //!    `cx.mounts` whether a path's mount answers, names users with `cx.users`,
@@ -41,6 +42,7 @@
 //!    transitions → sample line → top → reaper → cleanup → audit → tasks →
 //!    alerts → metrics file → state.
 
+pub mod audit;
 pub mod cleanup;
 pub mod metrics;
 pub mod tasks;
@@ -81,6 +83,13 @@ pub trait Feature {
     /// Persists what it must: `force` at the end of a `--once` run and when the
     /// service stops; otherwise only what changed.
     fn save(&mut self, _cx: &mut Cx, _force: bool) {}
+
+    /// The agent (re)opens its log files: at start and on every SIGHUP, whether
+    /// the new configuration was taken or not (logrotate relies on it).
+    fn reopen_logs(&mut self, _cfg: &Config) {}
+
+    /// The users were read from passwd: at start and with each new configuration.
+    fn users_loaded(&mut self, _cx: &mut Cx) {}
 
     /// Its running children: descriptors to wake for and the next deadline.
     fn poll(&self, _set: &mut PollSet) {}
@@ -125,6 +134,14 @@ impl<F: Feature + ?Sized> Slot<F> {
 
     pub fn reload(&mut self, old: &Config, new: &Config) {
         self.f.reload(old, new);
+    }
+
+    pub fn reopen_logs(&mut self, cfg: &Config) {
+        self.f.reopen_logs(cfg);
+    }
+
+    pub fn users_loaded(&mut self, cx: &mut Cx) {
+        self.f.users_loaded(cx);
     }
 
     pub fn poll(&self, set: &mut PollSet) {

@@ -1,30 +1,15 @@
-//! The shell-history audit (`[audit]`, the sixth step of a cycle): each cycle,
-//! what each audited user appended to `~/.bash_history`, one `history` event per
-//! command, into the audit log and syslog.
-//!
-//! A history file is the user's to control, so it is read as hostile input: opened
-//! with `O_NOFOLLOW | O_NONBLOCK` (a symlink fails, a FIFO cannot block us), then
-//! used only if it is a regular file owned by that user with one link (so neither
-//! a symlink nor a hard link to `/etc/shadow`, nor a device, is ever copied).
-//!
-//! Nor can the user dodge the audit. Offsets, inode and device live in state_dir,
-//! so nothing is logged twice and nothing is skipped across restarts; a truncated
-//! or replaced file is read from its start. Only the host's first audit run (no
-//! audit state yet) takes the histories readable then from their end, as the past;
-//! any other history the agent had not read (refused at its first look, such as a
-//! symlink or a root-owned file, created later, or a user added later) is read from
-//! its start once it is readable. And at most `max_bytes` are read per file per
-//! cycle: from a file that grew by more (padding meant to hide what follows, a huge
-//! sparse file) only the last `max_bytes` are read, from their first whole line,
-//! and the bytes passed over are reported.
+//! The audit's decisions, on plain values (no file is opened here): whose history
+//! is read and where, how appended bytes split into commands, where reading
+//! stands in a file (offsets that survive restarts, a replaced or truncated file
+//! read from its start, at most `max_bytes` per look), and the records of
+//! `state_dir/audit`.
 
 use crate::config::Audit;
-use crate::files;
 use crate::passwd::{User, Users};
-use crate::procfs::{fields, lines, parse_u64};
+use crate::procfs::{fields, parse_u64};
+use crate::store::{self, Kind, Stamp};
 use std::ffi::CString;
 use std::fmt::Write as _;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -164,91 +149,72 @@ pub struct Overflow {
     pub skipped: u64,
 }
 
-/// Reads what the target's user appended since `st` (updated). On the host's
-/// first audit run (`first_run`) a readable file is taken from its end; any other
-/// file not read before is read from its start. `buf` is scratch, never grown
-/// past `max_bytes + 1`.
-pub fn read_new(
-    t: &Target,
-    st: &mut HistState,
-    first_run: bool,
-    max_bytes: u64,
-    buf: &mut Vec<u8>,
-) -> Result<News, Refusal> {
-    let user = &t.user;
-    // The one safe open: no symlink followed, no FIFO waited on, no device opened,
-    // only a regular file kept.
-    let opened = match files::open_regular_at(libc::AT_FDCWD, &t.path, false) {
-        Ok(o) => o,
-        Err(why) if why.is_missing() => {
-            // Gone: a file found later is new, even on a reused inode number.
-            if st.dev != 0 || st.ino != 0 || st.offset != 0 {
-                *st = HistState {
-                    user: user.name.clone(),
-                    refused: std::mem::take(&mut st.refused),
-                    ..HistState::default()
-                };
-            }
-            return Ok(News::default());
-        }
-        Err(files::Why::NotRegular("a symbolic link")) => return Err("is a symlink".to_string()),
-        Err(files::Why::NotRegular(_)) => return Err("is not a regular file".to_string()),
-        Err(why) if why.errno().and_then(std::io::Error::raw_os_error) == Some(libc::EISDIR) => {
-            return Err("is not a regular file".to_string());
-        }
-        Err(why) => return Err(why.to_string()),
-    };
-    let (fd, meta) = (opened.fd, opened.stat);
-    if meta.st_uid != user.uid {
-        return Err(format!(
-            "is owned by uid {}, not {} ({})",
-            meta.st_uid, user.uid, user.name
-        ));
+/// The history is gone: a file found later is new, even on a reused inode
+/// number (the refusal last reported stands).
+pub fn forget_file(st: &mut HistState) {
+    if st.dev != 0 || st.ino != 0 || st.offset != 0 {
+        *st = HistState {
+            user: std::mem::take(&mut st.user),
+            refused: std::mem::take(&mut st.refused),
+            ..HistState::default()
+        };
     }
-    if meta.st_nlink != 1 {
-        return Err(format!(
-            "has {} links (a hard link is not read)",
-            meta.st_nlink
-        ));
-    }
-    let size = meta.st_size.max(0) as u64;
-    if st.dev != meta.st_dev || st.ino != meta.st_ino || size < st.offset {
-        // Not read before (new, replaced, refused until now) or truncated: from
-        // its start, but on the host's first audit run, from its end: the past.
-        st.dev = meta.st_dev;
-        st.ino = meta.st_ino;
-        st.offset = if first_run { size } else { 0 };
-    }
-    Ok(read_tail(fd.as_raw_fd(), st, size, max_bytes, buf))
 }
 
-/// Reads the file from `st.offset` to `size`, or, when that is more than
-/// `max_bytes`, only the whole lines of its last `max_bytes`.
-fn read_tail(fd: RawFd, st: &mut HistState, size: u64, max_bytes: u64, buf: &mut Vec<u8>) -> News {
-    let new = size - st.offset;
-    if new == 0 {
-        return News::default();
+/// Why a regular file owned by `uid` with `nlink` links is not `user`'s history
+/// to copy: another owner, or a hard link (perhaps to a file not theirs).
+pub fn refusal(uid: u32, nlink: u64, user: &User) -> Result<(), Refusal> {
+    if uid != user.uid {
+        return Err(format!(
+            "is owned by uid {uid}, not {} ({})",
+            user.uid, user.name
+        ));
     }
-    // Past the limit, one byte before the window is read too: the newline it may
-    // hold says the window begins with a whole line.
-    let from = if new > max_bytes {
-        size - max_bytes - 1
-    } else {
-        st.offset
-    };
-    buf.clear();
-    buf.resize((size - from) as usize, 0);
-    let got = crate::sys::pread_full(fd, buf, from);
+    if nlink != 1 {
+        return Err(format!("has {nlink} links (a hard link is not read)"));
+    }
+    Ok(())
+}
+
+/// Where reading stands in the file found (`dev`, `ino`, `size`): a file not read
+/// before (new, replaced, refused until now) or truncated is read from its start,
+/// but on the host's first audit run from its end: the past.
+pub fn rebase(st: &mut HistState, dev: u64, ino: u64, size: u64, first_run: bool) {
+    if st.dev != dev || st.ino != ino || size < st.offset {
+        st.dev = dev;
+        st.ino = ino;
+        st.offset = if first_run { size } else { 0 };
+    }
+}
+
+/// Where to read from, up to `size`: `st.offset`, or, when more than `max_bytes`
+/// were appended, the byte before the last `max_bytes` (the newline it may hold
+/// says the window begins with a whole line). `None` when nothing was appended.
+pub fn window(st: &HistState, size: u64, max_bytes: u64) -> Option<u64> {
+    let new = size.saturating_sub(st.offset);
+    match new {
+        0 => None,
+        n if n > max_bytes => Some(size - max_bytes - 1),
+        _ => Some(st.offset),
+    }
+}
+
+/// The commands in `bytes`, read from `from` (see `window`) up to `size` (or
+/// less, when the file shrank meanwhile), and where reading now stands: past the
+/// last whole command. Of a window past the limit only the whole lines count; the
+/// bytes passed over are told in `overflow`.
+pub fn take(st: &mut HistState, size: u64, max_bytes: u64, from: u64, bytes: &[u8]) -> News {
+    let new = size.saturating_sub(st.offset);
     let start = if new > max_bytes {
-        first_whole_line(&buf[..got])
+        first_whole_line(bytes)
     } else {
         0
     };
     let overflow = (new > max_bytes).then(|| Overflow {
         grew: new,
-        skipped: from + start as u64 - st.offset,
+        skipped: (from + start as u64).saturating_sub(st.offset),
     });
-    let (commands, used) = parse_commands(&buf[start..got]);
+    let (commands, used) = parse_commands(&bytes[start..]);
     st.offset = from + (start + used) as u64;
     News { commands, overflow }
 }
@@ -262,13 +228,14 @@ pub fn first_whole_line(window: &[u8]) -> usize {
         .map_or(window.len(), |i| i + 1)
 }
 
-/// The audit state file. Version 2 names every user looked at (`hist DEV INO
-/// OFFSET USER`, 0 0 0 while no file was read) and the refusal last reported.
-/// Version 1, of the release that took a history refused at its first look from
-/// its end once readable, loads as is: its offsets stand, and a user it names only
-/// in a `refused` line (never read) is read from the start, as version 2 does.
-/// Where reading each user's history stands. (The store owns the file; its records are formatted here.)
-pub const KIND: crate::store::Kind = crate::store::Kind {
+/// The audit state file, `state_dir/audit`. Version 2 names every user looked
+/// at (`hist DEV INO OFFSET USER`, 0 0 0 while no file was read) and the refusal
+/// last reported (`refused USER REASON`). Version 1, of the release that took a
+/// history refused at its first look from its end once readable, loads as is: its
+/// offsets stand, and a user it names only in a `refused` line (never read) is
+/// read from the start, as version 2 does. The store owns the file; its records
+/// are formatted here.
+pub const KIND: Kind = Kind {
     name: "audit",
     version: 2,
     oldest: 1,
@@ -277,12 +244,8 @@ pub const KIND: crate::store::Kind = crate::store::Kind {
     acts: false,
 };
 
-const MAGIC: &str = "system-agent-audit 2";
-const MAGIC_V1: &str = "system-agent-audit 1";
-
 pub fn format(out: &mut String, states: &[HistState]) {
-    out.clear();
-    let _ = writeln!(out, "{MAGIC}");
+    store::begin(out, &KIND, &Stamp::default());
     for s in states {
         let _ = writeln!(out, "hist {} {} {} {}", s.dev, s.ino, s.offset, s.user);
         if !s.refused.is_empty() {
@@ -291,18 +254,13 @@ pub fn format(out: &mut String, states: &[HistState]) {
             let _ = writeln!(out, "refused {} {why}", s.user);
         }
     }
-    out.push_str("end\n");
+    store::end(out);
 }
 
 pub fn parse(text: &[u8]) -> Result<Vec<HistState>, &'static str> {
-    let body = text.strip_suffix(b"end\n").ok_or("truncated")?;
-    let mut it = lines(body);
-    let magic = it.next();
-    if magic != Some(MAGIC.as_bytes()) && magic != Some(MAGIC_V1.as_bytes()) {
-        return Err("not a version 1 or 2 audit file");
-    }
+    let (_, body) = store::open(&KIND, text)?;
     let mut out: Vec<HistState> = Vec::new();
-    for line in it.filter(|l| !l.is_empty()) {
+    for line in body.filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix(b"refused ") {
             let text = std::str::from_utf8(rest).map_err(|_| "bad refused line")?;
             let (user, why) = text.split_once(' ').ok_or("bad refused line")?;
@@ -438,51 +396,99 @@ mod tests {
         assert_eq!(first_whole_line(b""), 0);
     }
 
+    fn alice() -> User {
+        User {
+            name: "alice".into(),
+            uid: 4001,
+            gid: 4001,
+            home: "/home/alice".into(),
+            shell: "/bin/bash".into(),
+        }
+    }
+
     #[test]
-    fn a_huge_growth_reads_only_the_last_max_bytes() {
-        // A 10 GiB sparse history: only its last 17 bytes (16 and the one before)
-        // are read; the whole lines among them are copied, the rest passed over.
-        let dir = std::env::temp_dir().join(format!("sa-audit-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(".bash_history");
-        let size: u64 = 10 << 30;
-        let tail = b"\npad-line\nid\npartial";
-        let f = std::fs::File::create(&path).unwrap();
-        f.set_len(size).unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&f, tail, size - tail.len() as u64).unwrap();
-        drop(f);
-        let t = Target {
-            user: User {
-                name: "me".into(),
-                // SAFETY: geteuid(2) cannot fail.
-                uid: crate::sys::geteuid(),
-                gid: 0,
-                home: dir.display().to_string(),
-                shell: "/bin/sh".into(),
-            },
-            path: CString::new(path.as_os_str().as_bytes()).unwrap(),
-        };
-        let mut st = HistState::default();
-        let mut buf = Vec::new();
-        let news = read_new(&t, &mut st, false, 16, &mut buf);
-        let _ = std::fs::remove_dir_all(&dir);
-        let news = news.unwrap();
+    fn only_a_file_of_the_user_with_one_link_is_read() {
+        assert_eq!(refusal(4001, 1, &alice()), Ok(()));
         assert_eq!(
-            news.commands,
-            vec![Command {
-                ts: None,
-                cmd: b"id".to_vec()
-            }]
+            refusal(0, 1, &alice()),
+            Err("is owned by uid 0, not 4001 (alice)".into())
         );
         assert_eq!(
-            news.overflow,
-            Some(Overflow {
-                grew: size,
-                skipped: size - 10
-            })
+            refusal(4001, 2, &alice()),
+            Err("has 2 links (a hard link is not read)".into())
+        );
+    }
+
+    #[test]
+    fn a_new_replaced_or_truncated_file_is_read_from_its_start() {
+        let at = |offset| HistState {
+            user: "alice".into(),
+            dev: 1,
+            ino: 2,
+            offset,
+            refused: String::new(),
+        };
+        // The same file, grown: reading goes on where it stood.
+        let mut st = at(10);
+        rebase(&mut st, 1, 2, 30, false);
+        assert_eq!(st, at(10));
+        // Truncated, or another inode: from the start.
+        rebase(&mut st, 1, 2, 4, false);
+        assert_eq!(st, at(0));
+        let mut st = at(10);
+        rebase(&mut st, 1, 3, 30, false);
+        assert_eq!((st.ino, st.offset), (3, 0));
+        // On the host's first audit run, what a file holds is the past.
+        let mut st = HistState::default();
+        rebase(&mut st, 1, 2, 30, true);
+        assert_eq!((st.dev, st.ino, st.offset), (1, 2, 30));
+        // Gone: whatever is found next is new; the refusal reported stands.
+        let mut st = HistState {
+            refused: "is a symlink".into(),
+            ..at(10)
+        };
+        forget_file(&mut st);
+        assert_eq!(
+            st,
+            HistState {
+                user: "alice".into(),
+                refused: "is a symlink".into(),
+                ..HistState::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_window_past_max_bytes_keeps_its_whole_lines_and_says_what_it_passed_over() {
+        let mut st = HistState {
+            offset: 100,
+            ..HistState::default()
+        };
+        assert_eq!(window(&st, 100, 19), None);
+        assert_eq!(window(&st, 119, 19), Some(100));
+        // 50 appended, more than 19: the 19 last, and the byte before them.
+        assert_eq!(window(&st, 150, 19), Some(130));
+        let news = take(&mut st, 150, 19, 130, b"long-line\nid\npartial");
+        assert_eq!(
+            news,
+            News {
+                commands: vec![Command {
+                    ts: None,
+                    cmd: b"id".to_vec()
+                }],
+                overflow: Some(Overflow {
+                    grew: 50,
+                    skipped: 40
+                }),
+            }
         );
         // `partial` waits for its newline.
-        assert_eq!(st.offset, size - 7);
-        assert!(buf.capacity() <= 32, "{}", buf.capacity());
+        assert_eq!(st.offset, 143);
+        assert_eq!(window(&st, 151, 19), Some(143));
+        let news = take(&mut st, 151, 19, 143, b"partial\n");
+        assert_eq!(
+            (news.commands.len(), news.overflow, st.offset),
+            (1, None, 151)
+        );
     }
 }
