@@ -16,10 +16,11 @@ use fuzz_engine::{Rng, mutate, rounds};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use system_agent::audit;
+use system_agent::features::alerts::decide as alerts;
 use system_agent::features::tasks::schedule as tasks;
 use system_agent::files;
 use system_agent::state::{self, max};
-use system_agent::{alerts, audit};
 
 /// One format: its name in state_dir, its cap, a valid file, and its parser.
 struct Format {

@@ -1977,9 +1977,10 @@ fn a_zombie_is_state_z_with_one_thread() {
 /// same (so a saved file is never misread by the next run).
 #[test]
 fn fuzz_feature_state_files() {
+    use system_agent::audit;
+    use system_agent::features::alerts::decide as alerts;
     use system_agent::features::tasks::schedule as tasks;
     use system_agent::state::{ReaperState, format_reaper, parse_reaper};
-    use system_agent::{alerts, audit};
     let reaper = b"system-agent-reaper 2\nboot 0b5e3c4d-aaaa\nstate 10 20 T 30\n\
         pending 11 21 31 hogs\nsettled 12 22\nend\n";
     let mut again = String::new();

@@ -28,7 +28,7 @@ impl Agent {
         self.cleanup(signals);
         self.audit();
         self.step(signals, |f| &mut f.tasks);
-        self.alerts(signals);
+        self.step(signals, |f| &mut f.alerts);
         self.stats.cycles += 1;
         self.step(signals, |f| &mut f.metrics_file);
         self.keep_state();

@@ -8,11 +8,9 @@
 //! cycle skips missed slots instead of bursting.
 //!
 //! Each feature lives in `features/` (see its doc for how one is added); the
-//! reaper, cleanup, audit and alert steps are still `impl Agent` blocks here
-//! (`reaping.rs`, `cleaning.rs`, `history.rs`, `alerting.rs`) until they move
-//! there too.
+//! reaper, cleanup and audit steps are still `impl Agent` blocks here
+//! (`reaping.rs`, `cleaning.rs`, `history.rs`) until they move there too.
 
-mod alerting;
 mod cleaning;
 mod cycle;
 mod history;
@@ -20,18 +18,17 @@ mod reaping;
 mod reload;
 mod run;
 
-use crate::alerts;
 use crate::audit;
-use crate::child::{self, Child};
 use crate::cleanup;
 use crate::config::Config;
 use crate::effects::{self, Effects};
 use crate::error::Error;
+use crate::features::alerts::Alerts;
 use crate::features::metrics::MetricsFile;
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
-use crate::features::{Cx, Feature, Findings, Slot, Stats, stopping, wait_children};
-use crate::judge::{self, Metric, Status};
+use crate::features::{Cx, Feature, Findings, Slot, Stats};
+use crate::judge::{self, Metric};
 use crate::log::{Level, Logger, Target};
 use crate::mounts::Mounts;
 use crate::passwd::{Users, parse_passwd};
@@ -45,7 +42,6 @@ use crate::signals::Signals;
 use crate::state;
 use crate::store::Store;
 use crate::sys;
-use alerting::{Delivery, Outcome};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -77,13 +73,19 @@ impl Options {
 pub struct Features {
     pub top: Slot<Top>,
     pub tasks: Slot<Tasks>,
+    pub alerts: Slot<Alerts>,
     pub metrics_file: Slot<MetricsFile>,
 }
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 3] {
-        [&mut self.top, &mut self.tasks, &mut self.metrics_file]
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 4] {
+        [
+            &mut self.top,
+            &mut self.tasks,
+            &mut self.alerts,
+            &mut self.metrics_file,
+        ]
     }
 }
 
@@ -139,17 +141,6 @@ pub struct Agent {
     // configuration load.
     cleanup_memory: Vec<cleanup::Memory>,
     path_buf: Vec<u8>,
-    // The alerts' (alerting.rs): what was last told per metric key, loaded lazily
-    // from state_dir.
-    told: Vec<alerts::Told>,
-    told_loaded: bool,
-    /// Alert deliveries (mailer, command) still running.
-    deliveries: Vec<Delivery>,
-    /// Per notice being delivered: what was told before it, and how its routes
-    /// fare; when none succeeds, the old record comes back (so it is retried).
-    outcomes: Vec<Outcome>,
-    mail_seq: u64,
-    hostname: String,
     // The audit's (history.rs): its own log (file and syslog facility), the
     // audited users' histories, and per user where reading stands (loaded from
     // state_dir once) and the state as last written.
@@ -193,12 +184,6 @@ impl Agent {
             proc_refused: None,
             cleanup_memory: Vec::new(),
             path_buf: Vec::with_capacity(64),
-            told: Vec::new(),
-            told_loaded: false,
-            deliveries: Vec::new(),
-            outcomes: Vec::new(),
-            mail_seq: 0,
-            hostname: sys::hostname(),
             audit_log: None,
             audit_targets: Vec::new(),
             hist: Vec::new(),

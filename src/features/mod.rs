@@ -40,6 +40,7 @@
 //!    transitions → sample line → top → reaper → cleanup → audit → tasks →
 //!    alerts → metrics file → state.
 
+pub mod alerts;
 pub mod metrics;
 pub mod tasks;
 pub mod top;

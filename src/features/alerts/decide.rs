@@ -1,18 +1,15 @@
-//! Alert delivery (`[alert]`): who is told what, and when.
-//!
-//! `decide` is pure: from each metric's reported level (after hysteresis) and what
-//! was last told for it, it returns the notices to send. A level at or above
-//! `min_level` is told once, then reminded every `cooldown` while it holds; the
-//! return below it is told once. The same alert is not repeated sooner than
-//! `cooldown`, not even after a recovery, so a flapping metric cannot storm. The
-//! memory of what was told lives in state_dir, so restarts and cron runs keep it.
-//!
-//! `message` builds the mail (RFC 5322) and `env` the `SA_*` variables; nothing
-//! from the host (names, paths, values) can put a CR or LF into a header.
+//! Who is told what, and when (pure). From each metric's reported level (after
+//! hysteresis) and what was last told for it, `decide` returns the notices to
+//! send. A level at or above `min_level` is told once, then reminded every
+//! `cooldown` while it holds; the return below it is told once. The same alert is
+//! not repeated sooner than `cooldown`, not even after a recovery, so a flapping
+//! metric cannot storm. What was told is the record of `state_dir/alerts`
+//! (formatted and parsed here), so restarts and cron runs keep it.
 
 use crate::config::AlertLevel;
 use crate::judge::{Kind, Metric, Status};
-use crate::procfs::{fields, lines, parse_u64};
+use crate::procfs::{fields, parse_u64};
+use crate::store::{self, Kind as StoreKind, Stamp};
 use std::fmt::Write as _;
 
 /// What was last told for one metric key.
@@ -48,6 +45,7 @@ impl Told {
     }
 }
 
+/// One thing to tell about a metric: an alert, a reminder, or a recovery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub key: String,
@@ -106,177 +104,69 @@ pub fn decide(
             }
         };
         let t = &mut told[i];
-        if now_ns < t.retry_at_ns {
-            continue;
-        }
-        let level = m.hyst.reported();
-        let previous = status_of(t.level);
-        // Built only when told (a cycle with nothing to tell allocates nothing).
-        let notice = |reminder: bool, recovery: bool, prev: Told| Notice {
-            key: m.key.clone(),
-            kind: m.kind,
-            mount: m.mount_text().map(str::to_owned),
-            level,
-            previous,
-            value: m.value,
-            threshold: m.threshold(if recovery { previous } else { level }),
-            reminder,
-            recovery,
-            prev,
-        };
-        if at_least(level, min) {
-            let slot = if level == Status::Critical { 1 } else { 0 };
-            let since_same = now_ns.saturating_sub(t.alert_at_ns[slot]);
-            let recently = t.alert_at_ns[slot] != 0 && since_same < cooldown_ns;
-            let holding = t.level == level as u8;
-            // Still holding: a reminder every cooldown. A new or changed level: not
-            // the same alert again within cooldown (so flapping cannot storm).
-            let send = if holding {
-                now_ns.saturating_sub(t.at_ns) >= cooldown_ns
-            } else {
-                !recently
-            };
-            if send {
-                out.push(notice(holding, false, t.clone()));
-                t.level = level as u8;
-                t.at_ns = now_ns;
-                t.alert_at_ns[slot] = now_ns;
-            }
-        } else if t.level != 0 {
-            out.push(notice(false, true, t.clone()));
-            t.level = 0;
-            t.at_ns = now_ns;
+        if now_ns >= t.retry_at_ns {
+            out.extend(decide_one(m, t, min, cooldown_ns, now_ns));
         }
     }
     out
 }
 
-/// Replaces what could end or extend a header line (CR, LF, other controls).
-pub fn header_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// `disk /var 96%`, `cpu 93.1%`, `load 2.10 per cpu`.
-pub fn describe(n: &Notice) -> String {
-    let what = match &n.mount {
-        Some(m) => format!("{} {m}", n.kind.name()),
-        None => n.kind.name().to_string(),
-    };
-    let value = match (n.value, n.kind) {
-        (Some(v), Kind::Load) => format!(" {v:.2} per cpu"),
-        (Some(v), k) => format!(" {v:.prec$}%", prec = k.decimals()),
-        (None, _) => " unknown".to_string(),
-    };
-    format!("{what}{value}")
-}
-
-pub fn subject(n: &Notice, host: &str) -> String {
-    let word = match (n.recovery, n.reminder) {
-        (true, _) => "RECOVERED".to_string(),
-        (false, true) => format!("{} (still)", n.level.nagios()),
-        (false, false) => n.level.nagios().to_string(),
-    };
-    let limit = n
-        .threshold
-        .map(|t| format!(" (threshold {t})"))
-        .unwrap_or_default();
-    header_safe(&format!(
-        "[system-agent] {host} {word}: {}{limit}",
-        describe(n)
-    ))
-}
-
-/// The whole mail: headers (every value made header-safe), a blank line, the body.
-/// `top` is this cycle's process list, if it made one; `seq` tells apart the
-/// messages one process sends in the same nanosecond (distinct Message-IDs).
-#[allow(clippy::too_many_arguments)]
-pub fn message(
-    n: &Notice,
-    host: &str,
-    from: &str,
-    to: &[String],
+/// The notice due now for one metric, if any, updating its record `t`.
+fn decide_one(
+    m: &Metric,
+    t: &mut Told,
+    min: AlertLevel,
+    cooldown_ns: u64,
     now_ns: u64,
-    pid: u32,
-    seq: u64,
-    top: &[String],
-) -> String {
-    let mut m = String::new();
-    let mut date = String::new();
-    crate::timefmt::rfc5322(now_ns, &mut date);
-    let _ = write!(m, "From: {}\r\n", header_safe(from));
-    let _ = write!(m, "To: {}\r\n", header_safe(&to.join(", ")));
-    let _ = write!(m, "Subject: {}\r\n", subject(n, host));
-    let _ = write!(m, "Date: {date}\r\n");
-    let id_host: String = host
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
-        .collect();
-    let _ = write!(m, "Message-ID: <{now_ns}.{pid}.{seq}@{id_host}>\r\n");
-    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n");
-    m.push_str("Auto-Submitted: auto-generated\r\n");
-    let _ = write!(m, "X-System-Agent-Key: {}\r\n\r\n", header_safe(&n.key));
-    let mut body = String::new();
-    let mut when = String::new();
-    crate::timefmt::rfc3339_millis(now_ns, &mut when);
-    let _ = writeln!(body, "Host:      {host}");
-    let _ = writeln!(body, "Metric:    {}", describe(n));
-    let _ = writeln!(
-        body,
-        "Level:     {} (was {})",
-        n.level.nagios(),
-        n.previous.nagios()
-    );
-    if let Some(t) = n.threshold {
-        let _ = writeln!(body, "Threshold: {t}");
-    }
-    let _ = writeln!(body, "Time:      {when}");
-    if n.reminder {
-        body.push_str("\nThis level still holds; the next reminder comes after the cooldown.\n");
-    }
-    if !top.is_empty() {
-        body.push_str("\nTop processes:\n");
-        for line in top {
-            let _ = writeln!(body, "  {}", header_safe(line));
+) -> Option<Notice> {
+    let level = m.hyst.reported();
+    let previous = status_of(t.level);
+    // Built only when told (a cycle with nothing to tell allocates nothing).
+    let notice = |reminder: bool, recovery: bool, prev: Told| Notice {
+        key: m.key.clone(),
+        kind: m.kind,
+        mount: m.mount_text().map(str::to_owned),
+        level,
+        previous,
+        value: m.value,
+        threshold: m.threshold(if recovery { previous } else { level }),
+        reminder,
+        recovery,
+        prev,
+    };
+    if at_least(level, min) {
+        let slot = if level == Status::Critical { 1 } else { 0 };
+        let since_same = now_ns.saturating_sub(t.alert_at_ns[slot]);
+        let recently = t.alert_at_ns[slot] != 0 && since_same < cooldown_ns;
+        let holding = t.level == level as u8;
+        // Still holding: a reminder every cooldown. A new or changed level: not
+        // the same alert again within cooldown (so flapping cannot storm).
+        let send = if holding {
+            now_ns.saturating_sub(t.at_ns) >= cooldown_ns
+        } else {
+            !recently
+        };
+        if !send {
+            return None;
         }
+        let n = notice(holding, false, t.clone());
+        t.level = level as u8;
+        t.at_ns = now_ns;
+        t.alert_at_ns[slot] = now_ns;
+        Some(n)
+    } else if t.level != 0 {
+        let n = notice(false, true, t.clone());
+        t.level = 0;
+        t.at_ns = now_ns;
+        Some(n)
+    } else {
+        None
     }
-    m.push_str(&body.replace('\n', "\r\n"));
-    m
 }
 
-/// `SA_*` variables for `[alert] command`.
-pub fn env(n: &Notice, host: &str) -> Vec<(String, String)> {
-    let fmt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
-    let mut out = vec![
-        (
-            "SA_LEVEL".to_string(),
-            if n.level == Status::Ok {
-                "OK"
-            } else {
-                n.level.nagios()
-            }
-            .to_string(),
-        ),
-        ("SA_METRIC".to_string(), n.kind.name().to_string()),
-        ("SA_VALUE".to_string(), fmt(n.value)),
-        ("SA_THRESHOLD".to_string(), fmt(n.threshold)),
-        ("SA_HOST".to_string(), host.to_string()),
-        ("SA_MESSAGE".to_string(), subject(n, host)),
-        ("SA_PREVIOUS".to_string(), n.previous.nagios().to_string()),
-        (
-            "SA_REMINDER".to_string(),
-            if n.reminder { "yes" } else { "no" }.to_string(),
-        ),
-    ];
-    if let Some(m) = &n.mount {
-        out.push(("SA_MOUNT".to_string(), m.clone()));
-    }
-    out
-}
-
-/// What was told per metric key, and when. (The store owns the file; its records are formatted here.)
-pub const KIND: crate::store::Kind = crate::store::Kind {
+/// What was told per metric key, and when. A dry run keeps its own (it tells
+/// nobody, so it must not use up the real alert's cooldown).
+pub const KIND: StoreKind = StoreKind {
     name: "alerts",
     version: 1,
     oldest: 1,
@@ -285,11 +175,9 @@ pub const KIND: crate::store::Kind = crate::store::Kind {
     acts: true,
 };
 
-const MAGIC: &str = "system-agent-alerts 1";
-
+/// `told LEVEL AT_NS WARNING_AT_NS CRITICAL_AT_NS RETRY_AT_NS KEY`, one per key.
 pub fn format(out: &mut String, told: &[Told]) {
-    out.clear();
-    let _ = writeln!(out, "{MAGIC}");
+    store::begin(out, &KIND, &Stamp::default());
     for t in told {
         let _ = writeln!(
             out,
@@ -297,17 +185,13 @@ pub fn format(out: &mut String, told: &[Told]) {
             t.level, t.at_ns, t.alert_at_ns[0], t.alert_at_ns[1], t.retry_at_ns, t.key
         );
     }
-    out.push_str("end\n");
+    store::end(out);
 }
 
 pub fn parse(text: &[u8]) -> Result<Vec<Told>, &'static str> {
-    let body = text.strip_suffix(b"end\n").ok_or("truncated")?;
-    let mut it = lines(body);
-    if it.next() != Some(MAGIC.as_bytes()) {
-        return Err("not a version 1 alerts file");
-    }
+    let (_, body) = store::open(&KIND, text)?;
     let mut out = Vec::new();
-    for line in it.filter(|l| !l.is_empty()) {
+    for line in body.filter(|l| !l.is_empty()) {
         let rest = line.strip_prefix(b"told ").ok_or("unknown line")?;
         let mut f = fields(rest);
         let mut num = || f.next().and_then(parse_u64).ok_or("bad told line");
@@ -414,33 +298,6 @@ mod tests {
             levels(&decide(&warn, &mut told, AlertLevel::Warning, MIN, 2)),
             vec![(Status::Warning, false)]
         );
-    }
-
-    #[test]
-    fn no_header_can_be_added_through_a_value() {
-        let mut n = decide(
-            &cpu(Status::Critical, 95.0),
-            &mut Vec::new(),
-            AlertLevel::Critical,
-            MIN,
-            1,
-        )
-        .remove(0);
-        n.mount = Some("/x\r\nBcc: evil@example.com".into());
-        let msg = message(
-            &n,
-            "host\nBcc: a@b",
-            "agent@h",
-            &["ops@h".into()],
-            1,
-            2,
-            3,
-            &["proc\nBcc: x@y".into()],
-        );
-        let (head, body) = msg.split_once("\r\n\r\n").unwrap();
-        assert!(!head.lines().any(|l| l.starts_with("Bcc")), "{head}");
-        assert_eq!(head.lines().count(), 10, "{head}");
-        assert!(body.contains("  proc Bcc: x@y\r\n"), "{body}");
     }
 
     /// Times in the future count as long ago (and are saved so); a retry may be
