@@ -238,43 +238,45 @@ mod tests {
         n.iter().map(|n| (n.level, n.reminder)).collect()
     }
 
+    /// `decide` at minute `t` with a cooldown of an hour, keeping what was told:
+    /// the notices as (level, reminder, recovery).
+    fn hourly(min: AlertLevel) -> impl FnMut(&[Metric], u64) -> Vec<(Status, bool, bool)> {
+        let mut told = Vec::new();
+        move |m, t| {
+            let notices = decide(m, &mut told, min, 60 * MIN, t * MIN);
+            notices
+                .iter()
+                .map(|n| (n.level, n.reminder, n.recovery))
+                .collect()
+        }
+    }
+
     #[test]
     fn told_once_reminded_every_cooldown_recovered_once() {
-        let mut told = Vec::new();
-        let crit = cpu(Status::Critical, 95.0);
-        let ok = cpu(Status::Ok, 10.0);
-        let d = |m: &[Metric], told: &mut Vec<Told>, t: u64| {
-            levels(&decide(m, told, AlertLevel::Critical, 60 * MIN, t * MIN))
-        };
-        assert_eq!(d(&crit, &mut told, 1), vec![(Status::Critical, false)]);
+        let (crit, ok) = (cpu(Status::Critical, 95.0), cpu(Status::Ok, 10.0));
+        let mut d = hourly(AlertLevel::Critical);
+        assert_eq!(d(&crit, 1), [(Status::Critical, false, false)]);
         for t in 2..61 {
-            assert_eq!(d(&crit, &mut told, t), vec![], "minute {t}");
+            assert_eq!(d(&crit, t), [], "minute {t}");
         }
-        assert_eq!(d(&crit, &mut told, 61), vec![(Status::Critical, true)]);
-        assert_eq!(d(&ok, &mut told, 62), vec![(Status::Ok, false)]);
-        assert_eq!(d(&ok, &mut told, 63), vec![]);
+        assert_eq!(d(&crit, 61), [(Status::Critical, true, false)]);
+        assert_eq!(d(&ok, 62), [(Status::Ok, false, true)]);
+        assert_eq!(d(&ok, 63), []);
         // Flapping back within the cooldown: not told again, and so no recovery.
-        assert_eq!(d(&crit, &mut told, 64), vec![]);
-        assert_eq!(d(&ok, &mut told, 65), vec![]);
-        assert_eq!(d(&crit, &mut told, 122), vec![(Status::Critical, false)]);
+        assert_eq!(d(&crit, 64), []);
+        assert_eq!(d(&ok, 65), []);
+        assert_eq!(d(&crit, 122), [(Status::Critical, false, false)]);
     }
 
     #[test]
     fn flapping_between_levels_does_not_storm_and_a_recovery_keeps_its_level() {
-        let mut told = Vec::new();
-        let crit = cpu(Status::Critical, 96.0);
-        let warn = cpu(Status::Warning, 90.0);
-        let d = |m: &[Metric], told: &mut Vec<Told>, t: u64| {
-            decide(m, told, AlertLevel::Warning, 60 * MIN, t * MIN)
-                .iter()
-                .map(|n| (n.level, n.recovery))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(d(&crit, &mut told, 1), vec![(Status::Critical, false)]);
-        assert_eq!(d(&warn, &mut told, 2), vec![(Status::Warning, false)]);
+        let (crit, warn) = (cpu(Status::Critical, 96.0), cpu(Status::Warning, 90.0));
+        let mut d = hourly(AlertLevel::Warning);
+        assert_eq!(d(&crit, 1), [(Status::Critical, false, false)]);
+        assert_eq!(d(&warn, 2), [(Status::Warning, false, false)]);
         for t in 3..10 {
             let m = if t % 2 == 1 { &crit } else { &warn };
-            assert_eq!(d(m, &mut told, t), vec![], "minute {t}");
+            assert_eq!(d(m, t), [], "minute {t}");
         }
         // With min_level = critical, dropping to warning is a recovery at warning.
         let mut told = Vec::new();

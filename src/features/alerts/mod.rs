@@ -394,12 +394,18 @@ mod tests {
         m.hyst.reported = level as u8;
     }
 
+    /// A bench (both routes configured) after one step with the CPU at `level`.
+    fn stepped(tag: &str, level: Status, value: f64) -> (Bench, Slot<Alerts>) {
+        let mut b = Bench::new(tag, BOTH);
+        let mut a = Slot::new(Alerts::default());
+        cpu_at(&mut b, level, value);
+        a.step(&mut b.cx());
+        (b, a)
+    }
+
     #[test]
     fn a_dry_run_decides_each_route_once_and_runs_nothing() {
-        let mut b = Bench::new("alerts-dry", BOTH);
-        let mut a = Slot::new(Alerts::default());
-        cpu_at(&mut b, Status::Critical, 95.0);
-        a.step(&mut b.cx());
+        let (mut b, mut a) = stepped("alerts-dry", Status::Critical, 95.0);
         let mailer = ["/usr/sbin/sendmail", "-t", "-i"];
         let pager = ["/usr/local/bin/page", "--now"];
         let spawn = |argv: &[&str]| Action::Spawn {
@@ -433,10 +439,7 @@ mod tests {
 
     #[test]
     fn below_min_level_nothing_is_decided() {
-        let mut b = Bench::new("alerts-warn", BOTH);
-        let mut a = Slot::new(Alerts::default());
-        cpu_at(&mut b, Status::Warning, 85.0);
-        a.step(&mut b.cx());
+        let (mut b, _) = stepped("alerts-warn", Status::Warning, 85.0);
         assert_eq!(b.effects.take(), []);
         assert_eq!(b.events("alert_sent"), Vec::<String>::new());
     }
