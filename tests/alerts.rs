@@ -614,9 +614,12 @@ fn the_service_reminds_every_cooldown_while_the_level_holds() {
         ..Cfg::default()
     });
     let agent = h.spawn(&cfg);
-    // The first mail at once, then a reminder every cooldown.
+    // The first mail at once, then a reminder every cooldown. A mail reaches the
+    // sink before its mailer exits and is logged: wait for both.
     assert!(
-        wait_for(Duration::from_secs(30), || sink.mails().len() >= 3),
+        wait_for(Duration::from_secs(30), || {
+            sink.mails().len() >= 3 && events(&h.log(), "event=alert_").len() >= 3
+        }),
         "{}",
         h.log()
     );
