@@ -7,7 +7,7 @@
 //!   formats (`state`, each feature's records);
 //! - **policy** (pure, on plain values and a clock): `judge`, `policy`, `report`,
 //!   and each feature's decisions (`features::tasks::schedule`, `reaper`,
-//!   `alerts`, ...);
+//!   `features::alerts::decide`, ...);
 //! - **effects** (thin, each logged): reading the host (`sample`, `mounts`,
 //!   `scan`), `log`, `store` (state_dir), `effects` (signal, unlink, spawn; the
 //!   one place dry run is decided), and `sys`, the only module with `unsafe`.
@@ -41,7 +41,6 @@ macro_rules! err {
 }
 
 pub mod agent;
-pub mod alerts;
 pub mod child;
 pub mod cli;
 pub mod config;

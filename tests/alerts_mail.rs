@@ -202,8 +202,15 @@ fn the_service_reminds_every_cooldown_while_the_level_holds() {
     let alert = mail_to(&sink, "ops@example.com", "cooldown = 2s");
     let cfg = alert_config(&h, &alert, Ini::default());
     let agent = h.spawn(&cfg);
-    // The first mail at once, then a reminder every cooldown.
-    assert!(wait_for(LIMIT, || sink.mails().len() >= 3), "{}", h.log());
+    // The first mail at once, then a reminder every cooldown. A mail reaches the
+    // sink before its mailer exits and is logged: wait for both.
+    assert!(
+        wait_for(LIMIT, || {
+            sink.mails().len() >= 3 && h.events("event=alert_").len() >= 3
+        }),
+        "{}",
+        h.log()
+    );
     assert_eq!(agent.stop(), 0);
     // A slow machine may have sent a fourth by the time the agent stopped.
     let mails: Vec<String> = sink.mails().into_iter().take(3).collect();

@@ -16,7 +16,7 @@ use fuzz_engine::{Rng, mutate, rounds};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use system_agent::alerts;
+use system_agent::features::alerts::decide as alerts;
 use system_agent::features::audit::history as audit;
 use system_agent::features::tasks::schedule as tasks;
 use system_agent::files;

@@ -1977,7 +1977,7 @@ fn a_zombie_is_state_z_with_one_thread() {
 /// same (so a saved file is never misread by the next run).
 #[test]
 fn fuzz_feature_state_files() {
-    use system_agent::alerts;
+    use system_agent::features::alerts::decide as alerts;
     use system_agent::features::audit::history as audit;
     use system_agent::features::tasks::schedule as tasks;
     use system_agent::state::{ReaperState, format_reaper, parse_reaper};

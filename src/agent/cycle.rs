@@ -28,7 +28,7 @@ impl Agent {
         self.step(signals, |f| &mut f.cleanup);
         self.step(signals, |f| &mut f.audit);
         self.step(signals, |f| &mut f.tasks);
-        self.alerts(signals);
+        self.step(signals, |f| &mut f.alerts);
         self.stats.cycles += 1;
         self.step(signals, |f| &mut f.metrics_file);
         self.keep_state();

@@ -8,27 +8,25 @@
 //! cycle skips missed slots instead of bursting.
 //!
 //! Each feature lives in `features/` (see its doc for how one is added); the
-//! reaper and alert steps are still `impl Agent` blocks here (`reaping.rs`,
-//! `alerting.rs`) until they move there too.
+//! reaper step is still an `impl Agent` block here (`reaping.rs`) until it moves
+//! there too.
 
-mod alerting;
 mod cycle;
 mod reaping;
 mod reload;
 mod run;
 
-use crate::alerts;
-use crate::child::{self, Child};
 use crate::config::Config;
 use crate::effects::{self, Effects};
 use crate::error::Error;
+use crate::features::alerts::Alerts;
 use crate::features::audit::Audit;
 use crate::features::cleanup::Cleanup;
 use crate::features::metrics::MetricsFile;
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
-use crate::features::{Cx, Feature, Findings, Slot, Stats, stopping, wait_children};
-use crate::judge::{self, Metric, Status};
+use crate::features::{Cx, Feature, Findings, Slot, Stats};
+use crate::judge::{self, Metric};
 use crate::log::{Level, Logger, Target};
 use crate::mounts::Mounts;
 use crate::passwd::{Users, parse_passwd};
@@ -42,7 +40,6 @@ use crate::signals::Signals;
 use crate::state;
 use crate::store::Store;
 use crate::sys;
-use alerting::{Delivery, Outcome};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -76,17 +73,19 @@ pub struct Features {
     pub cleanup: Slot<Cleanup>,
     pub audit: Slot<Audit>,
     pub tasks: Slot<Tasks>,
+    pub alerts: Slot<Alerts>,
     pub metrics_file: Slot<MetricsFile>,
 }
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 5] {
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 6] {
         [
             &mut self.top,
             &mut self.cleanup,
             &mut self.audit,
             &mut self.tasks,
+            &mut self.alerts,
             &mut self.metrics_file,
         ]
     }
@@ -140,17 +139,6 @@ pub struct Agent {
     /// Why `[paths] proc` was last refused as the agent's own procfs (the reaper
     /// then only logs), so that is said once, not every cycle.
     proc_refused: Option<String>,
-    // The alerts' (alerting.rs): what was last told per metric key, loaded lazily
-    // from state_dir.
-    told: Vec<alerts::Told>,
-    told_loaded: bool,
-    /// Alert deliveries (mailer, command) still running.
-    deliveries: Vec<Delivery>,
-    /// Per notice being delivered: what was told before it, and how its routes
-    /// fare; when none succeeds, the old record comes back (so it is retried).
-    outcomes: Vec<Outcome>,
-    mail_seq: u64,
-    hostname: String,
 }
 
 impl Agent {
@@ -184,12 +172,6 @@ impl Agent {
             pending: Vec::new(),
             settled: Vec::new(),
             proc_refused: None,
-            told: Vec::new(),
-            told_loaded: false,
-            deliveries: Vec::new(),
-            outcomes: Vec::new(),
-            mail_seq: 0,
-            hostname: sys::hostname(),
             opts,
             cfg,
             log,

@@ -47,7 +47,6 @@ impl Agent {
             self.sleep(signals, now, next);
         };
         self.each_feature(Some(signals), |f, cx| f.stop(cx));
-        self.stop_deliveries();
         self.mounts.finish();
         self.save_state(true);
         self.each_feature(Some(signals), |f, cx| f.save(cx, true));
@@ -61,13 +60,9 @@ impl Agent {
         for f in self.features.all() {
             f.poll(&mut set);
         }
-        for d in &self.deliveries {
-            set.add_child(&d.child);
-        }
         let ms = set.until.saturating_sub(now).div_ceil(1_000_000);
         signals.wait_or(ms, set.fds());
         self.each_feature(Some(signals), |f, cx| f.tend(cx));
-        self.tend_deliveries();
     }
 
     /// `--once`: one cycle; prints the status line and returns the Nagios status.

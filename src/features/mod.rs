@@ -42,6 +42,7 @@
 //!    transitions → sample line → top → reaper → cleanup → audit → tasks →
 //!    alerts → metrics file → state.
 
+pub mod alerts;
 pub mod audit;
 pub mod cleanup;
 pub mod metrics;
