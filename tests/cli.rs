@@ -155,7 +155,7 @@ fn once_warning() {
     let (code, out, _) = h.once(&cfg);
     assert_eq!(
         out,
-        "SYSTEM-AGENT WARNING - mem 90.0%, load 0.26 per cpu | cpu=10.0%;80;90 mem=90.0%;85;95 load1=0.52;0.4;\n"
+        "SYSTEM-AGENT WARNING - mem 90.0%, load 0.52 on 2 cpus | cpu=10.0%;80;90 mem=90.0%;85;95 load1=0.52;0.4;\n"
     );
     assert_eq!(code, 1);
 }
@@ -232,6 +232,61 @@ fn once_disk_percent_is_what_df_prints() {
         row[0], row[1]
     )));
     assert_eq!(code, 1);
+}
+
+/// Fifty mounts that cannot be read made a line of 12 KB, of which Nagios keeps
+/// the first 8 KB (perfdata lost): the line stays within 4,096 bytes, keeps the
+/// state and the worst items, and says what it left out.
+#[test]
+fn once_line_stays_within_4096_bytes() {
+    let h = Host::new("long");
+    h.t.write("proc/meminfo", proc_meminfo(96));
+    let gone: Vec<String> = (0..50)
+        .map(|i| h.p(&format!("an-automounted-share-that-is-not-there-{i:02}")))
+        .collect();
+    let cfg = h.config("top = 0", "");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("mounts =\n", &format!("mounts = {}\n", gone.join(" "))),
+    )
+    .unwrap();
+    h.seed_cpu(0, 0, Duration::from_secs(60));
+    let (code, out, err) = h.once(&cfg);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.len() <= 4096, "{} bytes: {out}", out.len());
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let why = |m: &str| format!("{m} unknown (cannot statvfs {m}: No such file or directory)");
+    assert!(
+        out.starts_with(&format!(
+            "SYSTEM-AGENT CRITICAL - mem 96.0%, disk {}, disk {}, ",
+            why(&gone[0]),
+            why(&gone[1])
+        )),
+        "{out}"
+    );
+    let (text, perf) = out.split_once(" | ").unwrap();
+    let told = text.matches(" unknown (cannot statvfs ").count();
+    let kept = perf.split_whitespace().count();
+    assert!(
+        text.ends_with(&format!(
+            ", and {} more; {} of 103 perfdata items left out (4096-byte limit)",
+            100 - told,
+            103 - kept
+        )),
+        "{text}"
+    );
+    // The critical item, then the unknown ones in their order while they fit.
+    let items: Vec<&str> = perf.split_whitespace().collect();
+    assert!(items.contains(&"mem=96.0%;85;95"), "{perf}");
+    let first = items.iter().find(|i| i.contains("=U;"));
+    let label = policy_label(&gone[0]);
+    assert_eq!(
+        first,
+        Some(&format!("disk_{label}=U;85;95").as_str()),
+        "{perf}"
+    );
 }
 
 fn policy_label(mount: &str) -> String {

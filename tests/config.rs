@@ -993,8 +993,14 @@ fn mounts_that_would_share_a_perfdata_label_are_refused() {
     };
     for (v, want) in [
         ("/x/a_b /x/a-b", share("/x/a_b", "/x/a-b", "x_a_b")),
-        ("/ /var/log /var.log", share("/var/log", "/var.log", "var_log")),
-        ("/srv/d\u{e9} /srv/d\u{e8}", share("/srv/d\u{e9}", "/srv/d\u{e8}", "srv_d_")),
+        (
+            "/ /var/log /var.log",
+            share("/var/log", "/var.log", "var_log"),
+        ),
+        (
+            "/srv/d\u{e9} /srv/d\u{e8}",
+            share("/srv/d\u{e9}", "/srv/d\u{e8}", "srv_d_"),
+        ),
         ("/ /home /", share("/", "/", "root")),
     ] {
         assert_eq!(
@@ -1004,7 +1010,10 @@ fn mounts_that_would_share_a_perfdata_label_are_refused() {
         );
     }
     // Labels that differ only in case are distinct labels.
-    assert_eq!(val("disk", "mounts", "/A /a").disk.mounts, [p("/A"), p("/a")]);
+    assert_eq!(
+        val("disk", "mounts", "/A /a").disk.mounts,
+        [p("/A"), p("/a")]
+    );
 }
 
 #[test]
