@@ -664,8 +664,8 @@ fn metrics_file_is_prometheus_text() {
     assert_eq!(h.once(&cfg).0, 0);
     let text = h.t.read("metrics.prom");
     for want in [
-        "# TYPE system_agent_cpu_used_percent gauge\nsystem_agent_cpu_used_percent 10\n",
-        "# TYPE system_agent_memory_used_percent gauge\nsystem_agent_memory_used_percent 50\n",
+        "# TYPE system_agent_cpu_used_ratio gauge\nsystem_agent_cpu_used_ratio 0.1\n",
+        "# TYPE system_agent_memory_used_ratio gauge\nsystem_agent_memory_used_ratio 0.5\n",
         "system_agent_load_average{period=\"1m\"} 0.52\n",
         "system_agent_level{metric=\"cpu\"} 0\nsystem_agent_level{metric=\"mem\"} 0\n",
         "# TYPE system_agent_cycles_total counter\nsystem_agent_cycles_total 1\n",
