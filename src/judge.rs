@@ -49,7 +49,7 @@ impl Status {
     /// How bad, for picking the overall status: CRITICAL > WARNING > UNKNOWN > OK,
     /// so a check that has a real problem reports it even when another metric could
     /// not be read.
-    fn badness(self) -> u8 {
+    pub fn badness(self) -> u8 {
         match self {
             Status::Ok => 0,
             Status::Unknown => 1,

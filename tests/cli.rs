@@ -68,7 +68,7 @@ fn once_warning() {
     assert_eq!(
         status("warn", (100, 900), 90, "load_warn = 0.2"),
         (
-            "SYSTEM-AGENT WARNING - mem 90.0%, load 0.26 per cpu | cpu=10.0%;80;90 mem=90.0%;85;95 load1=0.52;0.4;\n"
+            "SYSTEM-AGENT WARNING - mem 90.0%, load 0.52 on 2 cpus | cpu=10.0%;80;90 mem=90.0%;85;95 load1=0.52;0.4;\n"
                 .to_string(),
             1
         )
@@ -142,6 +142,67 @@ fn once_disk_percent_is_what_df_prints() {
         row[0], row[1]
     )));
     assert_eq!(run.code, 1);
+}
+
+/// Fifty mounts that cannot be read made a line of 12 KB, of which Nagios keeps
+/// the first 8 KB (perfdata lost): the line stays within 4,096 bytes, keeps the
+/// state and the worst items, and says what it left out.
+#[test]
+fn once_line_stays_within_4096_bytes() {
+    let h = host("long");
+    h.mem(96);
+    let gone: Vec<String> = (0..50)
+        .map(|i| h.p(&format!("an-automounted-share-that-is-not-there-{i:02}")))
+        .collect();
+    let mounts = gone.join(" ");
+    let cfg = h.config(Ini {
+        agent: "top = 0",
+        mounts: &mounts,
+        ..Ini::default()
+    });
+    let run = h.once_seeded(&cfg, &[]);
+    let out = run.out;
+    assert_eq!(run.code, 2, "{}", run.err);
+    assert!(out.len() <= 4096, "{} bytes: {out}", out.len());
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let why = |m: &str| format!("{m} unknown (cannot statvfs {m}: No such file or directory)");
+    assert!(
+        out.starts_with(&format!(
+            "SYSTEM-AGENT CRITICAL - mem 96.0%, disk {}, disk {}, ",
+            why(&gone[0]),
+            why(&gone[1])
+        )),
+        "{out}"
+    );
+    let (text, perf) = out.split_once(" | ").unwrap();
+    let told = text.matches(" unknown (cannot statvfs ").count();
+    let kept = perf.split_whitespace().count();
+    assert!(
+        text.ends_with(&format!(
+            ", and {} more; {} of 103 perfdata items left out (4096-byte limit)",
+            100 - told,
+            103 - kept
+        )),
+        "{text}"
+    );
+    // The critical item, then the unknown ones in their order while they fit.
+    let items: Vec<&str> = perf.split_whitespace().collect();
+    assert!(items.contains(&"mem=96.0%;85;95"), "{perf}");
+    let first = items.iter().find(|i| i.contains("=U;"));
+    let label = policy_label(&gone[0]);
+    assert_eq!(
+        first,
+        Some(&format!("disk_{label}=U;85;95").as_str()),
+        "{perf}"
+    );
+}
+
+fn policy_label(mount: &str) -> String {
+    mount
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 #[test]
@@ -474,8 +535,8 @@ fn metrics_file_is_prometheus_text() {
     assert_eq!(h.once_seeded(&cfg, &[]).code, 0);
     let text = h.read("metrics.prom");
     for want in [
-        "# TYPE system_agent_cpu_used_percent gauge\nsystem_agent_cpu_used_percent 10\n",
-        "# TYPE system_agent_memory_used_percent gauge\nsystem_agent_memory_used_percent 50\n",
+        "# TYPE system_agent_cpu_used_ratio gauge\nsystem_agent_cpu_used_ratio 0.1\n",
+        "# TYPE system_agent_memory_used_ratio gauge\nsystem_agent_memory_used_ratio 0.5\n",
         "system_agent_load_average{period=\"1m\"} 0.52\n",
         "system_agent_level{metric=\"cpu\"} 0\nsystem_agent_level{metric=\"mem\"} 0\n",
         "# TYPE system_agent_cycles_total counter\nsystem_agent_cycles_total 1\n",

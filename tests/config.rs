@@ -933,6 +933,39 @@ fn mounts_rejects_a_relative_item_naming_it() {
 }
 
 #[test]
+fn mounts_that_would_share_a_perfdata_label_are_refused() {
+    let share = |a: &str, b: &str, label: &str| {
+        format!(
+            "{a} and {b} would share the label {label} (disk_{label} in perfdata and the \
+             sample line): watch only one of them"
+        )
+    };
+    for (v, want) in [
+        ("/x/a_b /x/a-b", share("/x/a_b", "/x/a-b", "x_a_b")),
+        (
+            "/ /var/log /var.log",
+            share("/var/log", "/var.log", "var_log"),
+        ),
+        (
+            "/srv/d\u{e9} /srv/d\u{e8}",
+            share("/srv/d\u{e9}", "/srv/d\u{e8}", "srv_d_"),
+        ),
+        ("/ /home /", share("/", "/", "root")),
+    ] {
+        assert_eq!(
+            bad("disk", "mounts", v),
+            format!("/etc/a.ini:2: disk.mounts: {want}"),
+            "{v:?}"
+        );
+    }
+    // Labels that differ only in case are distinct labels.
+    assert_eq!(
+        val("disk", "mounts", "/A /a").disk.mounts,
+        [p("/A"), p("/a")]
+    );
+}
+
+#[test]
 fn empty_mounts_means_no_disk_checks() {
     // Documented in etc/system_agent.ini: a chroot may have no mount worth watching.
     assert!(ok("[disk]\nmounts =\n").disk.mounts.is_empty());

@@ -3,7 +3,7 @@
 //! made of them). The rule sections are in `rules`.
 
 use super::kinds::{
-    AbsPath, AbsPaths, BytesOver0, Choice, Command, Flag, Globs, Int, Load, LogLevel, MaybeCommand,
+    AbsPath, BytesOver0, Choice, Command, Flag, Globs, Int, Load, LogLevel, MaybeCommand, Mounts,
     Optional, Percent, Required, SyslogFacility, Time, TimeIn, TimeOver0,
 };
 use super::table::{Kind, Written, initial, key, key_name, section};
@@ -79,7 +79,7 @@ section! {
 section! {
     /// `[disk]`: the mounts whose space and inodes are judged.
     pub struct Disk in [disk] {
-        mounts: Vec<PathBuf> = "/", AbsPaths,
+        mounts: Vec<PathBuf> = "/", Mounts,
             "Mount points to watch (disk and inode use of each). Empty: no disk checks.";
     }
 }

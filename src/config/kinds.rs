@@ -6,6 +6,7 @@ use super::table::{Kind, Written};
 use super::{Facility, value};
 use crate::glob::Glob;
 use crate::log::Level;
+use crate::reading::mount_label;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -76,6 +77,9 @@ kinds! {
     AbsPaths: Vec<PathBuf> = |w| value::list(w.value).iter().map(|p| value::path(p)).collect(),
         |paths| paths.iter().map(|p| value::fmt_path(p)).collect::<Vec<_>>().join(" ");
 
+    /// Watched mounts: absolute paths, each with a label of its own (see `distinct`).
+    Mounts: Vec<PathBuf> = |w| distinct(AbsPaths.read(w)?), |paths| AbsPaths.print(paths);
+
     /// One glob, as written.
     Pattern: Glob = |w| Ok(Glob::new(w.value)), |g| g.as_str().to_string();
 
@@ -94,6 +98,24 @@ kinds! {
 
     /// A syslog facility: `daemon`, `LOG_LOCAL0`, any case.
     SyslogFacility: Facility = |w| Facility::parse(w.value), |f| f.name.to_string();
+}
+
+/// Mounts whose labels differ: the label (`/var/log` → `var_log`) names the mount in
+/// perfdata (`disk_var_log`) and in the `sample` line, so two mounts that share one
+/// (`/x/a_b` and `/x/a-b`, or one listed twice) would be told apart nowhere.
+fn distinct(mounts: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
+    for (i, m) in mounts.iter().enumerate() {
+        let label = mount_label(m);
+        if let Some(other) = mounts[..i].iter().find(|o| mount_label(o) == label) {
+            return Err(format!(
+                "{} and {} would share the label {label} (disk_{label} in perfdata and the \
+                 sample line): watch only one of them",
+                value::fmt_path(other),
+                value::fmt_path(m),
+            ));
+        }
+    }
+    Ok(mounts)
 }
 
 /// An octal umask of at most 4 digits, up to `777`.

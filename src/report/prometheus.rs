@@ -1,10 +1,13 @@
 //! The Prometheus text exposition of one cycle, for node_exporter's textfile
 //! collector: the Reading's figures, the metrics' levels after hysteresis, and the
-//! agent's own counters. No per-sample timestamps.
+//! agent's own counters. Named as the Prometheus conventions ask: shares as
+//! `_ratio` from 0 to 1, times in `_seconds`, sizes in `_bytes`, counters in
+//! `_total`, the version in `system_agent_build_info`; every family with HELP and
+//! TYPE; no per-sample timestamps.
 
 use crate::judge::{Kind, Metric};
 use crate::reading::Reading;
-use crate::sample::PRESSURE_KINDS;
+use crate::sample::{DiskUsage, PRESSURE_KINDS};
 use std::fmt::Write as _;
 
 /// The agent's own figures beside the Reading and the metrics.
@@ -19,8 +22,10 @@ pub struct Extra {
 pub fn prometheus(out: &mut String, metrics: &[Metric], r: &Reading, x: &Extra) {
     out.clear();
     let mut t = Text(out);
+    t.gauge("build_info", "The agent's version, in the label; always 1.");
+    t.line("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     host(&mut t, r);
-    disks(&mut t, metrics);
+    disks(&mut t, metrics, r);
     pressure(&mut t, r);
     t.gauge(
         "level",
@@ -35,42 +40,41 @@ pub fn prometheus(out: &mut String, metrics: &[Metric], r: &Reading, x: &Extra) 
     }
     t.help("cycles_total", "Cycles run since start.", "counter");
     t.line("cycles_total", &[], x.cycles as f64);
-    t.gauge(
+    let wall = round(r.wall_ns as f64 / 1e9, 3);
+    t.single(
         "last_cycle_timestamp_seconds",
         "Wall-clock time of the last cycle, seconds since the epoch.",
+        wall,
     );
-    let wall = round(r.wall_ns as f64 / 1e9, 3);
-    t.line("last_cycle_timestamp_seconds", &[], wall);
-    t.gauge(
+    t.single(
         "cycle_duration_seconds",
         "How long the previous cycle took.",
+        round(x.cycle_seconds, 6),
     );
-    t.line("cycle_duration_seconds", &[], round(x.cycle_seconds, 6));
 }
 
 fn host(t: &mut Text, r: &Reading) {
     if let Some(c) = r.cpu_percent {
-        t.gauge(
-            "cpu_used_percent",
-            "CPU time used over the last interval, percent of all CPUs.",
+        t.single(
+            "cpu_used_ratio",
+            "CPU time used over the last interval, share of all CPUs (0-1).",
+            ratio(c, 1),
         );
-        t.line("cpu_used_percent", &[], round(c, 1));
     }
-    t.gauge("cpus", "Number of online CPUs.");
-    t.line("cpus", &[], r.ncpu as f64);
+    t.single("cpus", "Number of online CPUs.", r.ncpu as f64);
     if let Some(p) = r.mem_percent {
-        t.gauge(
-            "memory_used_percent",
-            "Memory in use (total minus available), percent.",
+        t.single(
+            "memory_used_ratio",
+            "Memory in use (total minus available), share of the total (0-1).",
+            ratio(p, 1),
         );
-        t.line("memory_used_percent", &[], round(p, 1));
     }
     if let Some(p) = r.swap_percent {
-        t.gauge(
-            "swap_used_percent",
-            "Swap in use, percent (0 without swap).",
+        t.single(
+            "swap_used_ratio",
+            "Swap in use, share of the total (0-1; 0 without swap).",
+            ratio(p, 1),
         );
-        t.line("swap_used_percent", &[], round(p, 1));
     }
     if let Some(l) = r.load() {
         t.gauge("load_average", "Load average over 1, 5 and 15 minutes.");
@@ -80,20 +84,39 @@ fn host(t: &mut Text, r: &Reading) {
     }
 }
 
-fn disks(t: &mut Text, metrics: &[Metric]) {
+fn disks(t: &mut Text, metrics: &[Metric], r: &Reading) {
     for (kind, name, help) in [
         (
             Kind::Disk,
-            "disk_used_percent",
-            "Disk space in use as df computes it, percent.",
+            "disk_used_ratio",
+            "Disk space in use as df computes it (a whole percent, rounded up), as a share (0-1).",
         ),
-        (Kind::Inode, "inode_used_percent", "Inodes in use, percent."),
+        (
+            Kind::Inode,
+            "inode_used_ratio",
+            "Inodes in use (a whole percent, rounded up), as a share (0-1).",
+        ),
     ] {
         t.gauge(name, help);
         for m in metrics.iter().filter(|m| m.kind == kind) {
             if let (Some(v), Some(mount)) = (m.value, m.mount_text()) {
-                t.line(name, &[("mount", mount)], v);
+                t.line(name, &[("mount", mount)], ratio(v, 0));
             }
+        }
+    }
+    let size = "Size of the filesystem.";
+    disk_bytes(t, r, "disk_size_bytes", size, |u| u.size_bytes);
+    let avail = "Space available to unprivileged users (without the part reserved for root).";
+    disk_bytes(t, r, "disk_avail_bytes", avail, |u| u.avail_bytes);
+}
+
+/// One figure in bytes per watched mount that could be read.
+fn disk_bytes(t: &mut Text, r: &Reading, name: &str, help: &str, value: fn(&DiskUsage) -> u64) {
+    t.gauge(name, help);
+    for d in &r.disks {
+        if let Ok(u) = &d.usage {
+            let mount = d.mount.to_string_lossy();
+            t.line(name, &[("mount", &mount)], value(u) as f64);
         }
     }
 }
@@ -102,13 +125,21 @@ fn pressure(t: &mut Text, r: &Reading) {
     if r.host.pressure.iter().all(Option::is_none) {
         return;
     }
-    let name = "pressure_avg10_percent";
-    t.gauge(name, "Pressure stall information, share of the last 10 s.");
+    let name = "pressure_avg10_ratio";
+    t.gauge(
+        name,
+        "Pressure stall information: share of the last 10 s some or all tasks were stalled (0-1).",
+    );
     for (kind, p) in PRESSURE_KINDS.iter().zip(&r.host.pressure) {
         let Some(p) = p else { continue };
-        t.line(name, &[("resource", kind), ("kind", "some")], p.some.avg10);
+        let some = ratio(p.some.avg10, 2);
+        t.line(name, &[("resource", kind), ("kind", "some")], some);
         if let Some(f) = &p.full {
-            t.line(name, &[("resource", kind), ("kind", "full")], f.avg10);
+            t.line(
+                name,
+                &[("resource", kind), ("kind", "full")],
+                ratio(f.avg10, 2),
+            );
         }
     }
 }
@@ -126,6 +157,12 @@ impl Text<'_> {
 
     fn gauge(&mut self, name: &str, help: &str) {
         self.help(name, help, "gauge");
+    }
+
+    /// A gauge of one sample without labels.
+    fn single(&mut self, name: &str, help: &str, v: f64) {
+        self.gauge(name, help);
+        self.line(name, &[], v);
     }
 
     /// One sample, its label values escaped as the text format wants.
@@ -153,6 +190,12 @@ impl Text<'_> {
         }
         let _ = writeln!(out, " {v}");
     }
+}
+
+/// A percentage shown with `decimals` as a share from 0 to 1, without the
+/// binary noise of dividing (`57.3` → `0.573`, not `0.5730000000000001`).
+fn ratio(percent: f64, decimals: i32) -> f64 {
+    round(percent / 100.0, decimals + 2)
 }
 
 fn round(v: f64, decimals: i32) -> f64 {

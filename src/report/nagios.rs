@@ -1,0 +1,435 @@
+//! The `--once` status line, as the Nagios plugin guidelines want it: the state,
+//! what is not OK (worst first), then perfdata, one `label=value[unit];warn;crit`
+//! per metric. Labels are unique per mount (the config refuses two mounts with one
+//! label) and made of letters, digits and `_`, so none needs quoting. Load is the
+//! host's load average in the text as in perfdata. The whole line stays within
+//! 4,096 bytes, what the guidelines say Nagios reads of a plugin's output: a longer
+//! one keeps the state and the worst items, and says how many it left out.
+
+use crate::judge::{Kind, Metric, Status};
+use crate::reading::Reading;
+use std::fmt::Write as _;
+
+/// The longest status line, its newline included.
+const MAX_LINE: usize = 4096;
+
+/// The most the text before ` |` may take, so that the worst items' perfdata
+/// still fits after it.
+const MAX_TEXT: usize = 3072;
+
+/// Room kept for the note that says how many perfdata items were left out.
+const NOTE_ROOM: usize = 64;
+
+/// `SYSTEM-AGENT CRITICAL - disk / 96% | cpu=12.0%;80;90 mem=40.1%;85;95 disk_root=96%;85;95 load1=0.52`
+///
+/// The text lists the metrics that are not OK, worst first; perfdata lists cpu, mem,
+/// swap (when limited), each mount's disk, load1 and each mount's inodes. Returns the
+/// overall status, whose discriminant is the exit code. `out` is cleared first and
+/// its storage reused.
+pub fn status_line(out: &mut String, metrics: &[Metric], r: &Reading) -> Status {
+    let overall = crate::judge::overall(metrics);
+    out.clear();
+    let _ = write!(out, "SYSTEM-AGENT {} - ", overall.nagios());
+    problems(out, metrics, r);
+    perfdata(out, metrics, r);
+    overall
+}
+
+/// The metrics that are not OK, worst first, as many as `MAX_TEXT` holds, then
+/// how many more there are.
+fn problems(out: &mut String, metrics: &[Metric], r: &Reading) {
+    let total = metrics.iter().filter(|m| m.raw != Status::Ok).count();
+    if total == 0 {
+        out.push_str("all checks ok");
+        return;
+    }
+    let worst_first = [Status::Critical, Status::Warning, Status::Unknown]
+        .into_iter()
+        .flat_map(|want| metrics.iter().filter(move |m| m.raw == want));
+    for (i, m) in worst_first.enumerate() {
+        let mark = out.len();
+        if i > 0 {
+            out.push_str(", ");
+        }
+        describe(out, m, r);
+        if out.len() <= MAX_TEXT {
+            continue;
+        }
+        let shown = if i == 0 {
+            // Even the worst one alone is too long (a mount path of 4 KB).
+            cut(out, MAX_TEXT - 32);
+            out.push_str("...");
+            1
+        } else {
+            out.truncate(mark);
+            i
+        };
+        let _ = write!(out, ", and {} more", total - shown);
+        return;
+    }
+}
+
+fn describe(out: &mut String, m: &Metric, r: &Reading) {
+    let what = match m.kind {
+        Kind::Inode => "inodes",
+        k => k.name(),
+    };
+    out.push_str(what);
+    if let Some(mount) = &m.mount {
+        out.push(' ');
+        sanitize(out, &mount.to_string_lossy());
+    }
+    match (m.value, Some(&m.error).filter(|e| !e.is_empty())) {
+        (Some(_), _) if m.kind == Kind::Load => {
+            // The host's load average, as in perfdata; the limits are per CPU.
+            let one = r.load().map_or(0.0, |l| l.one);
+            let cpus = if r.ncpu == 1 { "cpu" } else { "cpus" };
+            let _ = write!(out, " {one:.2} on {} {cpus}", r.ncpu);
+        }
+        (Some(v), _) => {
+            let _ = write!(out, " {v:.prec$}%", prec = m.kind.decimals());
+        }
+        (None, Some(e)) => {
+            out.push_str(" unknown (");
+            sanitize(out, e);
+            out.push(')');
+        }
+        (None, None) => out.push_str(" unknown"),
+    }
+}
+
+/// One status line: no line breaks, and no `|` that would start perfdata early.
+fn sanitize(out: &mut String, s: &str) {
+    out.extend(
+        s.chars()
+            .map(|c| if c.is_control() || c == '|' { '?' } else { c }),
+    );
+}
+
+/// Cuts `out` to at most `max` bytes, on a character boundary.
+fn cut(out: &mut String, max: usize) {
+    let mut at = max.min(out.len());
+    while !out.is_char_boundary(at) {
+        at -= 1;
+    }
+    out.truncate(at);
+}
+
+/// ` |` and the perfdata items: all of them when the line stays within
+/// `MAX_LINE`; otherwise the worst first (CRITICAL, WARNING, UNKNOWN, OK) while
+/// they fit, in their usual order, with a note in the text saying how many are
+/// left out. Sizes are measured by writing an item and taking it back, so nothing
+/// is allocated beyond `out`.
+fn perfdata(out: &mut String, metrics: &[Metric], r: &Reading) {
+    let (mut need, mut count) = (0, 0);
+    for p in items(metrics, r) {
+        need += p.len(out);
+        count += 1;
+    }
+    let fixed = out.len() + " |".len() + "\n".len();
+    let mut keep = Keep {
+        room: [usize::MAX; 4],
+    };
+    if fixed + need > MAX_LINE {
+        let room = MAX_LINE.saturating_sub(fixed + NOTE_ROOM);
+        keep = Keep::worst_first(out, metrics, r, room);
+        let mut probe = keep;
+        let kept = items(metrics, r)
+            .filter(|p| probe.take(p.rank, p.len(out)))
+            .count();
+        let _ = write!(
+            out,
+            "; {} of {count} perfdata items left out ({MAX_LINE}-byte limit)",
+            count - kept
+        );
+    }
+    out.push_str(" |");
+    for p in items(metrics, r) {
+        if keep.take(p.rank, p.len(out)) {
+            p.write(out);
+        }
+    }
+}
+
+/// Which perfdata items stay: those of each rank, in their usual order, that fit
+/// in the room that rank starts with (what the worse ranks left).
+#[derive(Clone, Copy)]
+struct Keep {
+    room: [usize; 4],
+}
+
+impl Keep {
+    /// Fills `room` with the items of the worst rank first, then the next.
+    fn worst_first(out: &mut String, metrics: &[Metric], r: &Reading, mut room: usize) -> Keep {
+        let mut keep = Keep { room: [0; 4] };
+        for rank in (0..4u8).rev() {
+            keep.room[usize::from(rank)] = room;
+            for p in items(metrics, r).filter(|p| p.rank == rank) {
+                let n = p.len(out);
+                if n <= room {
+                    room -= n;
+                }
+            }
+        }
+        keep
+    }
+
+    fn take(&mut self, rank: u8, len: usize) -> bool {
+        let room = &mut self.room[usize::from(rank)];
+        let fits = len <= *room;
+        if fits {
+            *room -= len;
+        }
+        fits
+    }
+}
+
+/// One perfdata item, ranked by how bad its metric is (0 OK .. 3 CRITICAL).
+struct Perf<'a> {
+    label: &'a str,
+    value: Option<f64>,
+    decimals: usize,
+    unit: &'static str,
+    warn: Option<f64>,
+    crit: Option<f64>,
+    rank: u8,
+}
+
+/// The items in their usual order: cpu, mem, swap, each disk, load1 (the host's
+/// load average, its per-CPU limits scaled to the host), each mount's inodes.
+fn items<'a>(metrics: &'a [Metric], r: &'a Reading) -> impl Iterator<Item = Perf<'a>> {
+    let load = metrics.iter().find(|m| m.kind == Kind::Load);
+    let host = |v: Option<f64>| v.map(|v| r.whole_host(v));
+    let load1 = Perf {
+        label: "load1",
+        value: r.load().map(|l| l.one),
+        decimals: 2,
+        unit: "",
+        warn: load.and_then(|m| host(m.limits.warn)),
+        crit: load.and_then(|m| host(m.limits.crit)),
+        rank: load.map_or(0, |m| m.raw.badness()),
+    };
+    let of = |m: &'a Metric| Perf {
+        label: &m.label,
+        value: m.value,
+        decimals: m.kind.decimals(),
+        unit: "%",
+        warn: m.limits.warn,
+        crit: m.limits.crit,
+        rank: m.raw.badness(),
+    };
+    let before = metrics
+        .iter()
+        .filter(|m| m.kind != Kind::Inode && m.kind != Kind::Load);
+    let inodes = metrics.iter().filter(|m| m.kind == Kind::Inode);
+    before
+        .map(of)
+        .chain(std::iter::once(load1))
+        .chain(inodes.map(of))
+}
+
+impl Perf<'_> {
+    /// ` label=value;warn;crit`.
+    fn write(&self, out: &mut String) {
+        let _ = write!(out, " {}=", self.label);
+        match self.value {
+            Some(v) => {
+                let _ = write!(out, "{v:.prec$}{}", self.unit, prec = self.decimals);
+            }
+            None => out.push('U'),
+        }
+        if self.warn.is_some() || self.crit.is_some() {
+            out.push(';');
+            if let Some(w) = self.warn {
+                push_limit(out, w);
+            }
+            out.push(';');
+            if let Some(c) = self.crit {
+                push_limit(out, c);
+            }
+        }
+    }
+
+    /// Its length, measured in `out`'s spare room and taken back.
+    fn len(&self, out: &mut String) -> usize {
+        let mark = out.len();
+        self.write(out);
+        let n = out.len() - mark;
+        out.truncate(mark);
+        n
+    }
+}
+
+/// `80`, `1.5`, `3.2`: at most two decimals, no trailing zeros.
+fn push_limit(out: &mut String, v: f64) {
+    let start = out.len();
+    let _ = write!(out, "{v:.2}");
+    while out.ends_with('0') {
+        out.pop();
+    }
+    if out.ends_with('.') {
+        out.pop();
+    }
+    if out.len() == start {
+        out.push('0');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Limits};
+    use crate::error::Error;
+    use crate::judge::{judge, metrics_for};
+    use crate::procfs::loadavg::LoadAvg;
+    use crate::reading::mount_label;
+    use crate::sample::DiskUsage;
+    use std::path::PathBuf;
+
+    /// A host of 4 CPUs with load 6 and memory 50% used, watching `mounts`, each
+    /// used `Some(percent)` or unreadable (`None`); judged against `cfg`.
+    fn line(mut cfg: Config, mounts: &[(String, Option<u32>)]) -> (Status, String) {
+        cfg.disk.mounts = mounts.iter().map(|(m, _)| PathBuf::from(m)).collect();
+        let mut r = Reading::new(&cfg.disk.mounts);
+        r.host.stat = Ok(Default::default());
+        r.host.mem = Ok(Default::default());
+        r.host.load = Ok(LoadAvg {
+            one: 6.0,
+            five: 5.0,
+            fifteen: 4.0,
+        });
+        r.ncpu = 4;
+        (r.cpu_percent, r.mem_percent) = (Some(10.0), Some(50.0));
+        r.load_per_cpu = Some(1.5);
+        for (d, (m, used)) in r.disks.iter_mut().zip(mounts) {
+            let eio = std::io::Error::from_raw_os_error(libc::EIO);
+            d.usage = match used {
+                Some(p) => Ok(DiskUsage {
+                    used_percent: *p,
+                    inode_percent: Some(1),
+                    ..DiskUsage::default()
+                }),
+                None => Err(Error::io("statvfs", m.as_str(), eio)),
+            };
+        }
+        let mut metrics = metrics_for(&cfg);
+        judge(&r, &mut metrics);
+        let mut out = String::new();
+        let status = status_line(&mut out, &metrics, &r);
+        (status, out)
+    }
+
+    fn load_limited() -> Config {
+        let mut cfg = Config::default();
+        cfg.thresholds.load = Limits {
+            warn: Some(1.0),
+            crit: Some(2.0),
+        };
+        cfg
+    }
+
+    #[test]
+    fn load_is_the_hosts_in_the_text_as_in_perfdata() {
+        let (status, out) = line(load_limited(), &[("/".into(), Some(96))]);
+        assert_eq!(status, Status::Critical);
+        assert_eq!(
+            out,
+            "SYSTEM-AGENT CRITICAL - disk / 96%, load 6.00 on 4 cpus | cpu=10.0%;80;90 \
+             mem=50.0%;85;95 disk_root=96%;85;95 load1=6.00;4;8 inode_root=1%;90;97"
+        );
+    }
+
+    /// Many unreadable mounts with long names, a full disk among them: the line is
+    /// cut to the limit, and what stays is the state, the worst problems first, and
+    /// the perfdata of the worst items.
+    #[test]
+    fn a_long_line_keeps_the_state_and_the_worst_items() {
+        let long = "/mnt/a-rather-long-mount-point-name-as-automounters-make";
+        let mut mounts: Vec<(String, Option<u32>)> =
+            (0..60).map(|i| (format!("{long}/{i:02}"), None)).collect();
+        mounts.insert(30, ("/full".into(), Some(99)));
+        let (status, out) = line(load_limited(), &mounts);
+        assert_eq!(status, Status::Critical);
+        assert!(out.len() < MAX_LINE, "{} bytes", out.len());
+        assert!(
+            out.starts_with(
+                "SYSTEM-AGENT CRITICAL - disk /full 99%, load 6.00 on 4 cpus, disk \
+                 /mnt/a-rather-long-mount-point-name-as-automounters-make/00 unknown (cannot \
+                 statvfs /mnt/a-rather-long-mount-point-name-as-automounters-make/00: \
+                 Input/output error), disk "
+            ),
+            "{out}"
+        );
+        let (text, perf) = out.split_once(" |").unwrap();
+        assert!(!perf.contains('|'), "{perf}");
+        // 60 disks and 60 inodes unknown; some of them are told, the rest counted.
+        let told = text.matches(" unknown (cannot statvfs ").count();
+        assert!((10..120).contains(&told), "{told}: {text}");
+        assert!(
+            text.contains(&format!(", and {} more; ", 120 - told)),
+            "{text}"
+        );
+        // The critical and warning items, then the unknown ones while they fit (in
+        // their usual order); no room is left for the OK ones.
+        let items: Vec<&str> = perf.split_whitespace().collect();
+        let unknown = items.iter().filter(|i| i.contains("=U;")).count();
+        assert!(unknown > 10, "{perf}");
+        let worst: Vec<&str> = items
+            .iter()
+            .filter(|i| !i.contains("=U;"))
+            .copied()
+            .collect();
+        assert_eq!(worst, ["disk_full=99%;85;95", "load1=6.00;4;8"], "{perf}");
+        assert_eq!(
+            items[0],
+            format!("disk_{}_00=U;85;95", mount_label(long.as_ref()))
+        );
+        // cpu, mem, 61 disks, load1, 61 inodes.
+        let dropped = 2 + 61 + 1 + 61 - items.len();
+        assert!(
+            text.ends_with(&format!(
+                "; {dropped} of 125 perfdata items left out (4096-byte limit)"
+            )),
+            "{text}"
+        );
+    }
+
+    /// Only OK items, too many for the line: the first ones in their usual order.
+    #[test]
+    fn a_long_line_of_ok_items_keeps_the_first() {
+        let mounts: Vec<(String, Option<u32>)> = (0..300)
+            .map(|i| (format!("/srv/{i:03}"), Some(5)))
+            .collect();
+        let (status, out) = line(Config::default(), &mounts);
+        assert_eq!(status, Status::Ok);
+        assert!(out.len() < MAX_LINE, "{} bytes", out.len());
+        let (text, perf) = out.split_once(" |").unwrap();
+        let kept = perf.split_whitespace().count();
+        assert_eq!(
+            text,
+            format!(
+                "SYSTEM-AGENT OK - all checks ok; {} of 603 perfdata items left out \
+                 (4096-byte limit)",
+                603 - kept
+            )
+        );
+        assert!(perf.starts_with(" cpu=10.0%;80;90 mem=50.0%;85;95 disk_srv_000=5%;85;95 "));
+        assert!(perf.ends_with(&format!(" disk_srv_{:03}=5%;85;95", kept - 3)));
+    }
+
+    /// One problem longer than the text may be: cut on a character boundary.
+    #[test]
+    fn a_problem_longer_than_the_text_is_cut() {
+        let huge = format!("/{}", "é".repeat(2100));
+        let (status, out) = line(Config::default(), &[(huge, None)]);
+        assert_eq!(status, Status::Unknown);
+        assert!(out.len() < MAX_LINE, "{} bytes", out.len());
+        let (text, perf) = out.split_once(" |").unwrap();
+        let (text, note) = text.split_once("; ").unwrap();
+        assert!(text.ends_with("é..., and 1 more"), "{text}");
+        assert!(text.len() <= MAX_TEXT, "{}", text.len());
+        // The two labels of 2,105 bytes do not fit beside it; the others do.
+        assert_eq!(note, "2 of 5 perfdata items left out (4096-byte limit)");
+        assert_eq!(perf, " cpu=10.0%;80;90 mem=50.0%;85;95 load1=6.00");
+    }
+}
