@@ -57,6 +57,7 @@ pub mod health;
 pub mod judge;
 pub mod log;
 pub mod mounts;
+pub mod notify;
 pub mod ownproc;
 pub mod passwd;
 pub mod policy;
