@@ -20,14 +20,26 @@ const BTIME: u64 = 1_700_000_000;
 /// `WATCHDOG_USEC` for the tests: a minute, so every ping comes from a cycle.
 const WATCHDOG_USEC: &str = "60000000";
 
-/// A fixture host (proc/{stat,meminfo,loadavg}, etc/passwd), 200 ms cycles.
+/// A fixture host (proc/{stat,meminfo,loadavg}, etc/passwd) and its agent.ini:
+/// 200 ms cycles, log and state in the temp dir, no syslog, disks or audit, and
+/// `extra` sections.
 fn host(tag: &str, extra: &str) -> (TempDir, PathBuf) {
     let t = TempDir::new(tag);
     t.write("proc/stat", proc_stat(100, 900));
     t.write("proc/meminfo", proc_meminfo(50));
     t.write("proc/loadavg", "0.52 0.58 0.59 1/467 12345\n");
     t.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
-    let cfg = fixture_ini(&t, "200ms", "", extra);
+    let p = |rel: &str| t.join(rel).display().to_string();
+    let ini = format!(
+        "[agent]\ninterval = 200ms\nlog_file = {log}\nsyslog = no\nstate_dir = {state}\n\n\
+         [paths]\nproc = {proc}\npasswd = {passwd}\n\n[disk]\nmounts =\n\n\
+         [audit]\nbash_history = no\n\n{extra}",
+        log = p("agent.log"),
+        state = p("state"),
+        proc = p("proc"),
+        passwd = p("etc/passwd"),
+    );
+    let cfg = t.write("agent.ini", ini);
     (t, cfg)
 }
 
