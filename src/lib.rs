@@ -10,7 +10,8 @@
 //!   `features::alerts::decide`, ...);
 //! - **effects** (thin, each logged): reading the host (`sample`, `mounts`,
 //!   `scan`), `log`, `store` (state_dir), `effects` (signal, unlink, spawn; the
-//!   one place dry run is decided), and `sys`, the only module with `unsafe`.
+//!   one place dry run is decided), `notify` (what the service tells systemd),
+//!   and `sys`, the only module with `unsafe`.
 //!
 //! The agent (`agent`) runs one cycle (`Agent::cycle`), the same in the service
 //! loop and in a `--once` run:
@@ -54,6 +55,7 @@ pub mod health;
 pub mod judge;
 pub mod log;
 pub mod mounts;
+pub mod notify;
 pub mod ownproc;
 pub mod passwd;
 pub mod policy;

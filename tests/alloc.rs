@@ -5,7 +5,7 @@
 //! shipped cleanup rules' shape: `disk_high` with the disk below its limit, a
 //! history audited that does not grow, a task not due, an alert command with
 //! nothing to tell), after a few warm-up cycles have grown its buffers. The scan cycle is held to the
-//! same.
+//! same, and so is the service's `WATCHDOG=1` to systemd after each cycle.
 
 mod common;
 
@@ -174,4 +174,43 @@ fn a_cycle_with_a_scan_allocates_nothing_either() {
         t.read("agent.log")
             .contains("event=top by=cpu rank=1 pid=100 uid=0 user=root name=worker")
     );
+}
+
+#[test]
+fn the_systemd_watchdog_ping_of_each_cycle_allocates_nothing() {
+    use std::os::unix::net::UnixDatagram;
+    use system_agent::log::{Level, Logger, Target};
+    use system_agent::notify::Notify;
+    let t = TempDir::new("alloc-notify");
+    let sock = UnixDatagram::bind(t.join("notify")).unwrap();
+    let mut log = Logger::new(&Target {
+        level: Level::Info,
+        file: Some(t.join("agent.log")),
+        mode: 0o640,
+        syslog: None,
+    });
+    let mut n = Notify::new(
+        Some(t.join("notify").as_os_str()),
+        Some(1_000_000),
+        &mut log,
+    );
+    n.cycled(&mut log);
+    sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        let count = allocations(|| {
+            n.cycled(&mut log);
+            n.keep_alive(&mut log, u64::MAX);
+        });
+        assert_eq!(count, 0);
+        while let Ok(len) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..len]).into_owned());
+        }
+    }
+    // The first cycle's READY=1 and ping, then two pings per round.
+    assert_eq!(got.len(), 2 + 200 * 2);
+    assert_eq!(got[0], "READY=1");
+    assert!(got[1..].iter().all(|m| m == "WATCHDOG=1"), "{got:?}");
+    assert_eq!(t.read("agent.log"), "");
 }

@@ -1,13 +1,15 @@
 //! The two ways to run the cycle: the service loop, which sleeps in `poll` on the
-//! signal pipe and its children's output until the next cycle is due, and the
-//! `--once` check, which runs one cycle and prints the Nagios status line. Both
-//! start from what state_dir kept (hysteresis, CPU counters), so cron runs count
-//! as consecutive cycles.
+//! signal pipe and its children's output until the next cycle is due, and tells
+//! systemd (when it runs under it) that it is ready, reloading, alive or stopping;
+//! and the `--once` check, which runs one cycle and prints the Nagios status line.
+//! Both start from what state_dir kept (hysteresis, CPU counters), so cron runs
+//! count as consecutive cycles.
 
 use super::Agent;
 use crate::features::{PollSet, pause};
 use crate::judge::Status;
 use crate::log::Level;
+use crate::notify::Notify;
 use crate::procfs::stat::CpuTimes;
 use crate::reading::SHORT_WINDOW_MS;
 use crate::report;
@@ -22,6 +24,7 @@ const MIN_WINDOW_TICKS: u64 = 50;
 impl Agent {
     /// The service: cycles until SIGTERM/SIGINT; exit status 0.
     pub fn run_service(&mut self, signals: &Signals) {
+        let mut notify = Notify::from_env(&mut self.log);
         self.restore_state();
         self.prime_cpu(Some(signals));
         let mut next = sys::monotonic_ns();
@@ -30,11 +33,14 @@ impl Agent {
                 break sig;
             }
             if signals.take_hup() {
+                notify.reloading(&mut self.log);
                 self.reload();
+                notify.reloaded(&mut self.log);
             }
             let now = sys::monotonic_ns();
             if now >= next {
                 self.cycle(Some(signals));
+                notify.cycled(&mut self.log);
                 let interval = self.cfg.agent.interval.as_nanos().max(1) as u64;
                 next = now + interval;
                 let after = sys::monotonic_ns();
@@ -44,8 +50,10 @@ impl Agent {
                 }
                 continue;
             }
-            self.sleep(signals, now, next);
+            notify.keep_alive(&mut self.log, now);
+            self.sleep(signals, now, next.min(notify.deadline()));
         };
+        notify.stopping(&mut self.log);
         self.each_feature(Some(signals), |f, cx| f.stop(cx));
         self.mounts.finish();
         self.save_state(true);
@@ -53,8 +61,9 @@ impl Agent {
         self.log_stop(reason);
     }
 
-    /// Sleeps until the next cycle (`next`), a signal (SIGCHLD included), a
-    /// child's output or its timeout, then looks after the children.
+    /// Sleeps until `next` (the next cycle, or the systemd watchdog's due time), a
+    /// signal (SIGCHLD included), a child's output or its timeout, then looks
+    /// after the children.
     fn sleep(&mut self, signals: &Signals, now: u64, next: u64) {
         let mut set = PollSet::new(next);
         for f in self.features.all() {

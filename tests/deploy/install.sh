@@ -26,6 +26,7 @@ check /var/lib/aion/system_agent "700 $AION_UID:$AION_GID"
 check /etc/supervisor/conf.d/system_agent.conf "644 0:0"
 check /etc/logrotate.d/system_agent "644 0:0"
 check /usr/share/man/man8/system-agent.8.gz "644 0:0"
+check /usr/share/man/man5/system_agent.ini.5.gz "644 0:0"
 [ ! -e "$R/etc/cron.d/system_agent" ] || fail "the cron file was installed beside the Supervisor one"
 caps=$(getcap "$R/opt/aion/bin/system-agent")
 case "$caps" in *"cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill,cap_setgid,cap_setuid=ep") ;; *) fail "capabilities: $caps" ;; esac
@@ -56,7 +57,8 @@ ok "--systemd installs the unit"
 echo "event" > "$R/var/log/aion/system_agent.log"
 "$REPO/scripts/uninstall" --root "$R" 2>/dev/null
 for gone in /opt/aion /etc/supervisor/conf.d/system_agent.conf /etc/cron.d/system_agent /etc/logrotate.d/system_agent \
-    /usr/share/man/man8/system-agent.8.gz /etc/systemd/system/system-agent.service; do
+    /usr/share/man/man8/system-agent.8.gz /usr/share/man/man5/system_agent.ini.5.gz \
+    /etc/systemd/system/system-agent.service; do
     [ ! -e "$R$gone" ] || fail "$gone still there after uninstall"
 done
 for kept in /etc/aion/system_agent.ini /var/log/aion/system_agent.log /var/lib/aion/system_agent; do

@@ -91,6 +91,7 @@ check /var/log/aion "750 aion:aion"
 check /var/lib/aion/system_agent "700 aion:aion"
 check /lib/systemd/system/system-agent.service "644 root:root"
 check /usr/share/man/man8/system-agent.8.gz "644 root:root"
+check /usr/share/man/man5/system_agent.ini.5.gz "644 root:root"
 there /etc/logrotate.d/system_agent /usr/share/doc/system-agent/copyright \
     /usr/share/doc/system-agent/changelog.Debian.gz \
     /usr/share/doc/system-agent/examples/supervisor/conf.d/system_agent.conf \
@@ -106,13 +107,18 @@ in_root chroot --userspec=aion:aion / /opt/aion/bin/system-agent --check-config 
     fail "the installed agent, as aion, rejects the installed config"
 ok "install: files, modes, owners, capabilities, user aion, unit enabled"
 
-# man finds the page; mandb as the shipped [task.mandb] runs it (as user man) indexes it.
+# man finds the pages; mandb as the shipped [task.mandb] runs it (as user man)
+# indexes them.
 assert_eq "man -w" /usr/share/man/man8/system-agent.8.gz "$(in_root man -w system-agent)"
+assert_eq "man -w 5" /usr/share/man/man5/system_agent.ini.5.gz "$(in_root man -w 5 system_agent.ini)"
 rm -f "$R/var/cache/man/index.db"
 in_root chroot --userspec=man:man / /usr/bin/mandb -q || fail "mandb -q as man failed"
 assert_eq "whatis" "system-agent (8)     - Linux host agent that samples, logs, heals and alerts" \
     "$(in_root whatis system-agent)"
-ok "man system-agent opens it; mandb -q indexes it"
+assert_eq "apropos system-agent" \
+    "system-agent (8)     - Linux host agent that samples, logs, heals and alerts
+system_agent.ini (5) - system-agent configuration file" "$(in_root apropos system-agent | sort)"
+ok "man system-agent and man 5 system_agent.ini open them; mandb -q indexes both"
 
 # --- upgrade, with a locally changed config ---------------------------------------------
 echo "; changed here" >> "$R/etc/aion/system_agent.ini"
@@ -132,7 +138,7 @@ ok "upgrade $v1 -> $v2: the changed config is kept, the new one is .dpkg-dist; m
 # --- remove: config, logs, state and the user stay -----------------------------------------
 dpkg_root -r system-agent
 gone /opt/aion /lib/systemd/system/system-agent.service /usr/share/man/man8/system-agent.8.gz \
-    /usr/share/doc/system-agent
+    /usr/share/man/man5/system_agent.ini.5.gz /usr/share/doc/system-agent
 there /etc/aion/system_agent.ini /etc/logrotate.d/system_agent /var/log/aion/system_agent.log \
     /var/lib/aion/system_agent
 in_root getent passwd aion >/dev/null || fail "remove deleted user aion"
