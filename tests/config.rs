@@ -205,6 +205,53 @@ fn documented(text: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// `ini` as `--check-config` prints it: each key after a comment saying where it
+/// was set: `; from FILE:LINE` for a key whose line in `file` is found under its
+/// section there, `; from OPTION` for one `options` names (`agent.dry_run`), else
+/// `; default`.
+fn with_origins(ini: &str, file: Option<&Path>, options: &[(&str, &str)]) -> String {
+    let key_of = |line: &str| {
+        line.split(['=', ':'])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let mut set: Vec<(String, usize)> = Vec::new();
+    let mut section = String::new();
+    let text = file
+        .map(|f| std::fs::read_to_string(f).expect("the file"))
+        .unwrap_or_default();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[') {
+            section = name.split(']').next().unwrap_or("").to_string();
+        } else if !line.is_empty() && !line.starts_with([';', '#']) {
+            set.push((format!("{section}.{}", key_of(line)), i + 1));
+        }
+    }
+    let mut out = String::new();
+    for line in ini.lines() {
+        if let Some(name) = line.strip_prefix('[') {
+            section = name.trim_end_matches(']').to_string();
+        } else if !line.is_empty() {
+            let key = format!("{section}.{}", key_of(line));
+            let origin = match options.iter().find(|(k, _)| *k == key) {
+                Some((_, option)) => format!("; from {option}"),
+                None => match set.iter().rev().find(|(k, _)| *k == key) {
+                    Some((_, n)) => format!("; from {}:{n}", file.unwrap().display()),
+                    None => "; default".to_string(),
+                },
+            };
+            out.push_str(&origin);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// `to_ini()` of tests/fixtures/config/full.ini.
 const FULL_INI: &str = "\
 [agent]
@@ -1566,8 +1613,9 @@ fn check_config_prints_the_effective_config_of_a_valid_file() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "; effective configuration from {}\n{FULL_INI}",
-            path.display()
+            "; effective configuration from {}\n{}",
+            path.display(),
+            with_origins(FULL_INI, Some(&path), &[])
         )
     );
     assert_eq!(text(&out.stderr), "");
@@ -1584,7 +1632,7 @@ fn check_config_fills_in_defaults() {
         format!(
             "; effective configuration from {}\n{}",
             path.display(),
-            default_ini()
+            with_origins(&default_ini(), None, &[])
         )
     );
 }
@@ -1599,6 +1647,11 @@ fn check_config_shows_command_line_overrides() {
     let want = default_ini()
         .replace("log_level = info", "log_level = error")
         .replace("dry_run = no", "dry_run = yes");
+    let options = [
+        ("agent.log_level", "--log-level"),
+        ("agent.dry_run", "--dry-run"),
+    ];
+    let want = with_origins(&want, Some(&path), &options);
     assert_eq!(
         text(&out.stdout),
         format!("; effective configuration from {}\n{want}", path.display())
@@ -1667,7 +1720,7 @@ fn check_config_without_c_and_no_default_file_uses_built_in_defaults() {
         text(&out.stdout),
         format!(
             "; effective configuration from built-in defaults (/etc/aion/system_agent.ini not found)\n{}",
-            default_ini()
+            with_origins(&default_ini(), None, &[])
         )
     );
 }
@@ -2184,7 +2237,12 @@ fn commands_print_back_to_the_same_words() {
     let out = run(&["--check-config", "-c", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let printed = text(&out.stdout);
-    assert!(printed.ends_with(&ini), "{printed}");
+    let keys: String = printed
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(keys, ini, "{printed}");
     let again = tmp.write("b.ini", &printed);
     let reloaded = Config::load(&again, true).unwrap();
     assert_eq!(
