@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use system_agent::config::{
-    self, Action, Config, ConfigError, Facility, Limits, ProcState, Scope, When,
+    self, Action, Config, ConfigError, Facility, Limits, LogFormat, ProcState, Scope, When,
 };
 use system_agent::glob::Glob;
 use system_agent::log::Level;
@@ -258,6 +258,7 @@ const FULL_INI: &str = "\
 interval = 1500ms
 log_file = /var/log/my agent/agent.log
 log_level = debug
+log_format = json
 syslog = no
 syslog_socket = /run/systemd/journal/dev-log
 syslog_facility = local3
@@ -601,6 +602,20 @@ fn log_level_rejects_other_words() {
         "log_level",
         &["", "trace", "err", "critical", "3"],
         |v| format!("invalid log level \"{v}\" (expected debug, info, warn or error)"),
+    );
+}
+
+#[test]
+fn log_format_takes_logfmt_or_json() {
+    assert_eq!(Config::default().agent.log_format, LogFormat::Logfmt);
+    for (v, f) in [("logfmt", LogFormat::Logfmt), ("json", LogFormat::Json)] {
+        assert_eq!(val("agent", "log_format", v).agent.log_format, f, "{v}");
+    }
+    rejects(
+        "agent",
+        "log_format",
+        &["", "JSON", "jsonl", "text", "syslog"],
+        |v| format!("invalid log format \"{v}\" (expected logfmt or json)"),
     );
 }
 
@@ -1387,6 +1402,7 @@ fn load_reads_a_valid_file() {
     assert_eq!(c.agent.interval, ms(1500));
     assert_eq!(c.agent.log_file, Some(p("/var/log/my agent/agent.log")));
     assert_eq!(c.agent.log_level, Level::Debug);
+    assert_eq!(c.agent.log_format, LogFormat::Json);
     assert!(!c.agent.syslog);
     assert_eq!(c.agent.syslog_socket, p("/run/systemd/journal/dev-log"));
     assert_eq!(

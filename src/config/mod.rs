@@ -74,6 +74,20 @@ impl When {
         [(When::DiskHigh, "disk_high"), (When::Always, "always")];
 }
 
+/// How the log file (and the audit log) writes an event; syslog always gets logfmt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `ts=... level=... event=... key=value`.
+    Logfmt,
+    /// JSON Lines: one object per event, with the same keys.
+    Json,
+}
+
+impl LogFormat {
+    pub const ALL: [(LogFormat, &'static str); 2] =
+        [(LogFormat::Logfmt, "logfmt"), (LogFormat::Json, "json")];
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Only processes whose root directory is the agent's own.
