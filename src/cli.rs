@@ -162,7 +162,10 @@ fn check_config(opts: &Options) -> ExitCode {
                 Some(p) => p.display().to_string(),
                 None => format!("built-in defaults ({} not found)", opts.config.display()),
             };
-            out_raw!("; effective configuration from {source}\n{}", cfg.to_ini());
+            out_raw!(
+                "; effective configuration from {source}\n{}",
+                cfg.to_ini_with_origins()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -6,7 +6,8 @@
 //! (`fstat`), never the name:
 //!
 //! - `open_regular_at` / `read_file`: a file to read (the config and its drop-ins,
-//!   state files, and the audit's histories), with a size cap;
+//!   state files, and the audit's histories), with a size cap; `read_config` and
+//!   `open_config_dir` for the configuration, with the caller's rights;
 //! - `trusted_dir`: a directory the agent's own files may live in (owned by root or
 //!   the agent's user, writable by no one else, and so every directory above it);
 //! - `open_append`: a log file, opened relative to its trusted directory;
@@ -42,6 +43,8 @@ pub enum Why {
     /// Owned or writable by someone it must not be: a sentence that names the file
     /// or directory at fault, its owner or mode.
     Untrusted(String),
+    /// A directory holds more entries to read than the cap.
+    TooMany(usize),
 }
 
 impl Why {
@@ -65,6 +68,7 @@ impl fmt::Display for Why {
             Why::NotRegular(kind) => write!(f, "{kind}, not a regular file"),
             Why::TooBig { size, cap } => write!(f, "{size} bytes, over the {cap}-byte limit"),
             Why::Untrusted(s) => f.write_str(s),
+            Why::TooMany(cap) => write!(f, "more than {cap} files to read"),
         }
     }
 }
@@ -153,11 +157,64 @@ pub fn read_file(
 
 /// Reads a configuration file (the main file, or a drop-in) the one way: with the
 /// caller's rights (`with_caller_rights`), following a symlink as the caller may,
-/// without blocking, a regular file of at most `CONFIG_MAX` bytes. Code that lists
-/// a drop-in directory does so inside `with_caller_rights` too.
+/// without blocking, a regular file of at most `CONFIG_MAX` bytes. The drop-ins are
+/// listed and read the same way (`open_config_dir`).
 pub fn read_config(path: &Path, buf: &mut Vec<u8>) -> Result<libc::stat, Why> {
     with_caller_rights(|| read_file(path, true, CONFIG_MAX, buf))
         .unwrap_or_else(|e| Err(Why::Sys("drop the capabilities to read", e)))
+}
+
+/// The most drop-ins read from one directory, so that a directory of a million
+/// names cannot make the agent hold them all.
+pub const DROPINS_MAX: usize = 1000;
+
+/// A drop-in directory, opened with the caller's rights: what `fstat` said of it,
+/// and the names of the files to read in it, in byte order.
+pub struct ConfigDir {
+    dir: sys::DirStream,
+    pub stat: libc::stat,
+    pub names: Vec<Vec<u8>>,
+}
+
+/// Opens the drop-in directory `path` as `read_config` opens the main file (with
+/// the caller's rights, following a symlink as the caller may) and lists the names
+/// `keep` accepts, sorted byte-wise; more than `DROPINS_MAX` of them is an error.
+pub fn open_config_dir(path: &Path, keep: impl Fn(&[u8]) -> bool) -> Result<ConfigDir, Why> {
+    let list = || {
+        let c = cstring(path)?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK;
+        let fd = sys::open(&c, flags, 0).map_err(|e| Why::Sys("open", e))?;
+        let stat = sys::fstat(fd.as_raw_fd()).map_err(|e| Why::Sys("stat", e))?;
+        let mut dir = sys::DirStream::new(fd);
+        let mut names = Vec::new();
+        while let Some(name) = dir.next_name().map_err(|e| Why::Sys("read", e))? {
+            if keep(name) {
+                if names.len() == DROPINS_MAX {
+                    return Err(Why::TooMany(DROPINS_MAX));
+                }
+                names.push(name.to_vec());
+            }
+        }
+        names.sort();
+        Ok(ConfigDir { dir, stat, names })
+    };
+    with_caller_rights(list).unwrap_or_else(|e| Err(Why::Sys("drop the capabilities to read", e)))
+}
+
+impl ConfigDir {
+    /// Reads the drop-in `name` of this directory (through the descriptor listed,
+    /// so it is the directory judged) as `read_config` reads the main file.
+    pub fn read(&self, name: &[u8], buf: &mut Vec<u8>) -> Result<libc::stat, Why> {
+        let read = || {
+            let c = CString::new(name)
+                .map_err(|_| Why::Sys("use", io::Error::from_raw_os_error(libc::EINVAL)))?;
+            let o = open_regular_at(self.dir.fd(), &c, true)?;
+            read_capped(&o, CONFIG_MAX, buf)?;
+            Ok(o.stat)
+        };
+        with_caller_rights(read)
+            .unwrap_or_else(|e| Err(Why::Sys("drop the capabilities to read", e)))
+    }
 }
 
 pub fn cstring(p: &Path) -> Result<CString, Why> {

@@ -1,19 +1,25 @@
-//! Event lines in logfmt, to the log file (or stderr) and to syslog (SPEC §5).
+//! Event lines, to the log file (or stderr) and to syslog.
 //!
 //! `ts=2026-11-26T10:05:00.123Z level=warn event=alert metric=cpu state=critical value=93.1 threshold=90`
 //!
-//! All escaping happens here, so no input (a process name, a path, a command line)
-//! can forge a line. A line is built in one reused buffer and written with one
-//! `write(2)`; the steady-state cycle logs without allocating. A failing sink never
-//! stops the agent: it is reported once (on the other sinks), retried, and its
-//! recovery is reported with how much was lost.
+//! In logfmt, or in the log file as JSON Lines (`[agent] log_format = json`):
+//! `{"ts":"2026-11-26T10:05:00.123Z","level":"warn","event":"alert","metric":"cpu",...}`;
+//! syslog always gets logfmt. All escaping happens here (`line`), so no input (a
+//! process name, a path, a command line) can forge a line. A line is built in one
+//! reused buffer and written with one `write(2)`; the steady-state cycle logs
+//! without allocating. A failing sink never stops the agent: it is reported once
+//! (on the other sinks), retried, and its recovery is reported with how much was
+//! lost.
 
-use crate::config::Config;
+mod line;
+
+use crate::config::{Config, LogFormat};
 use crate::error::{errno_name, errno_text};
 use crate::files;
 use crate::health::{Health, Problem};
 use crate::sys;
-use std::fmt::Write as _;
+use line::Line;
+pub use line::{push_kv, push_value};
 use std::io::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -68,6 +74,8 @@ pub struct Target {
     pub file: Option<PathBuf>,
     /// Mode of a log file this creates (the audit log is 0600).
     pub mode: u32,
+    /// Of the file (or stderr); syslog gets logfmt.
+    pub format: LogFormat,
     pub syslog: Option<(PathBuf, u8)>,
 }
 
@@ -80,6 +88,7 @@ impl Target {
             level: Level::Info,
             file: cfg.audit.log_file.clone(),
             mode: 0o600,
+            format: a.log_format,
             syslog: a
                 .syslog
                 .then(|| (a.syslog_socket.clone(), cfg.audit.syslog_facility.code)),
@@ -92,6 +101,7 @@ impl Target {
             level: a.log_level,
             file: a.log_file.clone(),
             mode: 0o640,
+            format: a.log_format,
             syslog: a
                 .syslog
                 .then(|| (a.syslog_socket.clone(), a.syslog_facility.code)),
@@ -101,9 +111,7 @@ impl Target {
 
 pub struct Logger {
     min: Level,
-    line: String,
-    /// Where `level=` starts in `line`: syslog gets the line without our timestamp.
-    body_at: usize,
+    line: Line,
     file: Option<LogFile>,
     syslog: Option<Syslog>,
     /// The clock, replaceable in tests.
@@ -116,8 +124,7 @@ impl Logger {
     pub fn new(target: &Target) -> Logger {
         let mut log = Logger {
             min: target.level,
-            line: String::with_capacity(512),
-            body_at: 0,
+            line: Line::new(target.format == LogFormat::Json),
             file: target.file.as_deref().map(|p| LogFile::new(p, target.mode)),
             syslog: target.syslog.as_ref().map(|(p, f)| Syslog::new(p, *f)),
             now_ns: sys::realtime_ns,
@@ -130,6 +137,7 @@ impl Logger {
     /// which is what logrotate's `postrotate` SIGHUP relies on.
     pub fn reopen(&mut self, target: &Target) {
         self.min = target.level;
+        self.line.set_json(target.format == LogFormat::Json);
         match (&mut self.file, &target.file) {
             (Some(f), Some(p)) if f.path == *p => f.reopen(),
             (_, p) => self.file = p.as_deref().map(|p| LogFile::new(p, target.mode)),
@@ -169,15 +177,7 @@ impl Logger {
     pub fn event_at(&mut self, level: Level, name: &str, ts_ns: u64) -> Event<'_> {
         let on = self.enabled(level);
         if on {
-            self.line.clear();
-            self.line.push_str("ts=");
-            crate::timefmt::rfc3339_millis(ts_ns, &mut self.line);
-            self.line.push(' ');
-            self.body_at = self.line.len();
-            self.line.push_str("level=");
-            self.line.push_str(level.name());
-            self.line.push_str(" event=");
-            self.line.push_str(name);
+            self.line.start(ts_ns, level.name(), name);
         }
         Event {
             log: self,
@@ -194,15 +194,15 @@ impl Logger {
     }
 
     fn write_line(&mut self, level: Level) {
-        self.line.push('\n');
+        self.line.finish();
         let file_problem = match &mut self.file {
-            Some(f) => f.write(self.line.as_bytes()),
+            Some(f) => f.write(self.line.for_file()),
             None => {
-                let _ = sys::write_all(2, self.line.as_bytes());
+                let _ = sys::write_all(2, self.line.for_file());
                 None
             }
         };
-        let body = &self.line[self.body_at..self.line.len() - 1];
+        let body = self.line.for_syslog();
         let syslog_problem = self
             .syslog
             .as_mut()
@@ -227,57 +227,54 @@ impl Logger {
     /// An output failed or recovered (a sink, the metrics file, a state file): say
     /// so once per episode, on every sink but a failing one (so there is no loop).
     pub fn report(&mut self, what: &str, p: &Problem) {
-        let mut line = String::with_capacity(200);
-        line.push_str("ts=");
-        crate::timefmt::rfc3339_millis((self.now_ns)(), &mut line);
-        let at = line.len() + 1;
+        let mut line = Line::new(self.line.json());
+        let now = (self.now_ns)();
         match p {
             Problem::Failed {
                 target,
                 errno,
                 error,
             } => {
-                line.push_str(" level=error event=error what=");
-                line.push_str(what);
-                push_kv(&mut line, "path", target.as_os_str().as_bytes());
+                line.start(now, Level::Error.name(), "error");
+                line.text("what", what.as_bytes());
+                line.text("path", target.as_os_str().as_bytes());
                 if let Some(n) = errno {
                     let e = std::io::Error::from_raw_os_error(*n);
-                    push_kv(&mut line, "errno", errno_name(&e).as_bytes());
+                    line.text("errno", errno_name(&e).as_bytes());
                 }
-                push_kv(&mut line, "error", error.as_bytes());
-                push_kv(&mut line, "note", b"retrying");
+                line.text("error", error.as_bytes());
+                line.text("note", b"retrying");
             }
             Problem::Recovered {
                 target,
                 count,
                 unit,
             } => {
-                line.push_str(" level=warn event=error what=");
-                line.push_str(what);
-                line.push_str(" status=recovered");
-                push_kv(&mut line, "path", target.as_os_str().as_bytes());
-                let _ = write!(line, " {unit}={count}");
+                line.start(now, Level::Warn.name(), "error");
+                line.text("what", what.as_bytes());
+                line.text("status", b"recovered");
+                line.text("path", target.as_os_str().as_bytes());
+                line.number(unit, format_args!("{count}"));
             }
         }
-        line.push('\n');
+        line.finish();
         let to_file = what != "log_file";
         match &mut self.file {
             Some(f) if to_file => {
-                let _ = f.write(line.as_bytes());
+                let _ = f.write(line.for_file());
             }
             _ => {
-                let _ = sys::write_all(2, line.as_bytes());
+                let _ = sys::write_all(2, line.for_file());
             }
         }
         if what != "syslog"
             && let Some(s) = &mut self.syslog
         {
-            let sev = if matches!(p, Problem::Failed { .. }) {
-                3
-            } else {
-                4
+            let sev = match p {
+                Problem::Failed { .. } => Level::Error.severity(),
+                Problem::Recovered { .. } => Level::Warn.severity(),
             };
-            let _ = s.send(sev, &line[at..line.len() - 1]);
+            let _ = s.send(sev, line.for_syslog());
         }
     }
 }
@@ -305,7 +302,7 @@ impl Event<'_> {
 
     pub fn bytes(self, key: &str, value: &[u8]) -> Self {
         if self.on {
-            push_kv(&mut self.log.line, key, value);
+            self.log.line.text(key, value);
         }
         self
     }
@@ -316,14 +313,14 @@ impl Event<'_> {
 
     pub fn u64(self, key: &str, value: u64) -> Self {
         if self.on {
-            let _ = write!(self.log.line, " {key}={value}");
+            self.log.line.number(key, format_args!("{value}"));
         }
         self
     }
 
     pub fn i64(self, key: &str, value: i64) -> Self {
         if self.on {
-            let _ = write!(self.log.line, " {key}={value}");
+            self.log.line.number(key, format_args!("{value}"));
         }
         self
     }
@@ -331,7 +328,18 @@ impl Event<'_> {
     /// A number with a fixed count of decimals: `value=93.1`.
     pub fn num(self, key: &str, value: f64, decimals: usize) -> Self {
         if self.on {
-            let _ = write!(self.log.line, " {key}={value:.decimals$}");
+            self.log
+                .line
+                .number(key, format_args!("{value:.decimals$}"));
+        }
+        self
+    }
+
+    /// A number written as briefly as it reads back, as the config prints it:
+    /// `threshold=90`, `threshold=85.5`.
+    pub fn float(self, key: &str, value: f64) -> Self {
+        if self.on {
+            self.log.line.number(key, format_args!("{value}"));
         }
         self
     }
@@ -341,7 +349,7 @@ impl Event<'_> {
     pub fn display(self, key: &str, value: impl std::fmt::Display) -> Self {
         if self.on {
             let s = value.to_string();
-            push_kv(&mut self.log.line, key, s.as_bytes());
+            self.log.line.text(key, s.as_bytes());
         }
         self
     }
@@ -351,34 +359,6 @@ impl Event<'_> {
             self.log.write_line(self.level);
         }
     }
-}
-
-/// ` key=value`, quoting and escaping the value when needed.
-pub fn push_kv(out: &mut String, key: &str, value: &[u8]) {
-    out.push(' ');
-    out.push_str(key);
-    out.push('=');
-    push_value(out, value);
-}
-
-/// A value is written bare when it is non-empty printable ASCII without `"`, `=` or
-/// `\`; otherwise it is quoted, its body escaped JSON-style by `escape::json_body`
-/// (controls, line separators and format characters as `\uXXXX`, bytes that are
-/// not UTF-8 as `\udcHH`). So one event is always exactly one line, which strict
-/// logfmt decoders read and in which no character hides or reorders text.
-pub fn push_value(out: &mut String, value: &[u8]) {
-    let bare = !value.is_empty()
-        && value
-            .iter()
-            .all(|&c| (0x21..0x7f).contains(&c) && !matches!(c, b'"' | b'=' | b'\\'));
-    if bare {
-        // SAFETY-free: printable ASCII is valid UTF-8.
-        out.push_str(std::str::from_utf8(value).unwrap_or_default());
-        return;
-    }
-    out.push('"');
-    crate::escape::json_body(out, value);
-    out.push('"');
 }
 
 /// The log file: opened append-only (so logrotate's copytruncate also works) the
@@ -606,41 +586,5 @@ fn syslog_io_error(e: syslog::Error) -> std::io::Error {
                 Err(other) => std::io::Error::other(other.to_string()),
             },
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(b: &[u8]) -> String {
-        let mut s = String::new();
-        push_value(&mut s, b);
-        s
-    }
-
-    #[test]
-    fn values_are_quoted_and_escaped_so_no_line_can_be_forged() {
-        assert_eq!(v(b"cpu"), "cpu");
-        assert_eq!(v(b"/var/log"), "/var/log");
-        assert_eq!(v(b""), "\"\"");
-        assert_eq!(v(b"a b"), "\"a b\"");
-        assert_eq!(v(b"a=b"), "\"a=b\"");
-        assert_eq!(v(b"say \"hi\""), "\"say \\\"hi\\\"\"");
-        assert_eq!(v(b"C:\\x"), "\"C:\\\\x\"");
-        assert_eq!(
-            v(b"x\nts=1 level=error event=forged"),
-            "\"x\\nts=1 level=error event=forged\""
-        );
-        assert_eq!(v(b"a\rb\tc\x1b[31m\x7f"), r#""a\rb\tc\u001b[31m\u007f""#);
-        assert_eq!(v(b"\xff\xfe ok"), r#""\udcff\udcfe ok""#);
-        assert_eq!(v("caf\u{e9}".as_bytes()), "\"caf\u{e9}\"");
-        assert_eq!(v("a\u{2028}b\u{85}".as_bytes()), r#""a\u2028b\u0085""#);
-        assert_eq!(
-            v("x\u{202e}\u{feff}\u{e0001}".as_bytes()),
-            r#""x\u202e\ufeff\udb40\udc01""#
-        );
-        // Non-ASCII is always quoted, even when nothing in it is escaped.
-        assert_eq!(v("\u{e9}".as_bytes()), "\"\u{e9}\"");
     }
 }

@@ -577,6 +577,7 @@ mod tests {
             level: Level::Error,
             file: Some(dir.join("log")),
             mode: 0o600,
+            format: crate::config::LogFormat::Logfmt,
             syslog: None,
         });
         let mut out = crate::reading::Reading::new(&disks).disks;

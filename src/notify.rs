@@ -246,6 +246,7 @@ mod tests {
                 file: Some(dir.join("log")),
                 mode: 0o600,
                 syslog: None,
+                format: crate::config::LogFormat::Logfmt,
             });
             let n = Notify::new(
                 Some(dir.join("notify").as_os_str()),

@@ -470,6 +470,7 @@ mod tests {
             file: Some(dir.join("log")),
             mode: 0o600,
             syslog: None,
+            format: crate::config::LogFormat::Logfmt,
         };
         let mut log = Logger::new(&target);
         let s = Store::new(&dir, false);

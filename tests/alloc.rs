@@ -58,7 +58,8 @@ fn allocations(f: impl FnOnce()) -> u64 {
     ALLOCS.with(Cell::get) - before
 }
 
-fn agent(t: &TempDir, thresholds: &str) -> Agent {
+/// `agent` lines are added to `[agent]`.
+fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
     t.write("proc/meminfo", proc_meminfo(50));
     t.write("proc/loadavg", "0.52 0.58 0.59 1/467 12345\n");
     t.write(
@@ -95,7 +96,7 @@ fn agent(t: &TempDir, thresholds: &str) -> Agent {
     }
     let p = |r: &str| t.join(r).display().to_string();
     let text = format!(
-        "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n\
+        "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n{agent}\n\
          [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[audit]\nbash_history = yes\nusers = root\nlog_file = {}\n\
          [thresholds]\n{thresholds}\n\
          [alert]\ncommand = /bin/true\nmin_level = critical\n\
@@ -140,6 +141,7 @@ fn a_cycle_without_a_scan_allocates_nothing() {
     let mut a = agent(
         &t,
         "disk_warn = 100\ndisk_crit = 100\ninode_warn = 100\ninode_crit = 100",
+        "",
     );
     cycles(&t, &mut a, 1, 5);
     assert_eq!(cycles(&t, &mut a, 6, 200), 0);
@@ -167,6 +169,7 @@ fn a_cycle_with_a_scan_allocates_nothing_either() {
     let mut a = agent(
         &t,
         "cpu_warn = 0\ndisk_warn = 100\ndisk_crit = 100\ninode_warn = 100\ninode_crit = 100",
+        "",
     );
     cycles(&t, &mut a, 1, 5);
     assert_eq!(cycles(&t, &mut a, 6, 200), 0);
@@ -188,6 +191,7 @@ fn the_systemd_watchdog_ping_of_each_cycle_allocates_nothing() {
         file: Some(t.join("agent.log")),
         mode: 0o640,
         syslog: None,
+        format: system_agent::config::LogFormat::Logfmt,
     });
     let mut n = Notify::new(
         Some(t.join("notify").as_os_str()),
@@ -213,4 +217,27 @@ fn the_systemd_watchdog_ping_of_each_cycle_allocates_nothing() {
     assert_eq!(got[0], "READY=1");
     assert!(got[1..].iter().all(|m| m == "WATCHDOG=1"), "{got:?}");
     assert_eq!(t.read("agent.log"), "");
+}
+
+#[test]
+fn logging_json_lines_allocates_nothing_either() {
+    let t = TempDir::new("alloc-json");
+    let mut a = agent(
+        &t,
+        "cpu_warn = 0\ndisk_warn = 100\ndisk_crit = 100\ninode_warn = 100\ninode_crit = 100",
+        "log_format = json",
+    );
+    cycles(&t, &mut a, 1, 5);
+    assert_eq!(cycles(&t, &mut a, 6, 200), 0);
+    let log = t.read("agent.log");
+    assert!(
+        log.contains(r#","event":"sample","cpu":10.0,"mem":50.0"#),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            r#","event":"top","by":"cpu","rank":1,"pid":100,"uid":0,"user":"root","name":"worker""#
+        ),
+        "{log}"
+    );
 }

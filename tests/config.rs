@@ -9,7 +9,7 @@ use common::{TempDir as Tmp, run};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use system_agent::config::{
-    self, Action, Config, ConfigError, Facility, Limits, ProcState, Scope, When,
+    self, Action, Config, ConfigError, Facility, Limits, LogFormat, ProcState, Scope, When,
 };
 use system_agent::glob::Glob;
 use system_agent::log::Level;
@@ -154,12 +154,60 @@ fn documented(text: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// `ini` as `--check-config` prints it: each key after a comment saying where it
+/// was set: `; from FILE:LINE` for a key whose line in `file` is found under its
+/// section there, `; from OPTION` for one `options` names (`agent.dry_run`), else
+/// `; default`.
+fn with_origins(ini: &str, file: Option<&Path>, options: &[(&str, &str)]) -> String {
+    let key_of = |line: &str| {
+        line.split(['=', ':'])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let mut set: Vec<(String, usize)> = Vec::new();
+    let mut section = String::new();
+    let text = file
+        .map(|f| std::fs::read_to_string(f).expect("the file"))
+        .unwrap_or_default();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[') {
+            section = name.split(']').next().unwrap_or("").to_string();
+        } else if !line.is_empty() && !line.starts_with([';', '#']) {
+            set.push((format!("{section}.{}", key_of(line)), i + 1));
+        }
+    }
+    let mut out = String::new();
+    for line in ini.lines() {
+        if let Some(name) = line.strip_prefix('[') {
+            section = name.trim_end_matches(']').to_string();
+        } else if !line.is_empty() {
+            let key = format!("{section}.{}", key_of(line));
+            let origin = match options.iter().find(|(k, _)| *k == key) {
+                Some((_, option)) => format!("; from {option}"),
+                None => match set.iter().rev().find(|(k, _)| *k == key) {
+                    Some((_, n)) => format!("; from {}:{n}", file.unwrap().display()),
+                    None => "; default".to_string(),
+                },
+            };
+            out.push_str(&origin);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// `to_ini()` of tests/fixtures/config/full.ini.
 const FULL_INI: &str = "\
 [agent]
 interval = 1500ms
 log_file = /var/log/my agent/agent.log
 log_level = debug
+log_format = json
 syslog = no
 syslog_socket = /run/systemd/journal/dev-log
 syslog_facility = local3
@@ -503,6 +551,20 @@ fn log_level_rejects_other_words() {
         "log_level",
         &["", "trace", "err", "critical", "3"],
         |v| format!("invalid log level \"{v}\" (expected debug, info, warn or error)"),
+    );
+}
+
+#[test]
+fn log_format_takes_logfmt_or_json() {
+    assert_eq!(Config::default().agent.log_format, LogFormat::Logfmt);
+    for (v, f) in [("logfmt", LogFormat::Logfmt), ("json", LogFormat::Json)] {
+        assert_eq!(val("agent", "log_format", v).agent.log_format, f, "{v}");
+    }
+    rejects(
+        "agent",
+        "log_format",
+        &["", "JSON", "jsonl", "text", "syslog"],
+        |v| format!("invalid log format \"{v}\" (expected logfmt or json)"),
     );
 }
 
@@ -1322,6 +1384,7 @@ fn load_reads_a_valid_file() {
     assert_eq!(c.agent.interval, ms(1500));
     assert_eq!(c.agent.log_file, Some(p("/var/log/my agent/agent.log")));
     assert_eq!(c.agent.log_level, Level::Debug);
+    assert_eq!(c.agent.log_format, LogFormat::Json);
     assert!(!c.agent.syslog);
     assert_eq!(c.agent.syslog_socket, p("/run/systemd/journal/dev-log"));
     assert_eq!(
@@ -1548,8 +1611,9 @@ fn check_config_prints_the_effective_config_of_a_valid_file() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "; effective configuration from {}\n{FULL_INI}",
-            path.display()
+            "; effective configuration from {}\n{}",
+            path.display(),
+            with_origins(FULL_INI, Some(&path), &[])
         )
     );
     assert_eq!(text(&out.stderr), "");
@@ -1566,7 +1630,7 @@ fn check_config_fills_in_defaults() {
         format!(
             "; effective configuration from {}\n{}",
             path.display(),
-            default_ini()
+            with_origins(&default_ini(), None, &[])
         )
     );
 }
@@ -1581,6 +1645,11 @@ fn check_config_shows_command_line_overrides() {
     let want = default_ini()
         .replace("log_level = info", "log_level = error")
         .replace("dry_run = no", "dry_run = yes");
+    let options = [
+        ("agent.log_level", "--log-level"),
+        ("agent.dry_run", "--dry-run"),
+    ];
+    let want = with_origins(&want, Some(&path), &options);
     assert_eq!(
         text(&out.stdout),
         format!("; effective configuration from {}\n{want}", path.display())
@@ -1649,7 +1718,7 @@ fn check_config_without_c_and_no_default_file_uses_built_in_defaults() {
         text(&out.stdout),
         format!(
             "; effective configuration from built-in defaults (/etc/aion/system_agent.ini not found)\n{}",
-            default_ini()
+            with_origins(&default_ini(), None, &[])
         )
     );
 }
@@ -2166,7 +2235,12 @@ fn commands_print_back_to_the_same_words() {
     let out = run(&["--check-config", "-c", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let printed = text(&out.stdout);
-    assert!(printed.ends_with(&ini), "{printed}");
+    let keys: String = printed
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(keys, ini, "{printed}");
     let again = tmp.write("b.ini", &printed);
     let reloaded = Config::load(&again, true).unwrap();
     assert_eq!(

@@ -1939,6 +1939,10 @@ fn fuzz_config_parse() {
                     ..c
                 });
                 assert_eq!(again.as_ref(), Ok(&cfg), "printed back as {}", cfg.to_ini());
+                // So does the --check-config form, each key under its origin.
+                let annotated = cfg.to_ini_with_origins();
+                let again = Config::parse(file, &annotated);
+                assert_eq!(again.as_ref(), Ok(&cfg), "printed back as {annotated}");
                 let _ = cfg.changed_keys(&Config::default());
                 true
             }

@@ -97,7 +97,7 @@ impl Agent {
                 .opt("mount", m.mount_text())
                 .num("value", value, m.kind.decimals());
             let e = match m.threshold(to) {
-                Some(t) => e.display("threshold", crate::config::value::fmt_number(t)),
+                Some(t) => e.float("threshold", t),
                 None => e,
             };
             e.str("previous", from.name()).emit();

@@ -16,7 +16,7 @@ mod reaping;
 mod reload;
 mod run;
 
-use crate::config::Config;
+use crate::config::{Config, Origin};
 use crate::effects::{self, Effects};
 use crate::error::Error;
 use crate::features::alerts::Alerts;
@@ -58,9 +58,13 @@ impl Options {
         let mut cfg = Config::load(&self.config, self.explicit)?;
         if self.dry_run {
             cfg.agent.dry_run = true;
+            let by = Origin::Option("--dry-run");
+            cfg.origins.set("agent", "dry_run", by);
         }
         if let Some(l) = self.log_level {
             cfg.agent.log_level = l;
+            let by = Origin::Option("--log-level");
+            cfg.origins.set("agent", "log_level", by);
         }
         Ok(cfg)
     }
@@ -357,13 +361,16 @@ impl Agent {
 }
 
 /// Narrows the effective capabilities of an agent that is not root to what the
-/// configured features use, once the config is known to be root's (see
-/// `policy::may_keep_capabilities`, judged on the descriptor the config was read
-/// from); otherwise drops them all, and returns why. Until then (see `cli::main` and
-/// `Config::load`) none is in effect.
+/// configured features use, once the config is known to be root's: the main file,
+/// the drop-in directory and each drop-in (see `policy::may_keep_capabilities`,
+/// judged on the descriptors they were read from); otherwise drops them all, and
+/// returns why. Until then (see `cli::main` and `Config::load`) none is in effect.
 fn guard_capabilities(cfg: &Config) -> Option<String> {
     let uid = sys::getuid();
-    let verdict = policy::may_keep_capabilities(uid, cfg.file.as_deref(), cfg.file_owner);
+    let verdict = cfg
+        .sources()
+        .into_iter()
+        .try_for_each(|(path, owner)| policy::may_keep_capabilities(uid, Some(path), owner));
     match verdict {
         Ok(()) if uid == 0 => None,
         Ok(()) => {

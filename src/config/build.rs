@@ -2,8 +2,15 @@
 //! the checks no single key can make (repeated sections and keys, unknown ones
 //! with a hint, rule names, a rule without its required key, a warn limit above
 //! its crit). Every error is collected; none stops the others.
+//!
+//! The files (layers: the main file, then its drop-ins) are read in order over the
+//! defaults, so a key set again in a later file overrides the earlier value, and a
+//! `[PREFIX.NAME]` rule continued in a later file is one rule, read from all its
+//! parts. Within one file, a section or key given twice is still an error.
 
+use super::origin::{Origin, Origins};
 use super::rules::Complete;
+use super::source::Layer;
 use super::table::{Key, Rule, Section, Written};
 use super::{
     Agent, Alert, Audit, CleanupRule, Config, ConfigError, Disk, Paths, RULE_SECTIONS, RawSection,
@@ -11,44 +18,78 @@ use super::{
 };
 use std::path::Path;
 
-/// Reads `sections` over the defaults; every error at once, in file order.
-pub fn build(file: &Path, sections: &[RawSection]) -> Result<Config, Vec<ConfigError>> {
-    let mut cfg = Config {
-        file: Some(file.to_path_buf()),
-        ..Config::default()
-    };
+/// Reads `layers` over the defaults; every error at once, in file order.
+pub fn build(layers: &[Layer]) -> Result<Config, Vec<ConfigError>> {
+    let mut cfg = Config::default();
     let mut b = Builder {
-        file,
+        layers,
+        at: 0,
         errors: Vec::new(),
+        origins: Origins::default(),
     };
-    b.check_duplicates(sections);
-    for s in sections {
-        b.section(s, &mut cfg);
+    let mut rules: Vec<Parts> = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        b.at = i;
+        b.check_duplicates(&layer.sections);
+        for s in &layer.sections {
+            match rule_name(&s.name) {
+                Some(_) => match rules.iter_mut().find(|p| p.name == s.name) {
+                    Some(p) => p.parts.push((i, s)),
+                    None => rules.push(Parts {
+                        name: &s.name,
+                        parts: vec![(i, s)],
+                    }),
+                },
+                None => b.section(s, &mut cfg),
+            }
+        }
     }
-    b.check_limits(sections, &cfg.thresholds);
+    for r in &rules {
+        b.rule_section(r, &mut cfg);
+    }
+    b.check_limits(&cfg.thresholds);
     // The checks run in passes; report in file order (stable, so same-line
     // errors keep their order).
-    b.errors.sort_by_key(|e| e.line);
+    b.errors.sort_by_key(|(layer, e)| (*layer, e.line));
     if b.errors.is_empty() {
+        cfg.origins = b.origins;
         Ok(cfg)
     } else {
-        Err(b.errors)
+        Err(b.errors.into_iter().map(|(_, e)| e).collect())
     }
+}
+
+/// A `[PREFIX.NAME]` section's name split in two, when it is one.
+fn rule_name(section: &str) -> Option<(&str, &str)> {
+    section
+        .split_once('.')
+        .filter(|(prefix, _)| RULE_SECTIONS.iter().any(|(p, _)| p == prefix))
+}
+
+/// One rule's sections, from every file that has it: (layer, section), in order.
+struct Parts<'a> {
+    name: &'a str,
+    parts: Vec<(usize, &'a RawSection)>,
 }
 
 /// Collects errors while typed values are filled in.
 struct Builder<'a> {
-    file: &'a Path,
-    errors: Vec<ConfigError>,
+    layers: &'a [Layer],
+    /// The layer being read: errors name its file.
+    at: usize,
+    /// Each error with its layer, to sort them in file order.
+    errors: Vec<(usize, ConfigError)>,
+    origins: Origins,
 }
 
 impl Builder<'_> {
     fn error(&mut self, line: usize, key: &str, message: &str) {
+        let file = self.layers.get(self.at).map_or(Path::new(""), |l| &l.path);
         self.errors
-            .push(ConfigError::at(self.file, line, key, message));
+            .push((self.at, ConfigError::at(file, line, key, message)));
     }
 
-    /// One section, into its part of `cfg`.
+    /// One fixed or unknown section, into its part of `cfg`.
     fn section(&mut self, s: &RawSection, cfg: &mut Config) {
         match s.name.as_str() {
             Agent::NAME => self.keys(s, &mut cfg.agent),
@@ -58,16 +99,22 @@ impl Builder<'_> {
             Reaper::NAME => self.keys(s, &mut cfg.reaper),
             Audit::NAME => self.keys(s, &mut cfg.audit),
             Alert::NAME => self.keys(s, &mut cfg.alert),
-            other => match other.split_once('.') {
-                Some((CleanupRule::NAME, name)) => self.rule(s, name, &mut cfg.cleanup),
-                Some((ReapRule::NAME, name)) => self.rule(s, name, &mut cfg.reap),
-                Some((Task::NAME, name)) => self.rule(s, name, &mut cfg.tasks),
-                _ => self.unknown_section(s),
-            },
+            _ => self.unknown_section(s),
         }
     }
 
-    /// Each entry of `s` read into `target` by its key's declaration.
+    /// A `[PREFIX.NAME]` rule, from all its parts, into its list in `cfg`.
+    fn rule_section(&mut self, r: &Parts, cfg: &mut Config) {
+        match rule_name(r.name) {
+            Some((CleanupRule::NAME, name)) => self.rule(r, name, &mut cfg.cleanup),
+            Some((ReapRule::NAME, name)) => self.rule(r, name, &mut cfg.reap),
+            Some((Task::NAME, name)) => self.rule(r, name, &mut cfg.tasks),
+            _ => {}
+        }
+    }
+
+    /// Each entry of `s` read into `target` by its key's declaration; where each
+    /// value was set is noted.
     fn keys<T: Section>(&mut self, s: &RawSection, target: &mut T) {
         for e in &s.entries {
             let w = Written {
@@ -76,34 +123,46 @@ impl Builder<'_> {
                 raw: &e.raw,
             };
             let read = match Key::find(T::KEYS, &e.key) {
-                Some(key) => (key.read)(target, w),
+                Some(key) => (key.read)(target, w).map(|()| key.name),
                 None => Err(unknown_key(T::NAME, &e.key)),
             };
-            if let Err(msg) = read {
-                self.error(e.line, &format!("{}.{}", s.name, e.key), &msg);
+            match read {
+                Ok(key) => {
+                    let origin = Origin::Line(self.layers[self.at].path.clone(), e.line);
+                    self.origins.set(&s.name, key, origin);
+                }
+                Err(msg) => self.error(e.line, &format!("{}.{}", s.name, e.key), &msg),
             }
         }
     }
 
-    /// A `[PREFIX.NAME]` section: added to `rules` when it has no error.
-    fn rule<T: Rule + Complete>(&mut self, s: &RawSection, name: &str, rules: &mut Vec<T>) {
-        if !self.rule_name(s, name) {
+    /// A `[PREFIX.NAME]` rule read from each of its parts in turn: added to
+    /// `rules` when it has no error. Errors of the rule as a whole are reported
+    /// where it is first named.
+    fn rule<T: Rule + Complete>(&mut self, r: &Parts, name: &str, rules: &mut Vec<T>) {
+        let (first_layer, first) = r.parts[0];
+        self.at = first_layer;
+        if !self.rule_name(first, name) {
             return;
         }
-        let mut r = T::named(name);
+        let mut rule = T::named(name);
         let before = self.errors.len();
-        self.keys(s, &mut r);
+        for &(layer, s) in &r.parts {
+            self.at = layer;
+            self.keys(s, &mut rule);
+        }
+        self.at = first_layer;
         if self.errors.len() == before
-            && let Some((key, msg)) = r.missing()
+            && let Some((key, msg)) = rule.missing()
         {
             let key = match key {
-                "" => format!("[{}]", s.name),
-                key => format!("{}.{key}", s.name),
+                "" => format!("[{}]", r.name),
+                key => format!("{}.{key}", r.name),
             };
-            self.error(s.line, &key, msg);
+            self.error(first.line, &key, msg);
         }
         if self.errors.len() == before {
-            rules.push(r);
+            rules.push(rule);
         }
     }
 
@@ -170,24 +229,16 @@ impl Builder<'_> {
         self.error(s.line, &format!("[{name}]"), &msg);
     }
 
-    /// A warn limit above its crit limit is an error reported on the crit line (or
-    /// the warn line when crit is the default).
-    fn check_limits(&mut self, sections: &[RawSection], t: &Thresholds) {
-        let line_of = |key: &str| {
-            sections
-                .iter()
-                .filter(|s| s.name == Thresholds::NAME)
-                .flat_map(|s| &s.entries)
-                .find(|e| e.key == key)
-                .map(|e| e.line)
-        };
+    /// A warn limit above its crit limit is an error reported where crit was set
+    /// (or warn, when crit is the default).
+    fn check_limits(&mut self, t: &Thresholds) {
         for (warn, crit, l) in t.limits() {
             // A limit that is itself invalid was reported already; comparing the
             // default in its place would report a value that is not in the file.
             let bad = |k: &str| {
                 self.errors
                     .iter()
-                    .any(|e| e.key == format!("thresholds.{k}"))
+                    .any(|(_, e)| e.key == format!("thresholds.{k}"))
             };
             if bad(warn) || bad(crit) {
                 continue;
@@ -195,16 +246,28 @@ impl Builder<'_> {
             if let (Some(w), Some(c)) = (l.warn, l.crit)
                 && w > c
             {
-                let (line, key, msg) = match line_of(crit) {
-                    Some(line) => (line, crit, format!("{c} is below thresholds.{warn} ({w})")),
+                let (at, key, msg) = match self.set_at(crit) {
+                    Some(at) => (at, crit, format!("{c} is below thresholds.{warn} ({w})")),
                     None => (
-                        line_of(warn).unwrap_or(0),
+                        self.set_at(warn).unwrap_or((0, 0)),
                         warn,
                         format!("{w} is above thresholds.{crit} ({c})"),
                     ),
                 };
-                self.error(line, &format!("thresholds.{key}"), &msg);
+                self.at = at.0;
+                self.error(at.1, &format!("thresholds.{key}"), &msg);
             }
+        }
+    }
+
+    /// (layer, line) where `[thresholds] key` was last set; `None`: its default.
+    fn set_at(&self, key: &str) -> Option<(usize, usize)> {
+        match self.origins.of(Thresholds::NAME, key)? {
+            Origin::Line(path, line) => {
+                let layer = self.layers.iter().rposition(|l| l.path == *path)?;
+                Some((layer, *line))
+            }
+            Origin::Option(_) => None,
         }
     }
 }

@@ -7,7 +7,7 @@ use super::kinds::{
     Optional, Percent, Required, SyslogFacility, Time, TimeIn, TimeOver0,
 };
 use super::table::{Kind, Written, initial, key, key_name, section};
-use super::{AlertLevel, Facility, Scope, value};
+use super::{AlertLevel, Facility, LogFormat, Scope, value};
 use crate::glob::Glob;
 use crate::log::Level;
 use std::path::PathBuf;
@@ -19,9 +19,13 @@ section! {
         interval: Duration = "10s", TimeIn("10ms", "24h"),
             "Time between cycles, 10ms to 24h (a slow cycle skips, it never bursts).";
         log_file: Option<PathBuf> = "/var/log/aion/system_agent.log", Optional(AbsPath),
-            "One logfmt line per event, appended; reopened on SIGHUP. Empty: stderr.";
+            "One line per event, appended; reopened on SIGHUP. Empty: stderr.";
         log_level: Level = "info", LogLevel,
             "debug, info, warn or error (--log-level overrides it).";
+        log_format: LogFormat = "logfmt",
+            Choice { what: "log format", names: &LogFormat::ALL },
+            "logfmt, or json (JSON Lines, the same keys) for log_file and the audit log; \
+             syslog gets logfmt.";
         syslog: bool = "yes", Flag,
             "Send every line to syslog as well (severity from the level).";
         syslog_socket: PathBuf = "/dev/log", AbsPath,

@@ -4,20 +4,26 @@
 //! (`--check-config`), which is also how a reload says what changed. Each key is
 //! declared once (`keys`, `rules`); parsing, defaults, hints, printing and the key
 //! reference all come from that declaration.
+//!
+//! The main file is read first, then each `*.ini` of its drop-in directory
+//! (`load`); `origin` keeps where each value was set.
 
 mod build;
 mod keys;
 mod kinds;
+mod load;
+mod origin;
 mod rules;
 mod source;
 mod table;
 pub mod value;
 
-use crate::files;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use keys::{Agent, Alert, Audit, Disk, Paths, Reaper, Thresholds, is_address};
+pub use load::dropin_dir;
+pub use origin::{Origin, Origins, Source};
 pub use rules::{CleanupRule, ReapRule, Task};
 pub use source::{RawEntry, RawSection};
 use table::Section;
@@ -33,6 +39,8 @@ pub struct Config {
     /// Owner uid and mode of that file as it was read (from the same descriptor), so
     /// the agent can refuse to use capabilities on a config someone else could write.
     pub file_owner: Option<(u32, u32)>,
+    /// The drop-ins read and where each value was set (not compared by `==`).
+    pub origins: Origins,
     pub agent: Agent,
     pub paths: Paths,
     pub thresholds: Thresholds,
@@ -64,6 +72,20 @@ pub enum When {
 impl When {
     pub const ALL: [(When, &'static str); 2] =
         [(When::DiskHigh, "disk_high"), (When::Always, "always")];
+}
+
+/// How the log file (and the audit log) writes an event; syslog always gets logfmt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `ts=... level=... event=... key=value`.
+    Logfmt,
+    /// JSON Lines: one object per event, with the same keys.
+    Json,
+}
+
+impl LogFormat {
+    pub const ALL: [(LogFormat, &'static str); 2] =
+        [(LogFormat::Logfmt, "logfmt"), (LogFormat::Json, "json")];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,41 +334,15 @@ pub fn reference() -> String {
 }
 
 impl Config {
-    /// Reads and validates `path`. With `must_exist` false, a missing file gives the
-    /// built-in defaults (the default path on a host that has no config yet).
-    ///
-    /// The file is read by `files::read_config`: with the caller's own rights (no
-    /// capability in effect), without blocking (a FIFO is refused, not waited on),
-    /// only a regular file of at most 1 MiB; so no error can quote a file the
-    /// caller could not read themselves.
-    pub fn load(path: &Path, must_exist: bool) -> Result<Config, Vec<ConfigError>> {
-        let mut bytes = Vec::new();
-        let stat = match files::read_config(path, &mut bytes) {
-            Ok(stat) => stat,
-            Err(why) if why.is_missing() && !must_exist => return Ok(Config::default()),
-            Err(why) => {
-                let msg = format!("cannot read: {why}");
-                return Err(vec![ConfigError::at(path, 0, "", &msg)]);
-            }
-        };
-        match String::from_utf8(bytes) {
-            Ok(text) => {
-                let mut cfg = Config::parse(path, &text)?;
-                cfg.file_owner = Some((stat.st_uid, stat.st_mode));
-                Ok(cfg)
-            }
-            Err(e) => {
-                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                let line = 1 + valid.iter().filter(|&&c| c == b'\n').count();
-                Err(vec![ConfigError::at(path, line, "", "not valid UTF-8")])
-            }
-        }
-    }
-
     /// Validates INI text; `file` is used in messages.
     pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
-        let sections = source::parse(file, text)?;
-        build::build(file, &sections)
+        let layer = source::Layer {
+            path: file.to_path_buf(),
+            sections: source::parse(file, text)?,
+        };
+        let mut cfg = build::build(std::slice::from_ref(&layer))?;
+        cfg.file = Some(file.to_path_buf());
+        Ok(cfg)
     }
 
     /// The effective configuration as (section, key, value), every key included.
@@ -390,16 +386,9 @@ impl Config {
                     out.push('\n');
                 }
                 out.push_str(&format!("[{}]\n", s.section));
-                current = s.section;
+                current = s.section.clone();
             }
-            let (key, value) = (s.key, &s.value);
-            if value.is_empty() {
-                out.push_str(&format!("{key} =\n"));
-            } else if needs_quotes(value) && !s.verbatim {
-                out.push_str(&format!("{key} = \"{value}\"\n"));
-            } else {
-                out.push_str(&format!("{key} = {value}\n"));
-            }
+            out.push_str(&origin::setting_line(&s));
         }
         out
     }

@@ -12,7 +12,7 @@
 //! inside quotes later on).
 
 use super::ConfigError;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
@@ -29,6 +29,13 @@ pub struct RawSection {
     pub name: String,
     pub line: usize,
     pub entries: Vec<RawEntry>,
+}
+
+/// One file's sections, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    pub path: PathBuf,
+    pub sections: Vec<RawSection>,
 }
 
 enum Item {

@@ -21,6 +21,7 @@ check() {  # check PATH "MODE UID:GID"
 }
 check /opt/aion/bin/system-agent "750 0:$AION_GID"
 check /etc/aion/system_agent.ini "640 0:$AION_GID"
+check /etc/aion/system_agent.d "755 0:0"
 check /var/log/aion "750 $AION_UID:$AION_GID"
 check /var/lib/aion/system_agent "700 $AION_UID:$AION_GID"
 check /etc/supervisor/conf.d/system_agent.conf "644 0:0"
