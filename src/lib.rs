@@ -6,7 +6,8 @@
 //! - **parsing** (pure, on bytes): `procfs`, `passwd`, `config`, the state file
 //!   formats (`state`, each feature's records);
 //! - **policy** (pure, on plain values and a clock): `judge`, `policy`, `report`,
-//!   and each feature's decisions (`features::tasks::schedule`, `reaper`,
+//!   and each feature's decisions (`features::tasks::schedule`,
+//!   `features::reaper::plan`,
 //!   `alerts`, ...);
 //! - **effects** (thin, each logged): reading the host (`sample`, `mounts`,
 //!   `scan`), `log`, `store` (state_dir), `effects` (signal, unlink, spawn; the
@@ -57,12 +58,10 @@ pub mod health;
 pub mod judge;
 pub mod log;
 pub mod mounts;
-pub mod ownproc;
 pub mod passwd;
 pub mod policy;
 pub mod procfs;
 pub mod reading;
-pub mod reaper;
 pub mod report;
 pub mod sample;
 pub mod scan;

@@ -8,15 +8,13 @@
 //! cycle skips missed slots instead of bursting.
 //!
 //! Each feature lives in `features/` (see its doc for how one is added); the
-//! reaper, cleanup, audit and alert steps are still `impl Agent` blocks here
-//! (`reaping.rs`, `cleaning.rs`, `history.rs`, `alerting.rs`) until they move
-//! there too.
+//! cleanup, audit and alert steps are still `impl Agent` blocks here
+//! (`cleaning.rs`, `history.rs`, `alerting.rs`) until they move there too.
 
 mod alerting;
 mod cleaning;
 mod cycle;
 mod history;
-mod reaping;
 mod reload;
 mod run;
 
@@ -28,6 +26,7 @@ use crate::config::Config;
 use crate::effects::{self, Effects};
 use crate::error::Error;
 use crate::features::metrics::MetricsFile;
+use crate::features::reaper::{self, Reaper};
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
 use crate::features::{Cx, Feature, Findings, Slot, Stats, stopping, wait_children};
@@ -38,11 +37,9 @@ use crate::passwd::{Users, parse_passwd};
 use crate::policy;
 use crate::procfs::pid::parse_pid_status;
 use crate::reading::Reading;
-use crate::reaper;
 use crate::sample::Sampler;
 use crate::scan::CycleScan;
 use crate::signals::Signals;
-use crate::state;
 use crate::store::Store;
 use crate::sys;
 use alerting::{Delivery, Outcome};
@@ -76,14 +73,20 @@ impl Options {
 #[derive(Default)]
 pub struct Features {
     pub top: Slot<Top>,
+    pub reaper: Slot<Reaper>,
     pub tasks: Slot<Tasks>,
     pub metrics_file: Slot<MetricsFile>,
 }
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 3] {
-        [&mut self.top, &mut self.tasks, &mut self.metrics_file]
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 4] {
+        [
+            &mut self.top,
+            &mut self.reaper,
+            &mut self.tasks,
+            &mut self.metrics_file,
+        ]
     }
 }
 
@@ -125,16 +128,6 @@ pub struct Agent {
     /// logged once, not every cycle.
     source_errors: Vec<String>,
     buf: Vec<u8>,
-    // The reaper's (reaping.rs), until it moves into features/.
-    reaper_clock: reaper::StateClock,
-    pending: Vec<reaper::Pending>,
-    /// Processes already dealt with (killed, signalled, logged, or a signal that
-    /// failed): not acted on or reported again while they exist. A SIGTERM waits in
-    /// `pending` instead, for its escalation.
-    settled: Vec<(i32, u64)>,
-    /// Why `[paths] proc` was last refused as the agent's own procfs (the reaper
-    /// then only logs), so that is said once, not every cycle.
-    proc_refused: Option<String>,
     // Cleanup's (cleaning.rs): per rule, what it remembers until the next
     // configuration load.
     cleanup_memory: Vec<cleanup::Memory>,
@@ -187,10 +180,6 @@ impl Agent {
             scratch: String::with_capacity(4096),
             source_errors: Vec::new(),
             buf: Vec::with_capacity(4096),
-            reaper_clock: reaper::StateClock::default(),
-            pending: Vec::new(),
-            settled: Vec::new(),
-            proc_refused: None,
             cleanup_memory: Vec::new(),
             path_buf: Vec::with_capacity(64),
             told: Vec::new(),

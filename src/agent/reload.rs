@@ -112,18 +112,10 @@ impl Agent {
         Ok(())
     }
 
-    /// The reaper, cleanup and audit steps that still live in the agent: pending
-    /// SIGTERMs follow their rule by name; errors and refusals are reported afresh.
-    fn reload_legacy(&mut self, new: &Config) {
-        for p in &mut self.pending {
-            let name = self.cfg.reap.get(p.rule).map(|r| r.name.clone());
-            p.rule = name
-                .and_then(|n| new.reap.iter().position(|r| r.name == n))
-                .unwrap_or(usize::MAX);
-        }
-        self.pending.retain(|p| p.rule != usize::MAX);
+    /// The cleanup and audit steps that still live in the agent: errors and
+    /// refusals are reported afresh.
+    fn reload_legacy(&mut self, _new: &Config) {
         self.cleanup_memory.clear();
-        self.proc_refused = None;
         for h in &mut self.hist {
             h.refused.clear();
         }

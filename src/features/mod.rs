@@ -1,5 +1,5 @@
 //! Features: what the agent does with a cycle's Reading beyond judging it (the
-//! top processes, the idle-time tasks, the metrics file; the reaper, cleanup,
+//! top processes, the reaper, the idle-time tasks, the metrics file; cleanup,
 //! audit and alerts join them). Each lives in one place and owns its state: what
 //! it remembers between cycles, its pure decisions, and its step. The loop
 //! (`agent`) drives every feature through one small trait, `Feature`, and hands
@@ -41,6 +41,7 @@
 //!    alerts → metrics file → state.
 
 pub mod metrics;
+pub mod reaper;
 pub mod tasks;
 pub mod top;
 

@@ -1,31 +1,14 @@
-//! The process reaper (`[reaper]`, `[reap.NAME]`): stop stale or hung
-//! processes the rules name, and never anything else.
-//!
-//! `plan` is pure: from one process scan, the rules and a few facts it decides what
-//! to do and why, asking `Details` only for what a rule needs (owner, command line,
-//! root directory), cheapest test first. Never chosen, whatever a rule says: PID 1,
-//! the agent, its ancestors, kernel threads, names in `[reaper] protect`, root's
-//! processes unless the rule names `user = root`, and under `scope = root` every
-//! process whose root directory is not the agent's or cannot be checked.
-//!
-//! `signal` is the effect, and needs an `OwnProc`: proof that `[paths] proc` is the
-//! agent's own procfs (see `ownproc`), since the pid numbers it decided on are
-//! signalled in the agent's own namespace. It opens a pidfd, re-reads the start time
-//! through that proven procfs and signals through the pidfd only when it still
-//! matches, so a reused PID is never hit, and says which it was (`NotSent`). A
-//! SIGTERM is escalated to SIGKILL after `grace` across cycles (the pidfd kept open
-//! meanwhile), never by sleeping in the loop.
+//! Which processes the reaper's rules select, and why (pure): from one process
+//! scan, the rules and a few facts, asking `Details` only for what a rule needs
+//! (owner, command line, root directory), cheapest test first. What is never
+//! selected, whatever a rule says, is `guard`'s to decide; how long a process has
+//! been in its state is the `StateClock`'s.
 
-use crate::config::{Action, ProcState, ReapRule, Reaper as ReaperConfig, Scope};
-use crate::effects::{Effects, NotSent, Outcome, Real};
-use crate::glob;
-use crate::ownproc::OwnProc;
+use super::guard::{self, Guard};
+use crate::config::{Action, ProcState, ReapRule, Reaper as ReaperConfig};
 use crate::passwd::Users;
-use crate::procfs::pid::parse_pid_stat;
 use crate::scan::Proc;
-use crate::sys;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 /// What is true of the host at this cycle.
 #[derive(Debug, Clone, Copy)]
@@ -132,26 +115,8 @@ fn same_state(a: u8, b: u8) -> bool {
     a == b || ProcState::of_letter(a).is_some_and(|s| ProcState::of_letter(b) == Some(s))
 }
 
-/// PID 1, the agent and its ancestors, by the scan's parent links.
-pub fn protected_pids(procs: &[Proc], self_pid: i32) -> Vec<i32> {
-    let mut out = vec![1, self_pid];
-    let mut pid = self_pid;
-    for _ in 0..procs.len() {
-        let Ok(i) = procs.binary_search_by_key(&pid, |p| p.pid) else {
-            break;
-        };
-        let ppid = procs[i].ppid;
-        if ppid <= 1 || out.contains(&ppid) {
-            break;
-        }
-        out.push(ppid);
-        pid = ppid;
-    }
-    out
-}
-
 /// `3d`, `5h`, `12m`, `40s`.
-fn fmt_secs(s: u64) -> String {
+pub fn fmt_secs(s: u64) -> String {
     crate::cleanup::fmt_age(s)
 }
 
@@ -172,14 +137,19 @@ impl Plan<'_> {
         name: impl Fn(&'p Proc) -> &'p [u8],
         details: &mut dyn Details,
     ) -> Vec<Decision> {
-        let protected = protected_pids(procs, self.facts.self_pid);
+        let guard = Guard::new(
+            procs,
+            self.facts.self_pid,
+            &self.cfg.protect,
+            self.cfg.scope,
+        );
         let mut out = Vec::new();
         for p in procs {
-            if p.kthread || protected.contains(&p.pid) || glob::any(&self.cfg.protect, name(p)) {
+            if guard.spares(p, name(p)) {
                 continue;
             }
             for (ri, rule) in self.rules.iter().enumerate() {
-                let Some(reason) = self.matches(rule, p, name(p), details) else {
+                let Some(reason) = self.matches(&guard, rule, p, name(p), details) else {
                     continue;
                 };
                 let uid = details.uid(p.pid).unwrap_or(u32::MAX);
@@ -190,10 +160,10 @@ impl Plan<'_> {
                     (true, action) => match procs.binary_search_by_key(&p.ppid, |q| q.pid) {
                         Ok(i)
                             if self.parent_allowed(
+                                &guard,
                                 rule,
                                 &procs[i],
                                 name(&procs[i]),
-                                &protected,
                                 details,
                             ) =>
                         {
@@ -227,6 +197,7 @@ impl Plan<'_> {
     /// The reason `rule` selects `p`, or `None`. Cheap tests (from the scan) first.
     fn matches(
         &self,
+        guard: &Guard,
         rule: &ReapRule,
         p: &Proc,
         name: &[u8],
@@ -278,7 +249,7 @@ impl Plan<'_> {
             ));
         }
         let uid = details.uid(p.pid)?;
-        if !self.user_allowed(rule, uid) {
+        if !guard::user_allowed(&rule.users, uid, self.users) {
             return None;
         }
         if let Some(g) = &rule.cmdline {
@@ -291,215 +262,34 @@ impl Plan<'_> {
         // A zombie has no root directory left; its parent's decides (and is the
         // one that will be signalled).
         let who = if p.zombie { p.ppid } else { p.pid };
-        if self.cfg.scope == Scope::Root && !details.same_root(who) {
+        if !guard.in_scope(|| details.same_root(who)) {
             return None;
         }
         Some(why.join(", "))
-    }
-
-    /// `user =` empty: anyone but root; otherwise the named users (`root` only when
-    /// named). A user missing from passwd matches nothing.
-    fn user_allowed(&self, rule: &ReapRule, uid: u32) -> bool {
-        if rule.users.is_empty() {
-            return uid != 0;
-        }
-        rule.users
-            .iter()
-            .any(|u| self.users.uid_of(u) == Some(uid) || (u == "root" && uid == 0))
     }
 
     /// Whether a zombie's parent may be signalled: not protected, and allowed by the
     /// same user and scope rules as any process.
     fn parent_allowed(
         &self,
+        guard: &Guard,
         rule: &ReapRule,
         parent: &Proc,
         name: &[u8],
-        protected: &[i32],
         details: &mut dyn Details,
     ) -> bool {
-        !parent.kthread
-            && !protected.contains(&parent.pid)
-            && !glob::any(&self.cfg.protect, name)
+        !guard.spares(parent, name)
             && details
                 .uid(parent.pid)
-                .is_some_and(|uid| self.user_allowed(rule, uid))
-            && (self.cfg.scope == Scope::All || details.same_root(parent.pid))
-    }
-}
-
-/// This boot's name in the reaper's state file: the kernel's `boot_id` (a UUID)
-/// when it reads as one word of hex digits and dashes, else `btime-N` from the boot
-/// time; `None` when neither is known.
-pub fn boot_token(boot_id: Option<&[u8]>, btime: Option<u64>) -> Option<String> {
-    let id = boot_id.map(<[u8]>::trim_ascii).filter(|b| {
-        !b.is_empty() && b.len() <= 64 && b.iter().all(|&c| c.is_ascii_hexdigit() || c == b'-')
-    });
-    match (id, btime) {
-        (Some(id), _) => Some(String::from_utf8_lossy(id).into_owned()),
-        (None, Some(t)) => Some(format!("btime-{t}")),
-        (None, None) => None,
-    }
-}
-
-/// Reads what `Details` asks from the open `[paths] proc` directory the scan read.
-pub struct ProcDetails<'a> {
-    dir: BorrowedFd<'a>,
-    buf: Vec<u8>,
-    path: Vec<u8>,
-    uids: HashMap<i32, Option<u32>>,
-    self_root: Option<(u64, u64)>,
-    self_mountinfo: Option<Vec<u8>>,
-}
-
-impl<'a> ProcDetails<'a> {
-    /// `dir`: the scan's /proc directory.
-    pub fn new(dir: BorrowedFd<'a>) -> ProcDetails<'a> {
-        let self_root = sys::lstat(c"/").ok().map(|st| (st.st_dev, st.st_ino));
-        ProcDetails {
-            dir,
-            buf: Vec::new(),
-            path: Vec::new(),
-            uids: HashMap::new(),
-            self_root,
-            self_mountinfo: None,
-        }
-    }
-
-    fn read(&mut self, pid: &str, file: &str) -> Option<&[u8]> {
-        let c = sys::cpath(&mut self.path, &[pid.as_bytes(), b"/", file.as_bytes()]).ok()?;
-        let fd = sys::openat(self.dir.as_raw_fd(), c, libc::O_RDONLY | libc::O_NONBLOCK).ok()?;
-        sys::read_all(fd.as_raw_fd(), &mut self.buf).ok()?;
-        Some(&self.buf)
-    }
-}
-
-impl Details for ProcDetails<'_> {
-    fn uid(&mut self, pid: i32) -> Option<u32> {
-        if let Some(&u) = self.uids.get(&pid) {
-            return u;
-        }
-        let uid = self
-            .read(&pid.to_string(), "status")
-            .and_then(|b| crate::procfs::pid::parse_pid_status(b).ok())
-            .map(|s| s.uid[0]);
-        self.uids.insert(pid, uid);
-        uid
-    }
-
-    fn cmdline(&mut self, pid: i32) -> Option<Vec<u8>> {
-        let raw = self.read(&pid.to_string(), "cmdline")?.to_vec();
-        let mut out = Vec::new();
-        crate::procfs::pid::cmdline_display(&raw, &mut out);
-        Some(out)
-    }
-
-    /// `stat` of `/proc/PID/root` against our `/` when allowed (root, or the same
-    /// user); otherwise the process's `mountinfo`, which shows mounts relative to
-    /// its root, against ours (readable without ptrace access).
-    fn same_root(&mut self, pid: i32) -> bool {
-        let link = sys::cpath(&mut self.path, &[pid.to_string().as_bytes(), b"/root"]);
-        if let Ok(st) = link.and_then(|c| sys::fstatat(self.dir.as_raw_fd(), c)) {
-            return self.self_root == Some((st.st_dev, st.st_ino));
-        }
-        if self.self_mountinfo.is_none() {
-            self.self_mountinfo = self.read("self", "mountinfo").map(<[u8]>::to_vec);
-        }
-        let Some(mine) = self.self_mountinfo.clone() else {
-            return false;
-        };
-        self.read(&pid.to_string(), "mountinfo")
-            .is_some_and(|theirs| theirs == mine.as_slice())
-    }
-}
-
-/// Whether this kernel has pidfds (Linux 5.3+); without them the start-time check
-/// followed by `kill` leaves a window of microseconds, which the start event notes.
-pub fn pidfd_supported() -> bool {
-    sys::pidfd_open(sys::getpid()).is_ok()
-}
-
-/// The start time of `pid` now, from the proven procfs, and whether it is a zombie.
-fn start_time(own: &OwnProc, pid: i32) -> Option<(u64, bool)> {
-    let mut path = Vec::with_capacity(24);
-    let c = sys::cpath(&mut path, &[pid.to_string().as_bytes(), b"/stat"]).ok()?;
-    let fd = sys::openat(own.fd(), c, libc::O_RDONLY | libc::O_NONBLOCK).ok()?;
-    let mut bytes = Vec::new();
-    sys::read_all(fd.as_raw_fd(), &mut bytes).ok()?;
-    parse_pid_stat(&bytes)
-        .ok()
-        .map(|s| (s.starttime, s.is_zombie()))
-}
-
-/// Whether `pid` still started at `start`, by the proven procfs.
-fn same_process(own: &OwnProc, pid: i32, start: u64) -> Result<(), NotSent> {
-    match start_time(own, pid) {
-        Some((t, _)) if t == start => Ok(()),
-        Some(_) => Err(NotSent::Reused),
-        None => Err(NotSent::Gone),
-    }
-}
-
-/// Signals process `pid` only if it is still the one that started at `start`:
-/// pidfd first, then the start time from the proven procfs (a pidfd names one
-/// process for good), then the signal through the pidfd (`effects::Real`).
-/// Returns the pidfd, to keep for an escalation.
-pub fn signal(own: &OwnProc, pid: i32, start: u64, sig: i32) -> Result<Option<OwnedFd>, NotSent> {
-    let same = &mut || same_process(own, pid, start);
-    match Real.signal(pid, sig, same)? {
-        Outcome::Done(fd) => Ok(fd),
-        Outcome::DryRun => Ok(None),
-    }
-}
-
-/// Whether `pid` is still the zombie that started at `start` (checked again right
-/// before its parent is signalled on its account).
-pub fn still_zombie(own: &OwnProc, pid: i32, start: u64) -> bool {
-    start_time(own, pid) == Some((start, true))
-}
-
-/// Sends SIGCONT through a pidfd: a stopped process holds a SIGTERM pending until
-/// it runs again, so it gets to handle it (as systemd does).
-pub fn resume(pidfd: &OwnedFd) -> std::io::Result<()> {
-    sys::pidfd_send_signal(pidfd, libc::SIGCONT)
-}
-
-/// A SIGTERM sent, waiting for `grace` before SIGKILL.
-pub struct Pending {
-    pub pid: i32,
-    pub start: u64,
-    pub rule: usize,
-    pub sent_ns: u64,
-    pub pidfd: Option<OwnedFd>,
-}
-
-impl Pending {
-    /// Still alive? Through the pidfd when there is one (POLLIN once it exited);
-    /// otherwise the same start time and not a zombie, by the proven procfs. With
-    /// neither, it cannot be told from a reused pid: counted as gone.
-    pub fn alive(&self, own: Option<&OwnProc>) -> bool {
-        match (&self.pidfd, own) {
-            (Some(fd), _) => !sys::poll_readable(fd, 0).unwrap_or(true),
-            (None, Some(own)) => start_time(own, self.pid) == Some((self.start, false)),
-            (None, None) => false,
-        }
-    }
-
-    /// SIGKILL through the kept pidfd (it can only name the process we TERMed), or
-    /// after the start-time check in the proven procfs.
-    pub fn kill(&self, own: Option<&OwnProc>) -> Result<(), NotSent> {
-        match (&self.pidfd, own) {
-            (Some(fd), _) => Ok(sys::pidfd_send_signal(fd, libc::SIGKILL)?),
-            (None, Some(own)) => signal(own, self.pid, self.start, libc::SIGKILL).map(drop),
-            (None, None) => Err(NotSent::Gone),
-        }
+                .is_some_and(|uid| guard::user_allowed(&rule.users, uid, self.users))
+            && guard.in_scope(|| details.same_root(parent.pid))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::{Config, Scope};
     use crate::glob::Glob;
     use std::time::Duration;
 
@@ -725,32 +515,5 @@ mod tests {
         assert_eq!(clock.since[&(61, 100)], (b'T', s(300)));
         assert_eq!(clock.in_state_s(&procs[0], s(460)), 60);
         assert_eq!(clock.in_state_s(&procs[1], s(460)), 160);
-    }
-
-    #[test]
-    fn the_boot_is_named_by_boot_id_else_btime() {
-        let id = b"2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59\n";
-        assert_eq!(
-            boot_token(Some(id), Some(5)).as_deref(),
-            Some("2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59")
-        );
-        assert_eq!(boot_token(None, Some(5)).as_deref(), Some("btime-5"));
-        // Not one word of hex and dashes (it goes into a line of the state file).
-        assert_eq!(
-            boot_token(Some(b"a b\n"), Some(5)).as_deref(),
-            Some("btime-5")
-        );
-        assert_eq!(boot_token(Some(b"\n"), None), None);
-    }
-
-    #[test]
-    fn ancestors_are_followed_to_the_top() {
-        let procs = [
-            proc(1, 0, b'S', 1, 0),
-            proc(10, 1, b'S', 1, 0),
-            proc(20, 10, b'S', 1, 0),
-            proc(30, 20, b'S', 1, 0),
-        ];
-        assert_eq!(protected_pids(&procs, 30), vec![1, 30, 20, 10]);
     }
 }
