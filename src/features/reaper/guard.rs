@@ -76,6 +76,7 @@ pub fn protected_pids(procs: &[Proc], self_pid: i32) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::passwd::parse_passwd;
 
     fn proc(pid: i32, ppid: i32) -> Proc {
         Proc::bare(pid, ppid, b'S', 1, 0)
@@ -127,13 +128,7 @@ mod tests {
 
     #[test]
     fn root_only_when_named_and_the_root_directory_only_under_scope_root() {
-        let users = Users::new(vec![crate::passwd::User {
-            name: "alice".into(),
-            uid: 1000,
-            gid: 1000,
-            home: "/h".into(),
-            shell: "/bin/sh".into(),
-        }]);
+        let users = Users::new(parse_passwd(b"alice:x:1000:1000::/h:/bin/sh\n"));
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(user_allowed(&[], 1000, &users));
         assert!(!user_allowed(&[], 0, &users));

@@ -9,6 +9,7 @@ use crate::config::{Action, ProcState, ReapRule, Reaper as ReaperConfig};
 use crate::passwd::Users;
 use crate::scan::Proc;
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// What is true of the host at this cycle.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +121,29 @@ pub fn fmt_secs(s: u64) -> String {
     crate::cleanup::fmt_age(s)
 }
 
+/// A rule's minimum `min` (when it has one) against the seconds `value` gives:
+/// `None` when under it; otherwise the reason, `what 2h >= 1h`, in `why`.
+fn at_least(
+    why: &mut Vec<String>,
+    what: &str,
+    min: Option<Duration>,
+    value: impl FnOnce() -> u64,
+) -> Option<()> {
+    let Some(min) = min else {
+        return Some(());
+    };
+    let v = value();
+    if v < min.as_secs() {
+        return None;
+    }
+    why.push(format!(
+        "{what} {} >= {}",
+        fmt_secs(v),
+        fmt_secs(min.as_secs())
+    ));
+    Some(())
+}
+
 /// Everything that decides, from the scan, which processes the rules select.
 pub struct Plan<'a> {
     pub cfg: &'a ReaperConfig,
@@ -153,29 +177,7 @@ impl Plan<'_> {
                     continue;
                 };
                 let uid = details.uid(p.pid).unwrap_or(u32::MAX);
-                let act = match (p.zombie, rule.action) {
-                    (_, Action::Log) => Act::Log,
-                    (false, Action::Term) => Act::Term,
-                    (false, Action::Kill) => Act::Kill,
-                    (true, action) => match procs.binary_search_by_key(&p.ppid, |q| q.pid) {
-                        Ok(i)
-                            if self.parent_allowed(
-                                &guard,
-                                rule,
-                                &procs[i],
-                                name(&procs[i]),
-                                details,
-                            ) =>
-                        {
-                            if action == Action::Kill {
-                                Act::KillParent
-                            } else {
-                                Act::SigchldParent
-                            }
-                        }
-                        _ => Act::Log,
-                    },
-                };
+                let act = self.act(&guard, rule, p, procs, &name, details);
                 out.push(Decision {
                     pid: p.pid,
                     start: p.start,
@@ -192,6 +194,37 @@ impl Plan<'_> {
             }
         }
         out
+    }
+
+    /// What `rule`'s action comes to for `p`: for a zombie, a signal to its
+    /// parent when that may be touched, otherwise only a report.
+    fn act<'p>(
+        &self,
+        guard: &Guard,
+        rule: &ReapRule,
+        p: &Proc,
+        procs: &'p [Proc],
+        name: &impl Fn(&'p Proc) -> &'p [u8],
+        details: &mut dyn Details,
+    ) -> Act {
+        match (p.zombie, rule.action) {
+            (_, Action::Log) => Act::Log,
+            (false, Action::Term) => Act::Term,
+            (false, Action::Kill) => Act::Kill,
+            (true, action) => {
+                let Ok(i) = procs.binary_search_by_key(&p.ppid, |q| q.pid) else {
+                    return Act::Log;
+                };
+                let parent = &procs[i];
+                if !self.parent_allowed(guard, rule, parent, name(parent), details) {
+                    Act::Log
+                } else if action == Action::Kill {
+                    Act::KillParent
+                } else {
+                    Act::SigchldParent
+                }
+            }
+        }
     }
 
     /// The reason `rule` selects `p`, or `None`. Cheap tests (from the scan) first.
@@ -215,39 +248,12 @@ impl Plan<'_> {
             }
             why.push(format!("state {}", st.name()));
         }
-        if let Some(min) = rule.older_than {
-            let age = self.facts.age_s(p);
-            if age < min.as_secs() {
-                return None;
-            }
-            why.push(format!(
-                "age {} >= {}",
-                fmt_secs(age),
-                fmt_secs(min.as_secs())
-            ));
-        }
-        if let Some(min) = rule.cpu_over {
-            let cpu = p.ticks / self.facts.ticks_per_sec.max(1);
-            if cpu < min.as_secs() {
-                return None;
-            }
-            why.push(format!(
-                "cpu {} >= {}",
-                fmt_secs(cpu),
-                fmt_secs(min.as_secs())
-            ));
-        }
-        if let Some(min) = rule.in_state_for {
-            let held = self.clock.in_state_s(p, self.facts.now_ns);
-            if held < min.as_secs() {
-                return None;
-            }
-            why.push(format!(
-                "in state {} >= {}",
-                fmt_secs(held),
-                fmt_secs(min.as_secs())
-            ));
-        }
+        let facts = &self.facts;
+        at_least(&mut why, "age", rule.older_than, || facts.age_s(p))?;
+        let cpu = || p.ticks / facts.ticks_per_sec.max(1);
+        at_least(&mut why, "cpu", rule.cpu_over, cpu)?;
+        let held = || self.clock.in_state_s(p, facts.now_ns);
+        at_least(&mut why, "in state", rule.in_state_for, held)?;
         let uid = details.uid(p.pid)?;
         if !guard::user_allowed(&rule.users, uid, self.users) {
             return None;
@@ -291,7 +297,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, Scope};
     use crate::glob::Glob;
-    use std::time::Duration;
+    use crate::passwd::parse_passwd;
 
     struct Fake {
         uids: HashMap<i32, u32>,
@@ -342,13 +348,7 @@ mod tests {
             scope: Scope::Root,
             ..cfg
         };
-        let users = Users::new(vec![crate::passwd::User {
-            name: "alice".into(),
-            uid: 1000,
-            gid: 1000,
-            home: "/h".into(),
-            shell: "/bin/sh".into(),
-        }]);
+        let users = Users::new(parse_passwd(b"alice:x:1000:1000::/h:/bin/sh\n"));
         let facts = Facts {
             now_ns: 1_000_000 * 1_000_000_000,
             btime: 999_000,

@@ -141,14 +141,19 @@ fn record(r: &mut Saved, line: &[u8]) -> Result<(), &'static str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reaper_round_trip() {
-        let r = Saved {
-            boot: Some("2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59".into()),
+    /// One record of each kind, of boot `boot`.
+    fn saved(boot: &str) -> Saved {
+        Saved {
+            boot: Some(boot.into()),
             states: vec![(10, 20, b'T', 30)],
             pending: vec![(11, 21, "hogs".into(), 31)],
             settled: vec![(12, 22)],
-        };
+        }
+    }
+
+    #[test]
+    fn reaper_round_trip() {
+        let r = saved("2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59");
         let mut s = String::new();
         format(&mut s, &r);
         assert_eq!(
@@ -168,12 +173,7 @@ mod tests {
 
     #[test]
     fn reaper_state_holds_only_in_its_own_boot() {
-        let saved = Saved {
-            boot: Some("a".into()),
-            states: vec![(10, 20, b'T', 30)],
-            pending: vec![(11, 21, "hogs".into(), 31)],
-            settled: vec![(12, 22)],
-        };
+        let saved = saved("a");
         assert_eq!(saved.clone().of_boot(Some("a")), saved);
         let fresh = |boot: Option<&str>| Saved {
             boot: boot.map(str::to_string),
