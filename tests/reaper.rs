@@ -139,19 +139,25 @@ impl Outcome {
     fn reaps(&self) -> Vec<String> {
         reap_lines(&self.log)
     }
+
+    /// Asserts the `reaps` lines, with the whole context on failure.
+    fn expect_reaps(&self, want: Vec<String>) {
+        assert_eq!(self.reaps(), want, "{}", self.context);
+    }
 }
 
 fn reap_lines(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| l.contains(" event=reap ") || l.contains(" event=reap_failed "))
-        .map(|l| {
-            let rest = l.split_once(' ').map_or("", |(_, r)| r);
-            rest.split(' ')
-                .map(|w| if w.starts_with("age=") { "age=*" } else { w })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
+    log_lines(log, |l| {
+        l.contains(" event=reap ") || l.contains(" event=reap_failed ")
+    })
+}
+
+/// The `reap` line of the SIGTERM that rule `v` (`match = victim`, `user = root`)
+/// sends to root's sleeping `victim` `pid`.
+fn victim_term(pid: i32) -> String {
+    format!(
+        "level=warn event=reap pid={pid} name=victim user=root state=sleeping age=* action=term rule=v reason=\"name victim\""
+    )
 }
 
 /// Milliseconds since midnight UTC of a log line's `ts=2026-11-26T12:11:46.845Z`.
@@ -354,21 +360,16 @@ status status_bob_worker999 "${P[bob_worker999]}"
     // Died of the signal each rule names.
     o.expect("status_alice_victim", &(128 + libc::SIGTERM).to_string());
     o.expect("status_bob_worker999", &(128 + libc::SIGKILL).to_string());
-    assert_eq!(
-        o.reaps(),
-        vec![
-            format!(
-                "level=warn event=reap pid={} name=victim user=alice state=sleeping age=* action=term rule=byname reason=\"name victim\"",
-                o.pid("alice_victim")
-            ),
-            format!(
-                "level=warn event=reap pid={} name=worker user=bob state=sleeping age=* action=kill rule=bycmd reason=\"cmdline *worker 999\"",
-                o.pid("bob_worker999")
-            ),
-        ],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![
+        format!(
+            "level=warn event=reap pid={} name=victim user=alice state=sleeping age=* action=term rule=byname reason=\"name victim\"",
+            o.pid("alice_victim")
+        ),
+        format!(
+            "level=warn event=reap pid={} name=worker user=bob state=sleeping age=* action=kill rule=bycmd reason=\"cmdline *worker 999\"",
+            o.pid("bob_worker999")
+        ),
+    ]);
 }
 
 // 2. SIGTERM, then SIGKILL after grace.
@@ -404,19 +405,12 @@ stop_agent
     o.expect("victim_status", &(128 + libc::SIGKILL).to_string());
     o.expect("agent_rc", "0");
     let v = o.pid("victim");
-    assert_eq!(
-        o.reaps(),
-        vec![
-            format!(
-                "level=warn event=reap pid={v} name=victim user=root state=sleeping age=* action=term rule=v reason=\"name victim\""
-            ),
-            format!(
-                "level=warn event=reap pid={v} name=victim action=kill rule=v reason=\"still running 1s after SIGTERM\""
-            ),
-        ],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![
+        victim_term(v),
+        format!(
+            "level=warn event=reap pid={v} name=victim action=kill rule=v reason=\"still running 1s after SIGTERM\""
+        ),
+    ]);
     // The escalation came a grace after the SIGTERM, at the next 100 ms cycle.
     let term = ts_ms(one_line(&o.log, " action=term "));
     let kill = ts_ms(one_line(&o.log, " action=kill "));
@@ -463,15 +457,10 @@ stop_agent
     o.expect("victim_status", &(128 + libc::SIGKILL).to_string());
     o.expect("running_alive", "yes");
     o.expect("agent_rc", "0");
-    assert_eq!(
-        o.reaps(),
-        vec![format!(
-            "level=warn event=reap pid={} name=victim user=root state=stopped age=* action=kill rule=v reason=\"name victim, state stopped, in state 2s >= 2s\"",
-            o.pid("stopped")
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![format!(
+        "level=warn event=reap pid={} name=victim user=root state=stopped age=* action=kill rule=v reason=\"name victim, state stopped, in state 2s >= 2s\"",
+        o.pid("stopped")
+    )]);
     let start = ts_ms(one_line(&o.log, " event=start "));
     let reap = ts_ms(one_line(&o.log, " event=reap "));
     assert!(
@@ -512,15 +501,10 @@ status victim_status $V
     let run: u32 = o.get("reaped_by_run").parse().expect("run number");
     // Runs start about 0.5 s apart: the first ones (0 s, ~0.5 s, ~1 s) must not reap.
     assert!(run >= 3, "reaped by run {run}\n{}", o.context);
-    assert_eq!(
-        o.reaps(),
-        vec![format!(
-            "level=warn event=reap pid={} name=victim user=root state=stopped age=* action=kill rule=v reason=\"name victim, state stopped, in state 2s >= 2s\"",
-            o.pid("stopped")
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![format!(
+        "level=warn event=reap pid={} name=victim user=root state=stopped age=* action=kill rule=v reason=\"name victim, state stopped, in state 2s >= 2s\"",
+        o.pid("stopped")
+    )]);
     // Counted from the first run (the clock was kept in state_dir), not restarted
     // by each run.
     let first = ts_ms(
@@ -600,55 +584,56 @@ fn zombie_lines(o: &Outcome, action_a: &str) -> Vec<String> {
     v.into_iter().map(|(_, l)| l).collect()
 }
 
-#[test]
-fn zombie_term_sends_sigchld_to_its_parent() {
+/// A zombie scenario (`action`, `scope`) that must record `want` and log the
+/// lines of `action_a` on alice's zombie.
+fn zombie_case(tag: &str, action: &str, scope: &str, want: &[(&str, &str)], action_a: &str) {
     if !is_root() {
         return;
     }
-    let o = zombie_scenario("zombie-term", "term", "all");
-    o.expect("chld_a", "2");
-    o.expect("pa_alive", "yes");
-    o.expect("chld_r", "1");
-    o.expect("pr_alive", "yes");
-    assert_eq!(o.reaps(), zombie_lines(&o, "sigchld"), "{}", o.context);
+    let o = zombie_scenario(tag, action, scope);
+    for (key, value) in want {
+        o.expect(key, value);
+    }
+    o.expect_reaps(zombie_lines(&o, action_a));
+}
+
+#[test]
+fn zombie_term_sends_sigchld_to_its_parent() {
+    let want = [
+        ("chld_a", "2"),
+        ("pa_alive", "yes"),
+        ("chld_r", "1"),
+        ("pr_alive", "yes"),
+    ];
+    zombie_case("zombie-term", "term", "all", &want, "sigchld");
 }
 
 #[test]
 fn zombie_kill_kills_its_parent() {
-    if !is_root() {
-        return;
-    }
-    let o = zombie_scenario("zombie-kill", "kill", "all");
-    o.expect("pa_alive", "no");
-    o.expect("chld_a", "1");
-    o.expect("chld_r", "1");
-    o.expect("pr_alive", "yes");
-    assert_eq!(o.reaps(), zombie_lines(&o, "kill_parent"), "{}", o.context);
+    let want = [
+        ("pa_alive", "no"),
+        ("chld_a", "1"),
+        ("chld_r", "1"),
+        ("pr_alive", "yes"),
+    ];
+    zombie_case("zombie-kill", "kill", "all", &want, "kill_parent");
 }
 
 #[test]
 fn zombie_log_signals_nothing() {
-    if !is_root() {
-        return;
-    }
-    let o = zombie_scenario("zombie-log", "log", "all");
-    o.expect("chld_a", "1");
-    o.expect("pa_alive", "yes");
-    o.expect("chld_r", "1");
-    o.expect("pr_alive", "yes");
-    assert_eq!(o.reaps(), zombie_lines(&o, "log"), "{}", o.context);
+    let want = [
+        ("chld_a", "1"),
+        ("pa_alive", "yes"),
+        ("chld_r", "1"),
+        ("pr_alive", "yes"),
+    ];
+    zombie_case("zombie-log", "log", "all", &want, "log");
 }
 
 #[test]
 fn zombie_term_sends_sigchld_under_the_default_scope() {
-    if !is_root() {
-        return;
-    }
-    let o = zombie_scenario("zombie-scope-root", "term", "root");
-    o.expect("chld_a", "2");
-    o.expect("pa_alive", "yes");
-    o.expect("chld_r", "1");
-    assert_eq!(o.reaps(), zombie_lines(&o, "sigchld"), "{}", o.context);
+    let want = [("chld_a", "2"), ("pa_alive", "yes"), ("chld_r", "1")];
+    zombie_case("zombie-scope-root", "term", "root", &want, "sigchld");
 }
 
 /// A process whose main thread exited while another runs on (DEFUNCT_LEADER), the
@@ -691,7 +676,7 @@ fn a_live_process_with_an_exited_main_thread_is_not_a_zombie() {
     // Not a zombie: the rule does not select it, and nobody is signalled.
     o.expect("parent_alive", "yes");
     o.expect("victim_threads", "2");
-    assert_eq!(o.reaps(), Vec::<String>::new(), "{}", o.context);
+    o.expect_reaps(Vec::<String>::new());
 }
 
 #[test]
@@ -778,21 +763,16 @@ record keeper_alive2 $K
     o.expect("wrapper2_status", "0");
     o.expect("victim2_alive", "no");
     o.expect("keeper_alive2", "yes");
-    assert_eq!(
-        o.reaps(),
-        vec![
-            format!(
-                "level=warn event=reap pid={} name=victim user=root state=sleeping age=* action=kill rule=all reason=\"name *\"",
-                o.pid("victim")
-            ),
-            format!(
-                "level=warn event=reap pid={} name=victim user=root state=sleeping age=* action=kill rule=all reason=\"name *\"",
-                o.pid("victim2")
-            ),
-        ],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![
+        format!(
+            "level=warn event=reap pid={} name=victim user=root state=sleeping age=* action=kill rule=all reason=\"name *\"",
+            o.pid("victim")
+        ),
+        format!(
+            "level=warn event=reap pid={} name=victim user=root state=sleeping age=* action=kill rule=all reason=\"name *\"",
+            o.pid("victim2")
+        ),
+    ]);
     let start = one_line(&o.log, " mode=service ");
     assert!(
         start.contains(&format!(" pid={} ", o.pid("agent"))) && start.contains(" pidfd=yes "),
@@ -834,15 +814,7 @@ stop_agent
     o.expect("victim_status", &(128 + libc::SIGKILL).to_string());
     o.expect("bystander_alive", "yes");
     o.expect("agent_rc", "0");
-    assert_eq!(
-        o.reaps(),
-        vec![format!(
-            "level=warn event=reap pid={} name=victim user=root state=sleeping age=* action=term rule=v reason=\"name victim\"",
-            o.pid("victim")
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![victim_term(o.pid("victim"))]);
 }
 
 #[test]
@@ -880,11 +852,8 @@ record lookalike_alive $B
     assert_eq!(o.pid("lookalike"), o.pid("victim"), "{}", o.context);
     o.expect("victim_alive_after_run1", "yes");
     o.expect("lookalike_alive", "yes");
-    let p = o.pid("victim");
-    let term = format!(
-        "level=warn event=reap pid={p} name=victim user=root state=sleeping age=* action=term rule=v reason=\"name victim\""
-    );
-    assert_eq!(o.reaps(), vec![term.clone(), term], "{}", o.context);
+    let term = victim_term(o.pid("victim"));
+    o.expect_reaps(vec![term.clone(), term]);
 }
 
 /// A victim (a child of a Python parent that never waits) ends on the SIGTERM and
@@ -921,15 +890,7 @@ st $V; out victim_state $ST
 fn assert_term_only(o: &Outcome) {
     o.expect("parent_alive", "yes");
     o.expect("victim_state", "Z");
-    assert_eq!(
-        o.reaps(),
-        vec![format!(
-            "level=warn event=reap pid={} name=victim user=root state=sleeping age=* action=term rule=v reason=\"name victim\"",
-            o.pid("victim")
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![victim_term(o.pid("victim"))]);
 }
 
 #[test]
@@ -973,21 +934,16 @@ stop_agent
     o.expect("v1_alive", "yes");
     o.expect("v2_alive", "yes");
     o.expect("agent_rc", "0");
-    assert_eq!(
-        o.reaps(),
-        vec![
-            format!(
-                "level=info event=reap pid={} name=victim user=alice state=sleeping age=* action=log rule=v reason=\"name victim\"",
-                o.pid("v1")
-            ),
-            format!(
-                "level=info event=reap pid={} name=victim user=bob state=sleeping age=* action=log rule=v reason=\"name victim\"",
-                o.pid("v2")
-            ),
-        ],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![
+        format!(
+            "level=info event=reap pid={} name=victim user=alice state=sleeping age=* action=log rule=v reason=\"name victim\"",
+            o.pid("v1")
+        ),
+        format!(
+            "level=info event=reap pid={} name=victim user=bob state=sleeping age=* action=log rule=v reason=\"name victim\"",
+            o.pid("v2")
+        ),
+    ]);
 }
 
 #[test]
@@ -1014,15 +970,10 @@ stop_agent
     );
     o.expect("v_alive", "yes");
     o.expect("agent_rc", "0");
-    assert_eq!(
-        o.reaps(),
-        vec![format!(
-            "level=warn event=reap pid={} name=victim user=alice state=sleeping age=* action=term rule=v reason=\"name victim\" dry_run=yes",
-            o.pid("v")
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![format!(
+        "level=warn event=reap pid={} name=victim user=alice state=sleeping age=* action=term rule=v reason=\"name victim\" dry_run=yes",
+        o.pid("v")
+    )]);
     let start = one_line(&o.log, " event=start ");
     assert!(start.contains(" dry_run=yes "), "{start}");
 }
@@ -1051,15 +1002,10 @@ record v_alive $V
     o.expect_nagios("rc1");
     o.expect_nagios("rc2");
     // Decided once: the second run remembers the process was dealt with.
-    assert_eq!(
-        o.reaps(),
-        vec![format!(
-            "level=warn event=reap pid={} name=victim user=alice state=sleeping age=* action=kill rule=v reason=\"name victim\" dry_run=yes",
-            o.pid("v")
-        )],
-        "{}",
-        o.context
-    );
+    o.expect_reaps(vec![format!(
+        "level=warn event=reap pid={} name=victim user=alice state=sleeping age=* action=kill rule=v reason=\"name victim\" dry_run=yes",
+        o.pid("v")
+    )]);
 }
 
 // 8. One actor at a time.
@@ -1097,5 +1043,5 @@ stop_agent
     o.expect_nagios("once_rc");
     o.expect("v_alive", "yes");
     o.expect("agent_rc", "0");
-    assert_eq!(o.reaps(), Vec::<String>::new(), "{}", o.context);
+    o.expect_reaps(Vec::<String>::new());
 }

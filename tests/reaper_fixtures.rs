@@ -48,20 +48,11 @@ fn fs_type(path: &std::path::Path) -> String {
 /// The reaper's lines in the log (its `reap`, `reap_failed` and `what=reaper`
 /// lines), without `ts=` and with `age=*`.
 fn reaper_lines(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| {
-            l.contains(" event=reap ")
-                || l.contains(" event=reap_failed ")
-                || l.contains(" what=reaper ")
-        })
-        .map(|l| {
-            let rest = l.split_once(' ').map_or("", |(_, r)| r);
-            rest.split(' ')
-                .map(|w| if w.starts_with("age=") { "age=*" } else { w })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
+    log_lines(log, |l| {
+        l.contains(" event=reap ")
+            || l.contains(" event=reap_failed ")
+            || l.contains(" what=reaper ")
+    })
 }
 
 const EFFECT: &str = "effect=\"signals nothing, only logs what the rules select\"";
@@ -270,29 +261,25 @@ fn since_of_300(file: &str, boot: &str, settled: bool) -> u64 {
 
 const LOGGED_300: &str = "level=info event=reap pid=300 name=victimproc user=alice state=stopped age=* action=log rule=v reason=\"name victimproc, state stopped, in state 2h >= 1h\" log_only=\"[paths] proc is not the agent's own procfs\"";
 
-#[test]
-fn reaper_clocks_of_this_boot_are_kept_and_of_another_dropped() {
-    let t = stopped_fixture("reap-boot", true);
-    // Seen stopped two hours ago in this boot: logged now.
-    let two_hours_ago = wall_ns() - 2 * HOUR_NS;
-    let (lines, file, _, _) = once_with_state(
-        &t,
-        &format!("system-agent-reaper 2\nboot {BOOT}\nstate 300 5000 T {two_hours_ago}\nend\n"),
-    );
+/// A reaper file of boot `boot` in which process 300 (start time 5000) has been
+/// stopped since `since`, and `more` records.
+fn saved(boot: &str, since: u64, more: &str) -> String {
+    format!("system-agent-reaper 2\nboot {boot}\nstate 300 5000 T {since}\n{more}end\n")
+}
+
+/// A run with `saved` reports 300 and keeps its clock at `since`, in boot `boot`.
+fn keeps_the_clock(t: &TempDir, saved: &str, boot: &str, since: u64) {
+    let (lines, file, _, _) = once_with_state(t, saved);
     assert_eq!(lines, vec![LOGGED_300.to_string()]);
-    assert_eq!(since_of_300(&file, BOOT, true), two_hours_ago);
-    // The same clock and the process settled, but in another boot: pid 300 with
-    // start time 5000 is not the same process, so its clock starts now and it is
-    // not reported yet.
-    let (lines, file, before, after) = once_with_state(
-        &t,
-        &format!(
-            "system-agent-reaper 2\nboot {OTHER_BOOT}\nstate 300 5000 T {two_hours_ago}\n\
-             settled 300 5000\nend\n"
-        ),
-    );
+    assert_eq!(since_of_300(&file, boot, true), since);
+}
+
+/// A run with `saved` reports nothing and starts 300's clock afresh during the
+/// run, in boot `boot`.
+fn restarts_the_clock(t: &TempDir, saved: &str, boot: &str) {
+    let (lines, file, before, after) = once_with_state(t, saved);
     assert_eq!(lines, Vec::<String>::new());
-    let since = since_of_300(&file, BOOT, false);
+    let since = since_of_300(&file, boot, false);
     assert!(
         (before..=after).contains(&since),
         "{since} {before} {after}"
@@ -300,30 +287,27 @@ fn reaper_clocks_of_this_boot_are_kept_and_of_another_dropped() {
 }
 
 #[test]
+fn reaper_clocks_of_this_boot_are_kept_and_of_another_dropped() {
+    let t = stopped_fixture("reap-boot", true);
+    // Seen stopped two hours ago in this boot: logged now.
+    let two_hours_ago = wall_ns() - 2 * HOUR_NS;
+    keeps_the_clock(&t, &saved(BOOT, two_hours_ago, ""), BOOT, two_hours_ago);
+    // The same clock and the process settled, but in another boot: pid 300 with
+    // start time 5000 is not the same process, so its clock starts now and it is
+    // not reported yet.
+    let other = saved(OTHER_BOOT, two_hours_ago, "settled 300 5000\n");
+    restarts_the_clock(&t, &other, BOOT);
+}
+
+#[test]
 fn without_a_boot_id_the_boot_time_names_the_boot() {
     let t = stopped_fixture("reap-btime", false);
     let two_hours_ago = wall_ns() - 2 * HOUR_NS;
     // `btime 1700000000` in the fixture's stat.
-    let (lines, file, _, _) = once_with_state(
-        &t,
-        &format!(
-            "system-agent-reaper 2\nboot btime-1700000000\nstate 300 5000 T {two_hours_ago}\nend\n"
-        ),
-    );
-    assert_eq!(lines, vec![LOGGED_300.to_string()]);
-    assert_eq!(since_of_300(&file, "btime-1700000000", true), two_hours_ago);
-    let (lines, file, before, after) = once_with_state(
-        &t,
-        &format!(
-            "system-agent-reaper 2\nboot btime-1699999999\nstate 300 5000 T {two_hours_ago}\nend\n"
-        ),
-    );
-    assert_eq!(lines, Vec::<String>::new());
-    let since = since_of_300(&file, "btime-1700000000", false);
-    assert!(
-        (before..=after).contains(&since),
-        "{since} {before} {after}"
-    );
+    let boot = "btime-1700000000";
+    keeps_the_clock(&t, &saved(boot, two_hours_ago, ""), boot, two_hours_ago);
+    let other = saved("btime-1699999999", two_hours_ago, "");
+    restarts_the_clock(&t, &other, boot);
 }
 
 #[test]
@@ -332,14 +316,5 @@ fn a_reaper_clock_from_the_future_restarts_now_and_is_corrected() {
     // restarts now, in the file too, rather than reading zero for a year.
     let t = stopped_fixture("reap-future", true);
     let next_year = wall_ns() + 365 * 24 * HOUR_NS;
-    let (lines, file, before, after) = once_with_state(
-        &t,
-        &format!("system-agent-reaper 2\nboot {BOOT}\nstate 300 5000 T {next_year}\nend\n"),
-    );
-    assert_eq!(lines, Vec::<String>::new());
-    let since = since_of_300(&file, BOOT, false);
-    assert!(
-        (before..=after).contains(&since),
-        "{since} {before} {after}"
-    );
+    restarts_the_clock(&t, &saved(BOOT, next_year, ""), BOOT);
 }

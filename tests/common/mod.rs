@@ -169,3 +169,18 @@ pub fn fixture_ini(t: &TempDir, interval: &str, agent: &str, extra: &str) -> Pat
     );
     t.write("agent.ini", text)
 }
+
+/// The lines of `log` that `keep` selects, without their `ts=` and with `age=`
+/// (which depends on timing) as `age=*`.
+pub fn log_lines(log: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    log.lines()
+        .filter(|l| keep(l))
+        .map(|l| {
+            let rest = l.split_once(' ').map_or("", |(_, r)| r);
+            rest.split(' ')
+                .map(|w| if w.starts_with("age=") { "age=*" } else { w })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
