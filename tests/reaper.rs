@@ -140,6 +140,12 @@ impl Outcome {
         reap_lines(&self.log)
     }
 
+    /// Asserts that the log line `to` came `ms` (a range) after the line `from`.
+    fn expect_gap(&self, what: &str, from: &str, to: &str, ms: std::ops::Range<i64>) {
+        let gap = ts_ms(to) - ts_ms(from);
+        assert!(ms.contains(&gap), "{what}: {gap} ms\n{}", self.context);
+    }
+
     /// Asserts the `reaps` lines, with the whole context on failure.
     fn expect_reaps(&self, want: Vec<String>) {
         assert_eq!(self.reaps(), want, "{}", self.context);
@@ -152,8 +158,11 @@ fn reap_lines(log: &str) -> Vec<String> {
     })
 }
 
-/// The `reap` line of the SIGTERM that rule `v` (`match = victim`, `user = root`)
-/// sends to root's sleeping `victim` `pid`.
+/// Rule `v`: root's `victim` gets a SIGTERM.
+const TERM_RULE: &str = "[reap.v]\nmatch = victim\nuser = root\naction = term\n";
+
+/// The `reap` line of the SIGTERM `TERM_RULE` sends to root's sleeping `victim`
+/// `pid`.
 fn victim_term(pid: i32) -> String {
     format!(
         "level=warn event=reap pid={pid} name=victim user=root state=sleeping age=* action=term rule=v reason=\"name victim\""
@@ -304,20 +313,23 @@ fn limit() -> Duration {
     Duration::from_secs(40)
 }
 
+/// A scenario of `bins` with `[reaper] grace = 1s` and `rules`, run with `body`;
+/// `None` (the test is skipped) unless running as root.
+fn run_scenario(tag: &str, bins: &[&str], rules: &str, body: &str) -> Option<Outcome> {
+    let s = Scenario::new(tag, bins)?;
+    s.config("", "grace = 1s", rules);
+    Some(s.run(body, limit()))
+}
+
 // 1. Only what a rule selects.
 
 #[test]
 fn only_processes_a_rule_selects_are_signalled() {
-    let Some(s) = Scenario::new("select", &["victim", "victim2", "other", "worker"]) else {
-        return;
-    };
-    s.config(
-        "",
-        "grace = 1s",
+    let Some(o) = run_scenario(
+        "select",
+        &["victim", "victim2", "other", "worker"],
         "[reap.byname]\nmatch = victim\nuser = alice\naction = term\n\n\
          [reap.bycmd]\ncmdline = *worker 999\naction = kill\n",
-    );
-    let o = s.run(
         r#"
 declare -A P NAME
 # start KEY UID PROGRAM ARGS...
@@ -342,8 +354,9 @@ for k in "${!P[@]}"; do record "alive_$k" "${P[$k]}"; done
 status status_alice_victim "${P[alice_victim]}"
 status status_bob_worker999 "${P[bob_worker999]}"
 "#,
-        limit(),
-    );
+    ) else {
+        return;
+    };
     o.expect_nagios("rc");
     for (k, alive) in [
         ("alice_victim", "no"),
@@ -376,15 +389,10 @@ status status_bob_worker999 "${P[bob_worker999]}"
 
 #[test]
 fn sigterm_ignored_is_escalated_to_sigkill_after_grace() {
-    let Some(s) = Scenario::new("grace", &["victim"]) else {
-        return;
-    };
-    s.config(
-        "",
-        "grace = 1s",
-        "[reap.v]\nmatch = victim\nuser = root\naction = term\n",
-    );
-    let o = s.run(
+    let Some(o) = run_scenario(
+        "grace",
+        &["victim"],
+        TERM_RULE,
         r#"
 sh -c 'trap "" TERM; exec "$0" 1000' "$T/bin/victim" & V=$!; out victim $V
 poll 50 comm_is $V victim || problem not_started
@@ -398,8 +406,9 @@ status victim_status $V
 nap 0.5
 stop_agent
 "#,
-        limit(),
-    );
+    ) else {
+        return;
+    };
     o.expect("alive_after_half_a_second", "yes");
     o.expect("alive_after_three_seconds", "no");
     o.expect("victim_status", &(128 + libc::SIGKILL).to_string());
@@ -412,29 +421,30 @@ stop_agent
         ),
     ]);
     // The escalation came a grace after the SIGTERM, at the next 100 ms cycle.
-    let term = ts_ms(one_line(&o.log, " action=term "));
-    let kill = ts_ms(one_line(&o.log, " action=kill "));
-    assert!(
-        (1000..1800).contains(&(kill - term)),
-        "SIGKILL {} ms after SIGTERM\n{}",
-        kill - term,
-        o.context
-    );
+    let term = one_line(&o.log, " action=term ");
+    let kill = one_line(&o.log, " action=kill ");
+    o.expect_gap("SIGKILL after SIGTERM", term, kill, 1000..1800);
 }
 
 // 3. in_state_for, in the loop and across --once runs.
 
+/// Rule `v`: root's `victim`, once seen stopped for 2 s, is killed.
+const STOPPED_RULE: &str =
+    "[reap.v]\nmatch = victim\nuser = root\nstate = stopped\nin_state_for = 2s\naction = kill\n";
+
+/// The `reap` line of `STOPPED_RULE`'s SIGKILL to `pid`.
+fn stopped_kill(pid: i32) -> String {
+    format!(
+        "level=warn event=reap pid={pid} name=victim user=root state=stopped age=* action=kill rule=v reason=\"name victim, state stopped, in state 2s >= 2s\""
+    )
+}
+
 #[test]
 fn stopped_process_is_reaped_only_after_in_state_for_in_the_loop() {
-    let Some(s) = Scenario::new("stopped-loop", &["victim"]) else {
-        return;
-    };
-    s.config(
-        "",
-        "grace = 1s",
-        "[reap.v]\nmatch = victim\nuser = root\nstate = stopped\nin_state_for = 2s\naction = kill\n",
-    );
-    let o = s.run(
+    let Some(o) = run_scenario(
+        "stopped-loop",
+        &["victim"],
+        STOPPED_RULE,
         r#"
 "$T/bin/victim" 1000 & V=$!; out stopped $V
 "$T/bin/victim" 1000 & R=$!; out running $R
@@ -450,38 +460,26 @@ status victim_status $V
 record running_alive $R
 stop_agent
 "#,
-        limit(),
-    );
+    ) else {
+        return;
+    };
     o.expect("alive_after_1_5s", "yes");
     o.expect("alive_after_5_5s", "no");
     o.expect("victim_status", &(128 + libc::SIGKILL).to_string());
     o.expect("running_alive", "yes");
     o.expect("agent_rc", "0");
-    o.expect_reaps(vec![format!(
-        "level=warn event=reap pid={} name=victim user=root state=stopped age=* action=kill rule=v reason=\"name victim, state stopped, in state 2s >= 2s\"",
-        o.pid("stopped")
-    )]);
-    let start = ts_ms(one_line(&o.log, " event=start "));
-    let reap = ts_ms(one_line(&o.log, " event=reap "));
-    assert!(
-        (2000..3000).contains(&(reap - start)),
-        "reaped {} ms after the agent started\n{}",
-        reap - start,
-        o.context
-    );
+    o.expect_reaps(vec![stopped_kill(o.pid("stopped"))]);
+    let start = one_line(&o.log, " event=start ");
+    let reap = one_line(&o.log, " event=reap ");
+    o.expect_gap("reaped after the agent started", start, reap, 2000..3000);
 }
 
 #[test]
 fn stopped_process_is_reaped_only_after_in_state_for_across_once_runs() {
-    let Some(s) = Scenario::new("stopped-once", &["victim"]) else {
-        return;
-    };
-    s.config(
-        "",
-        "grace = 1s",
-        "[reap.v]\nmatch = victim\nuser = root\nstate = stopped\nin_state_for = 2s\naction = kill\n",
-    );
-    let o = s.run(
+    let Some(o) = run_scenario(
+        "stopped-once",
+        &["victim"],
+        STOPPED_RULE,
         r#"
 "$T/bin/victim" 1000 & V=$!; out stopped $V
 poll 50 comm_is $V victim || problem not_started
@@ -495,30 +493,23 @@ done
 out runs $i
 status victim_status $V
 "#,
-        limit(),
-    );
+    ) else {
+        return;
+    };
     o.expect("victim_status", &(128 + libc::SIGKILL).to_string());
     let run: u32 = o.get("reaped_by_run").parse().expect("run number");
     // Runs start about 0.5 s apart: the first ones (0 s, ~0.5 s, ~1 s) must not reap.
     assert!(run >= 3, "reaped by run {run}\n{}", o.context);
-    o.expect_reaps(vec![format!(
-        "level=warn event=reap pid={} name=victim user=root state=stopped age=* action=kill rule=v reason=\"name victim, state stopped, in state 2s >= 2s\"",
-        o.pid("stopped")
-    )]);
+    o.expect_reaps(vec![stopped_kill(o.pid("stopped"))]);
     // Counted from the first run (the clock was kept in state_dir), not restarted
     // by each run.
-    let first = ts_ms(
-        o.log
-            .lines()
-            .find(|l| l.contains(" event=sample "))
-            .unwrap(),
-    );
-    let reap = ts_ms(one_line(&o.log, " event=reap "));
-    assert!(
-        (2000..3500).contains(&(reap - first)),
-        "reaped {} ms after the first run\n{}",
-        reap - first,
-        o.context
+    let first = o.log.lines().find(|l| l.contains(" event=sample "));
+    let reap = one_line(&o.log, " event=reap ");
+    o.expect_gap(
+        "reaped after the first run",
+        first.unwrap(),
+        reap,
+        2000..3500,
     );
 }
 
@@ -584,14 +575,14 @@ fn zombie_lines(o: &Outcome, action_a: &str) -> Vec<String> {
     v.into_iter().map(|(_, l)| l).collect()
 }
 
-/// A zombie scenario (`action`, `scope`) that must record `want` and log the
-/// lines of `action_a` on alice's zombie.
-fn zombie_case(tag: &str, action: &str, scope: &str, want: &[(&str, &str)], action_a: &str) {
+/// A zombie scenario (`action`, `scope`) that must record `want` (`key=value`
+/// words) and log the lines of `action_a` on alice's zombie.
+fn zombie_case(tag: &str, action: &str, scope: &str, want: &str, action_a: &str) {
     if !is_root() {
         return;
     }
     let o = zombie_scenario(tag, action, scope);
-    for (key, value) in want {
+    for (key, value) in want.split(' ').filter_map(|w| w.split_once('=')) {
         o.expect(key, value);
     }
     o.expect_reaps(zombie_lines(&o, action_a));
@@ -599,49 +590,35 @@ fn zombie_case(tag: &str, action: &str, scope: &str, want: &[(&str, &str)], acti
 
 #[test]
 fn zombie_term_sends_sigchld_to_its_parent() {
-    let want = [
-        ("chld_a", "2"),
-        ("pa_alive", "yes"),
-        ("chld_r", "1"),
-        ("pr_alive", "yes"),
-    ];
-    zombie_case("zombie-term", "term", "all", &want, "sigchld");
+    let want = "chld_a=2 pa_alive=yes chld_r=1 pr_alive=yes";
+    zombie_case("zombie-term", "term", "all", want, "sigchld");
 }
 
 #[test]
 fn zombie_kill_kills_its_parent() {
-    let want = [
-        ("pa_alive", "no"),
-        ("chld_a", "1"),
-        ("chld_r", "1"),
-        ("pr_alive", "yes"),
-    ];
-    zombie_case("zombie-kill", "kill", "all", &want, "kill_parent");
+    let want = "pa_alive=no chld_a=1 chld_r=1 pr_alive=yes";
+    zombie_case("zombie-kill", "kill", "all", want, "kill_parent");
 }
 
 #[test]
 fn zombie_log_signals_nothing() {
-    let want = [
-        ("chld_a", "1"),
-        ("pa_alive", "yes"),
-        ("chld_r", "1"),
-        ("pr_alive", "yes"),
-    ];
-    zombie_case("zombie-log", "log", "all", &want, "log");
+    let want = "chld_a=1 pa_alive=yes chld_r=1 pr_alive=yes";
+    zombie_case("zombie-log", "log", "all", want, "log");
 }
 
 #[test]
 fn zombie_term_sends_sigchld_under_the_default_scope() {
-    let want = [("chld_a", "2"), ("pa_alive", "yes"), ("chld_r", "1")];
-    zombie_case("zombie-scope-root", "term", "root", &want, "sigchld");
+    let want = "chld_a=2 pa_alive=yes chld_r=1";
+    zombie_case("zombie-scope-root", "term", "root", want, "sigchld");
 }
 
 /// A process whose main thread exited while another runs on (DEFUNCT_LEADER), the
 /// child of an innocent `sh`; `rules` under `scope = all`; one `--once`.
-fn defunct_leader_scenario(tag: &str, rules: &str) -> Outcome {
-    let s = Scenario::new(tag, &[]).expect("checked by the caller");
+/// `None` (the test is skipped) unless running as root.
+fn defunct_leader_scenario(tag: &str, rules: &str) -> Option<Outcome> {
+    let s = Scenario::new(tag, &[])?;
     s.config("", "grace = 1s\nscope = all", rules);
-    s.run(
+    let o = s.run(
         r#"
 # threads PID: sets N to the Threads: of PID (0 when gone).
 threads() { N=0; local k v; while read -r k v; do [ "$k" = Threads: ] && N=$v; done 2>/dev/null <"/proc/$1/status"; }
@@ -661,18 +638,16 @@ threads $V; out victim_threads $N
 { read -r e <"$T/py_exit"; } 2>/dev/null; out py_exit ${e:-none}
 "#,
         limit(),
-    )
+    );
+    Some(o)
 }
 
 #[test]
 fn a_live_process_with_an_exited_main_thread_is_not_a_zombie() {
-    if !is_root() {
+    let rule = "[reap.z]\nmatch = victim\nstate = zombie\nuser = root\naction = kill\n";
+    let Some(o) = defunct_leader_scenario("defunct-zombie-rule", rule) else {
         return;
-    }
-    let o = defunct_leader_scenario(
-        "defunct-zombie-rule",
-        "[reap.z]\nmatch = victim\nstate = zombie\nuser = root\naction = kill\n",
-    );
+    };
     // Not a zombie: the rule does not select it, and nobody is signalled.
     o.expect("parent_alive", "yes");
     o.expect("victim_threads", "2");
@@ -681,13 +656,10 @@ fn a_live_process_with_an_exited_main_thread_is_not_a_zombie() {
 
 #[test]
 fn a_live_process_with_an_exited_main_thread_is_killed_itself() {
-    if !is_root() {
+    let rule = "[reap.v]\nmatch = victim\nuser = root\naction = kill\n";
+    let Some(o) = defunct_leader_scenario("defunct-kill", rule) else {
         return;
-    }
-    let o = defunct_leader_scenario(
-        "defunct-kill",
-        "[reap.v]\nmatch = victim\nuser = root\naction = kill\n",
-    );
+    };
     // The process itself is killed (all its threads); its parent is untouched.
     o.expect("victim_threads", "0");
     o.expect("py_exit", &(128 + libc::SIGKILL).to_string());
@@ -787,11 +759,7 @@ fn a_reused_pid_is_not_escalated_in_the_loop() {
     let Some(s) = Scenario::new("reuse-loop", &["victim", "bystander"]) else {
         return;
     };
-    s.config(
-        "",
-        "grace = 2s",
-        "[reap.v]\nmatch = victim\nuser = root\naction = term\n",
-    );
+    s.config("", "grace = 2s", TERM_RULE);
     let o = s.run(
         r#"
 sh -c 'trap "" TERM; exec "$0" 1000' "$T/bin/victim" & P=$!; out victim $P
@@ -823,15 +791,10 @@ fn a_reused_pid_is_not_escalated_across_once_runs() {
     // the old process from the new. The newcomer even has the victim's name and
     // ignores SIGTERM: it is a new process, so it gets a SIGTERM of its own (and a
     // grace of its own), never the old one's SIGKILL.
-    let Some(s) = Scenario::new("reuse-once", &["victim"]) else {
-        return;
-    };
-    s.config(
-        "",
-        "grace = 1s",
-        "[reap.v]\nmatch = victim\nuser = root\naction = term\n",
-    );
-    let o = s.run(
+    let Some(o) = run_scenario(
+        "reuse-once",
+        &["victim"],
+        TERM_RULE,
         r#"
 sh -c 'trap "" TERM; exec "$0" 1000' "$T/bin/victim" & P=$!; out victim $P
 poll 50 comm_is $P victim || problem not_started
@@ -847,8 +810,9 @@ once; out rc2 $?
 nap 0.3
 record lookalike_alive $B
 "#,
-        limit(),
-    );
+    ) else {
+        return;
+    };
     assert_eq!(o.pid("lookalike"), o.pid("victim"), "{}", o.context);
     o.expect("victim_alive_after_run1", "yes");
     o.expect("lookalike_alive", "yes");
@@ -858,16 +822,14 @@ record lookalike_alive $B
 
 /// A victim (a child of a Python parent that never waits) ends on the SIGTERM and
 /// stays a zombie: it is not "still running", so there is no escalation.
-fn term_into_zombie(tag: &str, once: bool) -> Outcome {
-    let s = Scenario::new(tag, &["victim"]).expect("checked by the caller");
-    s.config(
-        "",
-        "grace = 1s",
-        "[reap.v]\nmatch = victim\nuser = root\naction = term\n",
-    );
+/// `None` (the test is skipped) unless running as root.
+fn term_into_zombie(tag: &str, once: bool) -> Option<Outcome> {
     let first = if once { "once" } else { "agent_bg" };
     let last = if once { "once" } else { "stop_agent" };
-    s.run(
+    run_scenario(
+        tag,
+        &["victim"],
+        TERM_RULE,
         &format!(
             r#"
 child_of() {{ C=; local c=; {{ read -r c <"/proc/$1/task/$1/children"; }} 2>/dev/null; C=${{c% }}; [ -n "$C" ]; }}
@@ -883,11 +845,14 @@ record parent_alive $PA
 st $V; out victim_state $ST
 "#
         ),
-        limit(),
     )
 }
 
-fn assert_term_only(o: &Outcome) {
+/// A `term_into_zombie` outcome, when there is one: only the SIGTERM.
+fn assert_term_only(o: Option<Outcome>) {
+    let Some(o) = o else {
+        return;
+    };
     o.expect("parent_alive", "yes");
     o.expect("victim_state", "Z");
     o.expect_reaps(vec![victim_term(o.pid("victim"))]);
@@ -895,29 +860,22 @@ fn assert_term_only(o: &Outcome) {
 
 #[test]
 fn a_terminated_process_left_a_zombie_is_not_escalated_in_the_loop() {
-    if !is_root() {
-        return;
-    }
-    assert_term_only(&term_into_zombie("term-zombie-loop", false));
+    assert_term_only(term_into_zombie("term-zombie-loop", false));
 }
 
 #[test]
 fn a_terminated_process_left_a_zombie_is_not_escalated_across_once_runs() {
-    if !is_root() {
-        return;
-    }
-    assert_term_only(&term_into_zombie("term-zombie-once", true));
+    assert_term_only(term_into_zombie("term-zombie-once", true));
 }
 
 // 7. action = log and dry runs signal nothing.
 
 #[test]
 fn action_log_signals_nothing_and_logs_once() {
-    let Some(s) = Scenario::new("log", &["victim"]) else {
-        return;
-    };
-    s.config("", "grace = 1s", "[reap.v]\nmatch = victim\naction = log\n");
-    let o = s.run(
+    let Some(o) = run_scenario(
+        "log",
+        &["victim"],
+        "[reap.v]\nmatch = victim\naction = log\n",
         r#"
 as 1000 "$T/bin/victim" 1000 & V1=$!; out v1 $V1
 as 1001 "$T/bin/victim" 1000 & V2=$!; out v2 $V2
@@ -929,8 +887,9 @@ record v1_alive $V1
 record v2_alive $V2
 stop_agent
 "#,
-        limit(),
-    );
+    ) else {
+        return;
+    };
     o.expect("v1_alive", "yes");
     o.expect("v2_alive", "yes");
     o.expect("agent_rc", "0");
@@ -948,15 +907,10 @@ stop_agent
 
 #[test]
 fn dry_run_flag_signals_nothing() {
-    let Some(s) = Scenario::new("dry-flag", &["victim"]) else {
-        return;
-    };
-    s.config(
-        "",
-        "grace = 1s",
+    let Some(o) = run_scenario(
+        "dry-flag",
+        &["victim"],
         "[reap.v]\nmatch = victim\naction = term\n",
-    );
-    let o = s.run(
         r#"
 as 1000 "$T/bin/victim" 1000 & V=$!; out v $V
 poll 50 comm_is $V victim || problem not_started
@@ -966,8 +920,9 @@ poll 50 samples || problem too_few_cycles
 record v_alive $V
 stop_agent
 "#,
-        limit(),
-    );
+    ) else {
+        return;
+    };
     o.expect("v_alive", "yes");
     o.expect("agent_rc", "0");
     o.expect_reaps(vec![format!(

@@ -35,6 +35,19 @@ fn end(mut child: Child) -> Option<i32> {
     child.wait().expect("wait for the victim").signal()
 }
 
+/// The log of a run `out` that ended on its own and left `child` alone (ended
+/// here with SIGKILL; see `end`).
+fn unsignalled(t: &TempDir, child: Child, out: &std::process::Output) -> String {
+    let log = t.read("agent.log");
+    assert_eq!(
+        end(child),
+        Some(libc::SIGKILL),
+        "the agent signalled it\n{log}"
+    );
+    assert!(out.status.code().is_some(), "{out:?}");
+    log
+}
+
 /// The host file system type of `path` in hex, as `stat -f` prints it.
 fn fs_type(path: &std::path::Path) -> String {
     let out = Command::new("stat")
@@ -94,13 +107,7 @@ fn a_fixture_tree_naming_a_real_process_gets_it_logged_not_signalled() {
         "[reaper]\nenabled = yes\n\n[reap.v]\nmatch = victimproc\naction = term\n",
     );
     let out = run(&["-c", ini.to_str().expect("utf-8 path"), "--once"]);
-    let log = t.read("agent.log");
-    assert_eq!(
-        end(child),
-        Some(libc::SIGKILL),
-        "the agent signalled it\n{log}"
-    );
-    assert!(out.status.code().is_some(), "{out:?}");
+    let log = unsignalled(&t, child, &out);
     assert_eq!(
         reaper_lines(&log),
         vec![
@@ -145,13 +152,7 @@ fn another_pid_namespaces_procfs_gets_logged_not_signalled() {
         .stdin(Stdio::null())
         .output()
         .expect("run unshare");
-    let log = t.read("agent.log");
-    assert_eq!(
-        end(child),
-        Some(libc::SIGKILL),
-        "the agent signalled it\n{log}"
-    );
-    assert!(out.status.code().is_some(), "{out:?}");
+    let log = unsignalled(&t, child, &out);
     let lines = reaper_lines(&log);
     assert_eq!(lines.len(), 2, "{log}");
     let (head, tail) = (

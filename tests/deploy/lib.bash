@@ -81,3 +81,42 @@ ensure_host_aion() {
         CLEANUPS+=("userdel aion; groupdel aion 2>/dev/null")
     fi
 }
+
+# A scenario that runs as PID 1 of a private PID namespace: `namespace_helpers`
+# prints the helpers it starts with (`out KEY VALUE` records into $T/out, `nap S`
+# waits without forking, `poll N CMD...` tries CMD up to N times 0.1 s apart,
+# `comm_is PID NAME`); `run_in_pid_namespace ARGS...` runs $T/scenario.sh with
+# ARGS there (with /proc mounted for it; the namespace, and all it started, dies
+# after 60 s at the latest) and checks that it succeeded; `recorded KEY` is what
+# it recorded.
+namespace_helpers() {
+    cat <<'HELPERS'
+out() { printf '%s=%s\n' "$1" "$2" >>"$T/out"; }
+mkfifo "$T/fifo" && exec 9<>"$T/fifo"
+nap() { read -r -t "$1" -u 9 _ || true; }
+comm_is() { local c; { read -r c <"/proc/$1/comm"; } 2>/dev/null && [ "$c" = "$2" ]; }
+poll() { local n=$1 i; shift; for ((i = 1; i < n; i++)); do "$@" && return 0; nap 0.1; done; "$@"; }
+HELPERS
+}
+
+run_in_pid_namespace() {
+    local rc
+    set +e
+    timeout 60 unshare --pid --fork --mount-proc --kill-child bash "$T/scenario.sh" "$@" 2>"$T/scenario.stderr"
+    rc=$?
+    set -e
+    [ "$rc" = 0 ] || cat "$T/scenario.stderr" "$T"/agent.out >&2 2>/dev/null || true
+    assert_eq "scenario exit status (out: $(tr '\n' ' ' < "$T/out" 2>/dev/null))" 0 "$rc"
+}
+
+recorded() {
+    local v
+    v=$(sed -n "s/^$1=//p" "$T/out")
+    [ -n "$v" ] || fail "the scenario did not record $1; out: $(tr '\n' ' ' < "$T/out")"
+    echo "$v"
+}
+
+# The sections of an agent config that never alerts and watches no disk.
+quiet_sections() {
+    printf '[thresholds]\ncpu_warn = 100\ncpu_crit = 100\nmem_warn = 100\nmem_crit = 100\n\n[disk]\nmounts =\n'
+}

@@ -32,14 +32,7 @@ syslog = no
 state_dir = /var/lib/aion/reaper-$1
 top = 0
 
-[thresholds]
-cpu_warn = 100
-cpu_crit = 100
-mem_warn = 100
-mem_crit = 100
-
-[disk]
-mounts =
+$(quiet_sections)
 
 [reaper]
 enabled = yes
@@ -72,17 +65,14 @@ for cfg in reaper-root reaper-all idle; do
 done
 
 # PID 1 of the namespace. Writes KEY=VALUE lines to $T/out.
-cat > "$T/scenario.sh" <<'EOF'
-set -u
-R=$1 T=$2
-out() { printf '%s=%s\n' "$1" "$2" >>"$T/out"; }
-mkfifo "$T/fifo" && exec 9<>"$T/fifo"
-nap() { read -r -t "$1" -u 9 _ || true; }
+{
+echo 'set -u'
+echo 'R=$1 T=$2'
+namespace_helpers
+cat <<'EOF'
 st() { ST=gone; local l; { read -r l <"/proc/$1/stat"; } 2>/dev/null || return 0; l=${l##*) }; ST=${l%% *}; }
 alive() { st "$1"; [ "$ST" != gone ] && [ "$ST" != Z ]; }
 dead() { ! alive "$1"; }
-comm_is() { local c; { read -r c <"/proc/$1/comm"; } 2>/dev/null && [ "$c" = "$2" ]; }
-poll() { local n=$1 i; shift; for ((i = 1; i < n; i++)); do "$@" && return 0; nap 0.1; done; "$@"; }
 logged() { grep -qF -- "$2" "$1" 2>/dev/null; }
 record() { if alive "$2"; then out "$1" yes; else out "$1" no; fi; }
 status() { if dead "$2"; then wait "$2"; out "$1" $?; else out "$1" alive; fi; }
@@ -113,35 +103,25 @@ record outside_alive_all $OUTSIDE
 status outside_status $OUTSIDE
 stop agent_all_rc $AG
 EOF
+} > "$T/scenario.sh"
 
-set +e
-timeout 60 unshare --pid --fork --mount-proc --kill-child bash "$T/scenario.sh" "$R" "$T" 2>"$T/scenario.stderr"
-rc=$?
-set -e
-[ "$rc" = 0 ] || cat "$T/scenario.stderr" >&2
-assert_eq "scenario exit status (out: $(tr '\n' ' ' < "$T/out" 2>/dev/null))" 0 "$rc"
+run_in_pid_namespace "$R" "$T"
 grep -q '^proc ' /proc/mounts && ! grep -qF " $R/proc " /proc/mounts ||
     fail "proc is still mounted at $R/proc outside the namespace"
 
-get() {  # get KEY: its value in $T/out (fails when the scenario did not record it)
-    local v
-    v=$(sed -n "s/^$1=//p" "$T/out")
-    [ -n "$v" ] || fail "the scenario did not record $1; out: $(tr '\n' ' ' < "$T/out")"
-    echo "$v"
-}
 for problem in mount_failed outside_not_started inside_not_started idle_not_sampling; do
     ! grep -q "^$problem=" "$T/out" || fail "scenario: $problem"
 done
 # reaps LOG: its reap lines without ts, with age=*.
 reaps() { grep ' event=reap' "$1" | sed -e 's/^ts=[^ ]* //' -e 's/ age=[^ ]* / age=* /'; }
-OUTSIDE=$(get outside)
-INSIDE=$(get inside)
+OUTSIDE=$(recorded outside)
+INSIDE=$(recorded inside)
 LOGS=$R/var/log/aion
 
-assert_eq "victim inside the tree alive under scope = root" no "$(get inside_alive_root)"
-assert_eq "exit status of the victim inside the tree" 137 "$(get inside_status)"
-assert_eq "victim outside the tree alive under scope = root" yes "$(get outside_alive_root)"
-assert_eq "exit status of the scope = root agent" 0 "$(get agent_root_rc)"
+assert_eq "victim inside the tree alive under scope = root" no "$(recorded inside_alive_root)"
+assert_eq "exit status of the victim inside the tree" 137 "$(recorded inside_status)"
+assert_eq "victim outside the tree alive under scope = root" yes "$(recorded outside_alive_root)"
+assert_eq "exit status of the scope = root agent" 0 "$(recorded agent_root_rc)"
 assert_eq "reap lines under scope = root" \
     "level=warn event=reap pid=$INSIDE name=victim user=root state=sleeping age=* action=kill rule=victim reason=\"name victim\"" \
     "$(reaps "$LOGS/reaper-root.log")"
@@ -149,9 +129,9 @@ grep -q " event=start .* mode=service .* pidfd=yes " "$LOGS/reaper-root.log" ||
     fail "start event without pidfd=yes: $(grep ' event=start ' "$LOGS/reaper-root.log")"
 ok "scope = root: the victim inside the tree killed, the one outside (pid $OUTSIDE) spared"
 
-assert_eq "victim outside the tree alive under scope = all" no "$(get outside_alive_all)"
-assert_eq "exit status of the victim outside the tree" 137 "$(get outside_status)"
-assert_eq "exit status of the scope = all agent" 0 "$(get agent_all_rc)"
+assert_eq "victim outside the tree alive under scope = all" no "$(recorded outside_alive_all)"
+assert_eq "exit status of the victim outside the tree" 137 "$(recorded outside_status)"
+assert_eq "exit status of the scope = all agent" 0 "$(recorded agent_all_rc)"
 assert_eq "reap lines under scope = all" \
     "level=warn event=reap pid=$OUTSIDE name=victim user=root state=sleeping age=* action=kill rule=victim reason=\"name victim\"" \
     "$(reaps "$LOGS/reaper-all.log")"

@@ -36,14 +36,7 @@ top = 0
 proc = $2
 passwd = $T/passwd
 
-[thresholds]
-cpu_warn = 100
-cpu_crit = 100
-mem_warn = 100
-mem_crit = 100
-
-[disk]
-mounts =
+$(quiet_sections)
 
 [audit]
 bash_history = no
@@ -63,14 +56,11 @@ agent_ini real /proc "match = victimreal
 user = root"
 
 # PID 1 of the namespace. Writes KEY=VALUE lines to $T/out.
-cat > "$T/scenario.sh" <<'EOF'
-set -u
-T=$1 A=$2
-out() { printf '%s=%s\n' "$1" "$2" >>"$T/out"; }
-mkfifo "$T/fifo" && exec 9<>"$T/fifo"
-nap() { read -r -t "$1" -u 9 _ || true; }
-comm_is() { local c; { read -r c <"/proc/$1/comm"; } 2>/dev/null && [ "$c" = "$2" ]; }
-poll() { local n=$1 i; shift; for ((i = 1; i < n; i++)); do "$@" && return 0; nap 0.1; done; "$@"; }
+{
+echo 'set -u'
+echo 'T=$1 A=$2'
+namespace_helpers
+cat <<'EOF'
 as_aion() { setpriv --reuid=aion --regid=aion --clear-groups "$A" "$@" >>"$T/agent.out" 2>&1; }
 # ended_by KEY PID: SIGKILL to our child PID, then KEY=the status it ended with. A
 # fatal signal fixes the status when it is sent: 143 means a SIGTERM came first.
@@ -96,26 +86,16 @@ poll 50 comm_is $R victimreal || out problem real_victim_not_started
 as_aion -c "$T/real.ini" --once --log-level debug; out real_rc $?
 ended_by real_victim_status $R
 EOF
+} > "$T/scenario.sh"
 
-set +e
-timeout 60 unshare --pid --fork --mount-proc --kill-child bash "$T/scenario.sh" "$T" "$A" 2>"$T/scenario.stderr"
-rc=$?
-set -e
-[ "$rc" = 0 ] || cat "$T/scenario.stderr" "$T/agent.out" >&2
-assert_eq "scenario exit status (out: $(tr '\n' ' ' < "$T/out" 2>/dev/null))" 0 "$rc"
+run_in_pid_namespace "$T" "$A"
 ! grep -q '^problem=' "$T/out" || fail "scenario: $(grep '^problem=' "$T/out")"
-get() {  # get KEY: its value in $T/out
-    local v
-    v=$(sed -n "s/^$1=//p" "$T/out")
-    [ -n "$v" ] || fail "the scenario did not record $1; out: $(tr '\n' ' ' < "$T/out")"
-    echo "$v"
-}
 # lines LOG: the reaper's lines without ts, with age=*.
 lines() {
     grep -e ' event=reap' -e ' what=reaper ' "$1" | sed -e 's/^ts=[^ ]* //' -e 's/ age=[^ ]* / age=* /'
 }
-V=$(get victim)
-R=$(get real_victim)
+V=$(recorded victim)
+R=$(recorded real_victim)
 FAKE=$T/run/fake.log
 
 # (The start event's caps= comes from <proc>/self/status: the real run's says.)
@@ -123,14 +103,14 @@ grep -q " event=start .* uid=$(id -u aion) " "$FAKE" ||
     fail "not run as aion: $(grep ' event=start ' "$FAKE")"
 grep -q " event=start .* uid=$(id -u aion) .*caps=[a-z_,]*cap_kill" "$T/run/real.log" ||
     fail "not run as aion with cap_kill: $(grep ' event=start ' "$T/run/real.log")"
-assert_eq "how the root process described as nobody's ended (137: our SIGKILL)" 137 "$(get victim_status)"
+assert_eq "how the root process described as nobody's ended (137: our SIGKILL)" 137 "$(recorded victim_status)"
 assert_eq "reaper lines over the fixture tree" \
     "level=warn event=error what=reaper error=\"not the agent's own procfs: not a procfs (filesystem type 0x$(stat -f -c %t "$T"))\" path=$T/fakeproc effect=\"signals nothing, only logs what the rules select\"
 level=info event=reap pid=$V name=victimproc user=nobody state=sleeping age=* action=log rule=v reason=\"name victimproc\" log_only=\"[paths] proc is not the agent's own procfs\"" \
     "$(lines "$FAKE")"
 ok "a fixture tree describing root's process as nobody's: only logged, the process survived"
 
-assert_eq "how root's process named by the rule ended (143: the agent's SIGTERM)" 143 "$(get real_victim_status)"
+assert_eq "how root's process named by the rule ended (143: the agent's SIGTERM)" 143 "$(recorded real_victim_status)"
 assert_eq "reaper lines over the real /proc" \
     "level=warn event=reap pid=$R name=victimreal user=root state=sleeping age=* action=term rule=v reason=\"name victimreal\"" \
     "$(lines "$T/run/real.log")"

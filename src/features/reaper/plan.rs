@@ -305,6 +305,17 @@ mod tests {
         outside: Vec<i32>,
     }
 
+    impl Fake {
+        /// Processes owned as `uids` says, without command lines, all in our root.
+        fn owned(uids: &[(i32, u32)]) -> Fake {
+            Fake {
+                uids: uids.iter().copied().collect(),
+                cmd: HashMap::new(),
+                outside: Vec::new(),
+            }
+        }
+    }
+
     impl Details for Fake {
         fn uid(&mut self, pid: i32) -> Option<u32> {
             self.uids.get(&pid).copied()
@@ -394,13 +405,10 @@ mod tests {
             (60, 1000),
             (70, 0),
             (80, 1000),
-        ]
-        .into_iter()
-        .collect();
+        ];
         let mut fake = Fake {
-            uids,
-            cmd: HashMap::new(),
             outside: vec![80],
+            ..Fake::owned(&uids)
         };
         let got = plan(
             &[rule("*", Action::Kill)],
@@ -431,14 +439,7 @@ mod tests {
             proc(62, 1, b'Z', 6, 0),
         ];
         let names = [(1, "init"), (60, "parent"), (61, "zomb"), (62, "zomb")];
-        let uids = [(1, 0), (60, 1000), (61, 1000), (62, 1000)]
-            .into_iter()
-            .collect();
-        let mut fake = Fake {
-            uids,
-            cmd: HashMap::new(),
-            outside: vec![],
-        };
+        let mut fake = Fake::owned(&[(1, 0), (60, 1000), (61, 1000), (62, 1000)]);
         let clock = StateClock::default();
         let got = plan(
             &[rule("zomb", Action::Term)],
@@ -463,14 +464,10 @@ mod tests {
     fn criteria_all_must_hold() {
         let procs = [proc(60, 1, b'T', 100, 700), proc(61, 1, b'R', 100, 700)];
         let names = [(60, "job"), (61, "job")];
-        let uids = [(60, 1000), (61, 1000)].into_iter().collect();
-        let cmd = [(60, b"job --forever".to_vec()), (61, b"job".to_vec())]
-            .into_iter()
-            .collect();
+        let cmd = [(60, b"job --forever".to_vec()), (61, b"job".to_vec())];
         let mut fake = Fake {
-            uids,
-            cmd,
-            outside: vec![],
+            cmd: cmd.into_iter().collect(),
+            ..Fake::owned(&[(60, 1000), (61, 1000)])
         };
         let mut r = rule("job", Action::Term);
         r.states = vec![ProcState::Stopped];
