@@ -1,5 +1,6 @@
-//! The process reaper against real processes (SPEC §3 `[reaper]`, `[reap.NAME]`;
-//! §6 reaper safety rules).
+//! The process reaper against real processes: what `[reaper]` and `[reap.NAME]`
+//! select is signalled, and nothing its safety rules spare (PID 1, the agent and
+//! its ancestors, root's processes unless named, a reused pid).
 //!
 //! Every scenario runs in a private PID namespace:
 //! `unshare --pid --fork --mount-proc --kill-child bash T/scenario.sh`. Inside, the

@@ -32,8 +32,10 @@
 //!    dry-run copies.
 //! 5. **Effects.** It never signals, unlinks or spawns itself, and never looks at
 //!    `dry_run`: it asks `cx.effects` and logs from the `Outcome` (`Done`, or
-//!    `DryRun`: then `dry_run=yes`). A unit test gives it an `effects::DryRun`
-//!    and reads back what it would have done.
+//!    `DryRun`: then `dry_run=yes`; a line for a decision that asked nothing of
+//!    it, like the reaper's `action = log`, asks `cx.effects.dry_run()`). A unit
+//!    test gives it an `effects::DryRun` and reads back what it would have done
+//!    (see `reaper/tests.rs`).
 //! 6. **The cycle.** One field in `agent::Features`, one entry in
 //!    `Features::all` (reload, save, poll, tend and stop go through it), and one
 //!    line in `Agent::cycle` at its place in the order: sample → judge →
