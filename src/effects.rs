@@ -7,6 +7,7 @@
 //! remove, kill or run" against a fixture without acting.
 
 use crate::child::{Child, Spec};
+use crate::features::reaper::ownproc::OwnProc;
 use crate::sys;
 use std::ffi::CStr;
 use std::io;
@@ -49,17 +50,37 @@ impl From<io::Error> for NotSent {
     }
 }
 
-pub trait Effects {
-    /// Sends `sig` to `pid`, but only if `same` says it is still the process
-    /// meant (`same` runs once a pidfd pins the pid, so it cannot be reused
-    /// between the check and the signal). Gives back the pidfd, to keep for an
-    /// escalation (none on kernels without pidfds).
-    fn signal(
-        &mut self,
+/// The process a signal is meant for, and how it is known to be that one still.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// The process `pid` that started at `start` (clock ticks after boot), as
+    /// `own`, the agent's own procfs (proven: see `ownproc`), shows it.
+    Started {
+        own: &'a OwnProc,
         pid: i32,
-        sig: i32,
-        same: &mut dyn FnMut() -> Result<(), NotSent>,
-    ) -> Result<Outcome<Option<OwnedFd>>, NotSent>;
+        start: u64,
+    },
+    /// The process a pidfd kept from an earlier signal names (for good).
+    Pinned { pidfd: &'a OwnedFd, pid: i32 },
+}
+
+impl Target<'_> {
+    pub fn pid(&self) -> i32 {
+        match *self {
+            Target::Started { pid, .. } | Target::Pinned { pid, .. } => pid,
+        }
+    }
+}
+
+pub trait Effects {
+    /// Sends `sig` to `to`, and only to it: a `Started` target gets a pidfd
+    /// first, then its start time is read again through the proven procfs (the
+    /// pidfd pins the pid, so it cannot be reused between that check and the
+    /// signal), then the signal goes through the pidfd; a reused pid is
+    /// `NotSent::Reused`. Gives back the pidfd, to keep for an escalation (none
+    /// for a `Pinned` target, nor on kernels without pidfds, where the check is
+    /// followed by `kill`).
+    fn signal(&mut self, to: Target, sig: i32) -> Result<Outcome<Option<OwnedFd>>, NotSent>;
 
     /// Removes `name` from the directory `dir` holds (`unlinkat`; `flags`
     /// `AT_REMOVEDIR` for a directory). `path` names it in the record.
@@ -75,9 +96,9 @@ pub trait Effects {
     fn spawn(&mut self, spec: &Spec, timeout_ns: u64) -> io::Result<Outcome<Child>>;
 
     /// Whether it only records. Never to decide with (an action's `Outcome` says
-    /// what became of it): only for a summary line of a step that may have asked
-    /// nothing (a cleanup rule that found nothing to remove still says
-    /// `dry_run=yes`).
+    /// what became of it): only for the lines of a step that asked nothing (a
+    /// cleanup rule that found nothing to remove, a reaper rule with `action =
+    /// log`), which a dry run marks `dry_run=yes` all the same.
     fn dry_run(&self) -> bool;
 }
 
@@ -94,20 +115,22 @@ pub fn for_config(dry_run: bool) -> Box<dyn Effects> {
 pub struct Real;
 
 impl Effects for Real {
-    fn signal(
-        &mut self,
-        pid: i32,
-        sig: i32,
-        same: &mut dyn FnMut() -> Result<(), NotSent>,
-    ) -> Result<Outcome<Option<OwnedFd>>, NotSent> {
+    fn signal(&mut self, to: Target, sig: i32) -> Result<Outcome<Option<OwnedFd>>, NotSent> {
+        let (own, pid, start) = match to {
+            Target::Pinned { pidfd, .. } => {
+                sys::pidfd_send_signal(pidfd, sig)?;
+                return Ok(Outcome::Done(None));
+            }
+            Target::Started { own, pid, start } => (own, pid, start),
+        };
         match sys::pidfd_open(pid) {
             Ok(fd) => {
-                same()?;
+                same_process(own, pid, start)?;
                 sys::pidfd_send_signal(&fd, sig)?;
                 Ok(Outcome::Done(Some(fd)))
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                same()?;
+                same_process(own, pid, start)?;
                 sys::kill(pid, sig)?;
                 Ok(Outcome::Done(None))
             }
@@ -131,6 +154,15 @@ impl Effects for Real {
 
     fn dry_run(&self) -> bool {
         false
+    }
+}
+
+/// Whether `pid` still started at `start`, by the proven procfs.
+fn same_process(own: &OwnProc, pid: i32, start: u64) -> Result<(), NotSent> {
+    match own.start_time(pid) {
+        Some((t, _)) if t == start => Ok(()),
+        Some(_) => Err(NotSent::Reused),
+        None => Err(NotSent::Gone),
     }
 }
 
@@ -174,12 +206,8 @@ impl DryRun {
 }
 
 impl Effects for DryRun {
-    fn signal(
-        &mut self,
-        pid: i32,
-        sig: i32,
-        _same: &mut dyn FnMut() -> Result<(), NotSent>,
-    ) -> Result<Outcome<Option<OwnedFd>>, NotSent> {
+    fn signal(&mut self, to: Target, sig: i32) -> Result<Outcome<Option<OwnedFd>>, NotSent> {
+        let pid = to.pid();
         self.record(Action::Signal { pid, sig });
         Ok(Outcome::DryRun)
     }
@@ -217,9 +245,23 @@ impl Effects for DryRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::reaper::ownproc;
     use std::ffi::CString;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsFd, AsRawFd};
     use std::os::unix::process::ExitStatusExt;
+
+    /// This process's /proc, proven its own.
+    fn own_proc() -> OwnProc {
+        let dir = sys::open(c"/proc", libc::O_RDONLY | libc::O_DIRECTORY, 0).expect("open /proc");
+        ownproc::prove(dir.as_fd(), sys::getpid(), &mut Vec::new()).expect("our own procfs")
+    }
+
+    /// Our child `child`, by its pid and start time.
+    fn started<'a>(own: &'a OwnProc, child: &std::process::Child) -> Target<'a> {
+        let pid = child.id() as i32;
+        let (start, _) = own.start_time(pid).expect("our child's start time");
+        Target::Started { own, pid, start }
+    }
 
     fn sleeper() -> std::process::Child {
         std::process::Command::new("sleep")
@@ -252,13 +294,16 @@ mod tests {
         let child = sleeper();
         let pid = child.id() as i32;
         let mut d = DryRun::default();
-        let mut checked = false;
-        let sent = d.signal(pid, libc::SIGTERM, &mut || {
-            checked = true;
-            Ok(())
-        });
+        let own = own_proc();
+        // Another start time: a dry run checks nothing, since it sends nothing.
+        let other = Target::Started {
+            own: &own,
+            pid,
+            start: u64::MAX,
+        };
+        let sent = d.signal(other, libc::SIGTERM);
         assert!(matches!(sent, Ok(Outcome::DryRun)));
-        assert!(!checked, "nothing to check when nothing is sent");
+        assert!(d.dry_run() && !Real.dry_run());
         let gone = d.unlink(fd.as_raw_fd(), c"old.log", 0, b"/tmp/x/old.log");
         assert!(gone.is_ok_and(|o| o.dry_run()));
         let spec = Spec::new(vec![c"/usr/bin/mandb".to_owned(), c"-q".to_owned()]);
@@ -286,15 +331,41 @@ mod tests {
 
     #[test]
     fn a_real_signal_only_after_the_check() {
+        let own = own_proc();
         let child = sleeper();
-        let refused = Real.signal(child.id() as i32, libc::SIGTERM, &mut || {
-            Err(NotSent::Reused)
-        });
+        // One tick off: the pid names another process now.
+        let Target::Started { pid, start, .. } = started(&own, &child) else {
+            unreachable!()
+        };
+        let start = start + 1;
+        let reused = Target::Started {
+            own: &own,
+            pid,
+            start,
+        };
+        let refused = Real.signal(reused, libc::SIGTERM);
         assert!(matches!(refused, Err(NotSent::Reused)));
         assert_eq!(ended_by(child), None);
         let child = sleeper();
-        let sent = Real.signal(child.id() as i32, libc::SIGTERM, &mut || Ok(()));
+        let sent = Real.signal(started(&own, &child), libc::SIGTERM);
         assert!(matches!(sent, Ok(Outcome::Done(_))));
+        assert_eq!(ended_by(child), Some(libc::SIGTERM));
+    }
+
+    #[test]
+    fn a_kept_pidfd_signals_the_process_it_names() {
+        let own = own_proc();
+        let child = sleeper();
+        let pid = child.id() as i32;
+        let kept = Real.signal(started(&own, &child), libc::SIGCONT);
+        let Ok(Outcome::Done(Some(pidfd))) = kept else {
+            panic!("no pidfd kept: {kept:?}");
+        };
+        let pinned = Target::Pinned { pidfd: &pidfd, pid };
+        assert!(matches!(
+            Real.signal(pinned, libc::SIGTERM),
+            Ok(Outcome::Done(None))
+        ));
         assert_eq!(ended_by(child), Some(libc::SIGTERM));
     }
 }

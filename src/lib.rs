@@ -6,8 +6,8 @@
 //! - **parsing** (pure, on bytes): `procfs`, `passwd`, `config`, the state file
 //!   formats (`state`, each feature's records);
 //! - **policy** (pure, on plain values and a clock): `judge`, `policy`, `report`,
-//!   and each feature's decisions (`features::tasks::schedule`, `reaper`,
-//!   `features::alerts::decide`, ...);
+//!   and each feature's decisions (`features::tasks::schedule`,
+//!   `features::reaper::plan`, `features::alerts::decide`, ...);
 //! - **effects** (thin, each logged): reading the host (`sample`, `mounts`,
 //!   `scan`), `log`, `store` (state_dir), `effects` (signal, unlink, spawn; the
 //!   one place dry run is decided), `notify` (what the service tells systemd),
@@ -56,12 +56,10 @@ pub mod judge;
 pub mod log;
 pub mod mounts;
 pub mod notify;
-pub mod ownproc;
 pub mod passwd;
 pub mod policy;
 pub mod procfs;
 pub mod reading;
-pub mod reaper;
 pub mod report;
 pub mod sample;
 pub mod scan;

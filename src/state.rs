@@ -1,8 +1,8 @@
 //! The formats of the agent's own files in `state_dir` (the store, `store.rs`,
 //! reads and writes them): `state`, the CPU counters and hysteresis counters that
 //! let consecutive cron runs count as consecutive cycles; `procs`, the per-process
-//! CPU ticks of the last scan, for the next `--once`'s CPU% window; and, until the
-//! reaper moves into its feature, the reaper's. Pure: bytes in, records out.
+//! CPU ticks of the last scan, for the next `--once`'s CPU% window. Pure: bytes
+//! in, records out.
 
 use crate::judge::{Hysteresis, Metric};
 use crate::procfs::stat::CpuTimes;
@@ -230,111 +230,6 @@ pub fn parse_procs(text: &[u8]) -> Result<(u64, u64, Vec<PrevTicks>), &'static s
     Ok((stamp.saved_ns.unwrap_or(0), stamp.btime.unwrap_or(0), procs))
 }
 
-/// What the reaper carries between `--once` runs. Version 1 had no boot line: it
-/// is read, and dropped by `of_boot` as of an unknown boot.
-pub const REAPER: Kind = Kind {
-    name: "reaper",
-    version: 2,
-    oldest: 1,
-    refused: "not a version 1 or 2 reaper file",
-    cap: max::REAPER,
-    acts: true,
-};
-
-/// What the reaper carries from one `--once` to the next: since when each process
-/// has been in its state (`in_state_for`), and the SIGTERMs waiting for `grace`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReaperState {
-    /// The boot it belongs to (`reaper::boot_token`, one word).
-    pub boot: Option<String>,
-    /// (pid, start, state letter, since ns)
-    pub states: Vec<(i32, u64, u8, u64)>,
-    /// (pid, start, rule name, sent ns)
-    pub pending: Vec<(i32, u64, String, u64)>,
-    /// (pid, start) already dealt with.
-    pub settled: Vec<(i32, u64)>,
-}
-
-pub fn format_reaper(out: &mut String, r: &ReaperState) {
-    let stamp = Stamp {
-        boot: r.boot.as_deref(),
-        ..Stamp::default()
-    };
-    store::begin(out, &REAPER, &stamp);
-    for (pid, start, st, since) in &r.states {
-        let _ = writeln!(out, "state {pid} {start} {} {since}", *st as char);
-    }
-    for (pid, start, rule, sent) in &r.pending {
-        let _ = writeln!(out, "pending {pid} {start} {sent} {rule}");
-    }
-    for (pid, start) in &r.settled {
-        let _ = writeln!(out, "settled {pid} {start}");
-    }
-    store::end(out);
-}
-
-pub fn parse_reaper(text: &[u8]) -> Result<ReaperState, &'static str> {
-    let (_, body) = store::open(&REAPER, text)?;
-    let mut r = ReaperState::default();
-    for line in body.filter(|l| !l.is_empty()) {
-        let mut f = fields(line);
-        let word = f.next();
-        let mut num = || f.next().and_then(parse_u64).ok_or("bad reaper line");
-        match word {
-            Some(b"boot") => {
-                let boot = f
-                    .next()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .ok_or("bad boot line")?;
-                r.boot = Some(boot.to_string());
-            }
-            Some(b"state") => {
-                let pid = i32::try_from(num()?).map_err(|_| "bad pid")?;
-                let start = num()?;
-                let st = match f.next() {
-                    Some([c]) if c.is_ascii_alphabetic() => *c,
-                    _ => return Err("bad state letter"),
-                };
-                let since = f.next().and_then(parse_u64).ok_or("bad reaper line")?;
-                r.states.push((pid, start, st, since));
-            }
-            Some(b"pending") => {
-                let pid = i32::try_from(num()?).map_err(|_| "bad pid")?;
-                let start = num()?;
-                let sent = num()?;
-                let rule = f
-                    .next()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .ok_or("bad rule")?;
-                r.pending.push((pid, start, rule.to_string(), sent));
-            }
-            Some(b"settled") => {
-                let pid = i32::try_from(num()?).map_err(|_| "bad pid")?;
-                r.settled.push((pid, num()?));
-            }
-            _ => return Err("unknown line"),
-        }
-    }
-    Ok(r)
-}
-
-impl ReaperState {
-    /// What of it holds in boot `boot`: all when saved in that boot; nothing when
-    /// saved in another, or when either boot is unknown, since pids and start times
-    /// begin anew with each boot (a clock or a pending SIGTERM carried over would
-    /// follow a stranger).
-    pub fn of_boot(self, boot: Option<&str>) -> ReaperState {
-        if boot.is_some() && self.boot.as_deref() == boot {
-            self
-        } else {
-            ReaperState {
-                boot: boot.map(str::to_string),
-                ..ReaperState::default()
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,53 +272,6 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-    }
-
-    #[test]
-    fn reaper_round_trip() {
-        let r = ReaperState {
-            boot: Some("2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59".into()),
-            states: vec![(10, 20, b'T', 30)],
-            pending: vec![(11, 21, "hogs".into(), 31)],
-            settled: vec![(12, 22)],
-        };
-        let mut s = String::new();
-        format_reaper(&mut s, &r);
-        assert_eq!(
-            s,
-            "system-agent-reaper 2\nboot 2c8e1f0a-5b1d-4e63-9d2a-7f1e0c3b4a59\n\
-             state 10 20 T 30\npending 11 21 31 hogs\nsettled 12 22\nend\n"
-        );
-        assert_eq!(parse_reaper(s.as_bytes()), Ok(r));
-        assert!(parse_reaper(b"system-agent-reaper 2\nstate 1 2 T\nend\n").is_err());
-        assert!(parse_reaper(b"system-agent-reaper 2\nstate 1 2 T 3\n").is_err());
-        assert!(parse_reaper(b"system-agent-reaper 2\nboot\nend\n").is_err());
-        assert!(parse_reaper(b"system-agent-reaper 3\nend\n").is_err());
-        // A file from before boots were recorded: read, of no known boot.
-        let v1 = parse_reaper(b"system-agent-reaper 1\nstate 10 20 T 30\nend\n");
-        assert_eq!(v1.map(|r| (r.boot, r.states.len())), Ok((None, 1)));
-    }
-
-    #[test]
-    fn reaper_state_holds_only_in_its_own_boot() {
-        let saved = ReaperState {
-            boot: Some("a".into()),
-            states: vec![(10, 20, b'T', 30)],
-            pending: vec![(11, 21, "hogs".into(), 31)],
-            settled: vec![(12, 22)],
-        };
-        assert_eq!(saved.clone().of_boot(Some("a")), saved);
-        let fresh = |boot: Option<&str>| ReaperState {
-            boot: boot.map(str::to_string),
-            ..ReaperState::default()
-        };
-        assert_eq!(saved.clone().of_boot(Some("b")), fresh(Some("b")));
-        assert_eq!(saved.clone().of_boot(None), fresh(None));
-        let unknown = ReaperState {
-            boot: None,
-            ..saved
-        };
-        assert_eq!(unknown.of_boot(Some("a")), fresh(Some("a")));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use system_agent::features::alerts::decide as alerts;
 use system_agent::features::audit::history as audit;
+use system_agent::features::reaper::records as reaper;
 use system_agent::features::tasks::schedule as tasks;
 use system_agent::files;
 use system_agent::state::{self, max};
@@ -49,7 +50,7 @@ const FORMATS: &[Format] = &[
         cap: max::REAPER,
         seed: b"system-agent-reaper 2\nboot 0b5e3c4d\nstate 10 20 T 30\n\
                 pending 11 21 31 hogs\nsettled 12 22\nend\n",
-        parse: |b| state::parse_reaper(b).is_ok(),
+        parse: |b| reaper::parse(b).is_ok(),
     },
     Format {
         name: "tasks",

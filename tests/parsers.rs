@@ -1983,18 +1983,18 @@ fn a_zombie_is_state_z_with_one_thread() {
 fn fuzz_feature_state_files() {
     use system_agent::features::alerts::decide as alerts;
     use system_agent::features::audit::history as audit;
+    use system_agent::features::reaper::records as reaper;
     use system_agent::features::tasks::schedule as tasks;
-    use system_agent::state::{ReaperState, format_reaper, parse_reaper};
     let reaper = b"system-agent-reaper 2\nboot 0b5e3c4d-aaaa\nstate 10 20 T 30\n\
         pending 11 21 31 hogs\nsettled 12 22\nend\n";
     let mut again = String::new();
     fuzz(
         13,
         &[reaper, b"system-agent-reaper 1\nstate 1 2 S 3\nend\n"],
-        |b| match parse_reaper(b) {
+        |b| match reaper::parse(b) {
             Ok(r) => {
-                format_reaper(&mut again, &r);
-                let back: ReaperState = parse_reaper(again.as_bytes()).expect("reparse");
+                reaper::format(&mut again, &r);
+                let back = reaper::parse(again.as_bytes()).expect("reparse");
                 assert_eq!(back, r, "written back as {again:?}");
                 true
             }

@@ -8,11 +8,9 @@
 //! cycle skips missed slots instead of bursting.
 //!
 //! Each feature lives in `features/` (see its doc for how one is added); the
-//! reaper step is still an `impl Agent` block here (`reaping.rs`) until it moves
-//! there too.
+//! loop drives them all through the `Feature` trait.
 
 mod cycle;
-mod reaping;
 mod reload;
 mod run;
 
@@ -23,6 +21,7 @@ use crate::features::alerts::Alerts;
 use crate::features::audit::Audit;
 use crate::features::cleanup::Cleanup;
 use crate::features::metrics::MetricsFile;
+use crate::features::reaper::{self, Reaper};
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
 use crate::features::{Cx, Feature, Findings, Slot, Stats};
@@ -33,11 +32,9 @@ use crate::passwd::{Users, parse_passwd};
 use crate::policy;
 use crate::procfs::pid::parse_pid_status;
 use crate::reading::Reading;
-use crate::reaper;
 use crate::sample::Sampler;
 use crate::scan::CycleScan;
 use crate::signals::Signals;
-use crate::state;
 use crate::store::Store;
 use crate::sys;
 use std::os::unix::ffi::OsStrExt;
@@ -74,6 +71,7 @@ impl Options {
 #[derive(Default)]
 pub struct Features {
     pub top: Slot<Top>,
+    pub reaper: Slot<Reaper>,
     pub cleanup: Slot<Cleanup>,
     pub audit: Slot<Audit>,
     pub tasks: Slot<Tasks>,
@@ -83,9 +81,10 @@ pub struct Features {
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 6] {
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 7] {
         [
             &mut self.top,
+            &mut self.reaper,
             &mut self.cleanup,
             &mut self.audit,
             &mut self.tasks,
@@ -133,16 +132,6 @@ pub struct Agent {
     /// logged once, not every cycle.
     source_errors: Vec<String>,
     buf: Vec<u8>,
-    // The reaper's (reaping.rs), until it moves into features/.
-    reaper_clock: reaper::StateClock,
-    pending: Vec<reaper::Pending>,
-    /// Processes already dealt with (killed, signalled, logged, or a signal that
-    /// failed): not acted on or reported again while they exist. A SIGTERM waits in
-    /// `pending` instead, for its escalation.
-    settled: Vec<(i32, u64)>,
-    /// Why `[paths] proc` was last refused as the agent's own procfs (the reaper
-    /// then only logs), so that is said once, not every cycle.
-    proc_refused: Option<String>,
 }
 
 impl Agent {
@@ -172,10 +161,6 @@ impl Agent {
             scratch: String::with_capacity(4096),
             source_errors: Vec::new(),
             buf: Vec::with_capacity(4096),
-            reaper_clock: reaper::StateClock::default(),
-            pending: Vec::new(),
-            settled: Vec::new(),
-            proc_refused: None,
             opts,
             cfg,
             log,

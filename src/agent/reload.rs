@@ -37,7 +37,6 @@ impl Agent {
                 .emit();
             return;
         }
-        self.reload_legacy(&new);
         for f in self.features.all() {
             f.reload(&self.cfg, &new);
         }
@@ -111,18 +110,5 @@ impl Agent {
             .map_err(|e| e.to_string())?;
         self.written.clear();
         Ok(())
-    }
-
-    /// The reaper step that still lives in the agent: pending SIGTERMs follow their
-    /// rule by name; refusals are reported afresh.
-    fn reload_legacy(&mut self, new: &Config) {
-        for p in &mut self.pending {
-            let name = self.cfg.reap.get(p.rule).map(|r| r.name.clone());
-            p.rule = name
-                .and_then(|n| new.reap.iter().position(|r| r.name == n))
-                .unwrap_or(usize::MAX);
-        }
-        self.pending.retain(|p| p.rule != usize::MAX);
-        self.proc_refused = None;
     }
 }

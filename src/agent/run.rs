@@ -84,7 +84,6 @@ impl Agent {
         self.mounts.finish();
         if self.actor() {
             self.save_state(true);
-            self.save_reaper();
             self.each_feature(signals, |f, cx| f.save(cx, true));
         }
         if let Some(sig) = signals.and_then(|s| s.stop_requested()) {

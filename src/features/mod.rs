@@ -1,9 +1,9 @@
 //! Features: what the agent does with a cycle's Reading beyond judging it (the
-//! top processes, the shell-history audit, the idle-time tasks, the metrics file;
-//! the reaper, cleanup and alerts join them). Each lives in one place and owns
-//! its state: what it remembers between cycles, its pure decisions, and its
-//! step. The loop (`agent`) drives every feature through one small trait,
-//! `Feature`, and hands it a `Cx`: everything a step may use, and nothing else.
+//! top processes, the reaper, cleanup, the shell-history audit, the idle-time
+//! tasks, alerts, the metrics file). Each lives in one place and owns its state:
+//! what it remembers between cycles, its pure decisions, and its step. The loop
+//! (`agent`) drives every feature through one small trait, `Feature`, and hands
+//! it a `Cx`: everything a step may use, and nothing else.
 //!
 //! # Adding a feature, say `[foo]`
 //!
@@ -34,8 +34,10 @@
 //!    dry-run copies.
 //! 5. **Effects.** It never signals, unlinks or spawns itself, and never looks at
 //!    `dry_run`: it asks `cx.effects` and logs from the `Outcome` (`Done`, or
-//!    `DryRun`: then `dry_run=yes`). A unit test gives it an `effects::DryRun`
-//!    and reads back what it would have done.
+//!    `DryRun`: then `dry_run=yes`; a line for a decision that asked nothing of
+//!    it, like the reaper's `action = log`, asks `cx.effects.dry_run()`). A unit
+//!    test gives it an `effects::DryRun` and reads back what it would have done
+//!    (see `reaper/tests.rs`).
 //! 6. **The cycle.** One field in `agent::Features`, one entry in
 //!    `Features::all` (reload, save, poll, tend and stop go through it), and one
 //!    line in `Agent::cycle` at its place in the order: sample → judge →
@@ -46,6 +48,7 @@ pub mod alerts;
 pub mod audit;
 pub mod cleanup;
 pub mod metrics;
+pub mod reaper;
 pub mod tasks;
 pub mod top;
 

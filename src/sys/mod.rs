@@ -248,6 +248,13 @@ pub fn read_path(path: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
     read_all(fd.as_raw_fd(), buf).map(drop)
 }
 
+/// `read_path` of `path` under the open directory `dir` (`openat`), so a path
+/// swapped above `dir` cannot redirect the read.
+pub fn read_at(dir: RawFd, path: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+    let fd = openat(dir, path, libc::O_RDONLY | libc::O_NONBLOCK)?;
+    read_all(fd.as_raw_fd(), buf).map(drop)
+}
+
 /// Writes all of `data`, retrying short writes and EINTR.
 pub fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {

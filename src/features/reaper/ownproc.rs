@@ -12,7 +12,7 @@
 
 use crate::error::errno_text;
 use crate::procfs::parse_u64;
-use crate::procfs::pid::nspid_levels;
+use crate::procfs::pid::{nspid_levels, parse_pid_stat};
 use crate::sys;
 use std::fmt;
 use std::io;
@@ -31,6 +31,18 @@ pub struct OwnProc {
 impl OwnProc {
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// The start time of `pid` now, read through this proven procfs, and whether
+    /// it is a zombie; `None` when it is gone (or cannot be read).
+    pub fn start_time(&self, pid: i32) -> Option<(u64, bool)> {
+        let mut path = Vec::with_capacity(24);
+        let c = sys::cpath(&mut path, &[pid.to_string().as_bytes(), b"/stat"]).ok()?;
+        let mut bytes = Vec::new();
+        sys::read_at(self.fd(), c, &mut bytes).ok()?;
+        parse_pid_stat(&bytes)
+            .ok()
+            .map(|s| (s.starttime, s.is_zombie()))
     }
 }
 
@@ -123,9 +135,7 @@ pub fn prove(dir: BorrowedFd<'_>, agent: i32, buf: &mut Vec<u8>) -> Result<OwnPr
         .as_ref()
         .is_ok_and(|l| parse_u64(l) == u64::try_from(agent).ok());
     let nspid = if agent_self {
-        let fd = sys::openat(dir, c"self/status", libc::O_RDONLY | libc::O_NONBLOCK)
-            .map_err(Refusal::Status)?;
-        sys::read_all(fd.as_raw_fd(), buf).map_err(Refusal::Status)?;
+        sys::read_at(dir, c"self/status", buf).map_err(Refusal::Status)?;
         nspid_levels(buf)
     } else {
         None
