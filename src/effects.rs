@@ -7,7 +7,7 @@
 //! remove, kill or run" against a fixture without acting.
 
 use crate::child::{Child, Spec};
-use crate::features::reaper::ownproc::OwnProc;
+use crate::ownproc::OwnProc;
 use crate::sys;
 use std::ffi::CStr;
 use std::io;
@@ -245,7 +245,7 @@ impl Effects for DryRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::reaper::ownproc;
+    use crate::ownproc;
     use std::ffi::CString;
     use std::os::fd::{AsFd, AsRawFd};
     use std::os::unix::process::ExitStatusExt;

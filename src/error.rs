@@ -18,10 +18,7 @@ pub enum Error {
     Parse { path: PathBuf, err: ParseError },
     /// A file or directory opened the safe way (`files`) failed or was refused:
     /// `refused /var/lib/x/state: a FIFO, not a regular file`.
-    File {
-        path: PathBuf,
-        why: crate::files::Why,
-    },
+    File { path: PathBuf, why: Why },
 }
 
 impl Error {
@@ -40,7 +37,7 @@ impl Error {
         }
     }
 
-    pub fn file(path: impl Into<PathBuf>, why: crate::files::Why) -> Error {
+    pub fn file(path: impl Into<PathBuf>, why: Why) -> Error {
         Error::File {
             path: path.into(),
             why,
@@ -62,7 +59,7 @@ impl fmt::Display for Error {
             Error::Parse { path, err } => write!(f, "bad {}: {err}", path.display()),
             Error::File {
                 path,
-                why: crate::files::Why::Sys(op, err),
+                why: Why::Sys(op, err),
             } => write!(f, "cannot {op} {}: {}", path.display(), errno_text(err)),
             Error::File { path, why } => write!(f, "refused {}: {why}", path.display()),
         }
@@ -112,4 +109,46 @@ pub fn errno_name(e: &io::Error) -> String {
         _ => return n.to_string(),
     };
     name.to_string()
+}
+
+/// Why a file or directory was not used.
+#[derive(Debug)]
+pub enum Why {
+    /// A system call failed: `op` is what was being done (open, stat, read, ...).
+    Sys(&'static str, io::Error),
+    /// What is there is not a regular file: "a FIFO", "a symbolic link", ...
+    NotRegular(&'static str),
+    /// Larger than the cap (as `fstat` said, or as it grew while read).
+    TooBig { size: u64, cap: u64 },
+    /// Owned or writable by someone it must not be: a sentence that names the file
+    /// or directory at fault, its owner or mode.
+    Untrusted(String),
+    /// A directory holds more entries to read than the cap.
+    TooMany(usize),
+}
+
+impl Why {
+    pub fn errno(&self) -> Option<&io::Error> {
+        match self {
+            Why::Sys(_, e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Nothing by that name (`ENOENT`): for an optional file, not an error.
+    pub fn is_missing(&self) -> bool {
+        self.errno().and_then(io::Error::raw_os_error) == Some(libc::ENOENT)
+    }
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::Sys(_, e) => f.write_str(&errno_text(e)),
+            Why::NotRegular(kind) => write!(f, "{kind}, not a regular file"),
+            Why::TooBig { size, cap } => write!(f, "{size} bytes, over the {cap}-byte limit"),
+            Why::Untrusted(s) => f.write_str(s),
+            Why::TooMany(cap) => write!(f, "more than {cap} files to read"),
+        }
+    }
 }

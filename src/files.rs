@@ -18,7 +18,6 @@
 
 use crate::sys;
 use std::ffi::{CStr, CString};
-use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -31,47 +30,7 @@ pub const CONFIG_MAX: u64 = 1 << 20;
 /// 100,000 accounts is about 10 MiB).
 pub const ACCOUNTS_MAX: u64 = 32 << 20;
 
-/// Why a file or directory was not used.
-#[derive(Debug)]
-pub enum Why {
-    /// A system call failed: `op` is what was being done (open, stat, read, ...).
-    Sys(&'static str, io::Error),
-    /// What is there is not a regular file: "a FIFO", "a symbolic link", ...
-    NotRegular(&'static str),
-    /// Larger than the cap (as `fstat` said, or as it grew while read).
-    TooBig { size: u64, cap: u64 },
-    /// Owned or writable by someone it must not be: a sentence that names the file
-    /// or directory at fault, its owner or mode.
-    Untrusted(String),
-    /// A directory holds more entries to read than the cap.
-    TooMany(usize),
-}
-
-impl Why {
-    pub fn errno(&self) -> Option<&io::Error> {
-        match self {
-            Why::Sys(_, e) => Some(e),
-            _ => None,
-        }
-    }
-
-    /// Nothing by that name (`ENOENT`): for an optional file, not an error.
-    pub fn is_missing(&self) -> bool {
-        self.errno().and_then(io::Error::raw_os_error) == Some(libc::ENOENT)
-    }
-}
-
-impl fmt::Display for Why {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Why::Sys(_, e) => f.write_str(&crate::error::errno_text(e)),
-            Why::NotRegular(kind) => write!(f, "{kind}, not a regular file"),
-            Why::TooBig { size, cap } => write!(f, "{size} bytes, over the {cap}-byte limit"),
-            Why::Untrusted(s) => f.write_str(s),
-            Why::TooMany(cap) => write!(f, "more than {cap} files to read"),
-        }
-    }
-}
+pub use crate::error::Why;
 
 /// A regular file opened for reading, with what `fstat` said of that descriptor.
 pub struct Opened {

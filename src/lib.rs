@@ -56,6 +56,8 @@ pub mod judge;
 pub mod log;
 pub mod mounts;
 pub mod notify;
+pub mod outputs;
+pub mod ownproc;
 pub mod passwd;
 pub mod policy;
 pub mod procfs;

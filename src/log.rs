@@ -13,7 +13,6 @@
 
 mod line;
 
-use crate::config::{Config, LogFormat};
 use crate::error::{errno_name, errno_text};
 use crate::files;
 use crate::health::{Health, Problem};
@@ -67,7 +66,22 @@ impl Level {
     }
 }
 
-/// Where lines go and how to reach syslog; built from `[agent]`.
+/// How the log file (and the audit log) writes an event; syslog always gets logfmt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `ts=... level=... event=... key=value`.
+    Logfmt,
+    /// JSON Lines: one object per event, with the same keys.
+    Json,
+}
+
+impl LogFormat {
+    pub const ALL: [(LogFormat, &'static str); 2] =
+        [(LogFormat::Logfmt, "logfmt"), (LogFormat::Json, "json")];
+}
+
+/// Where lines go and how to reach syslog (the config builds it: `[agent]`, and
+/// `[audit]` for the audit trail).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub level: Level,
@@ -77,36 +91,6 @@ pub struct Target {
     /// Of the file (or stderr); syslog gets logfmt.
     pub format: LogFormat,
     pub syslog: Option<(PathBuf, u8)>,
-}
-
-impl Target {
-    /// The audit trail: its own file (0600) and syslog facility, on the agent's
-    /// syslog socket.
-    pub fn audit(cfg: &Config) -> Target {
-        let a = &cfg.agent;
-        Target {
-            level: Level::Info,
-            file: cfg.audit.log_file.clone(),
-            mode: 0o600,
-            format: a.log_format,
-            syslog: a
-                .syslog
-                .then(|| (a.syslog_socket.clone(), cfg.audit.syslog_facility.code)),
-        }
-    }
-
-    pub fn from_config(cfg: &Config) -> Target {
-        let a = &cfg.agent;
-        Target {
-            level: a.log_level,
-            file: a.log_file.clone(),
-            mode: 0o640,
-            format: a.log_format,
-            syslog: a
-                .syslog
-                .then(|| (a.syslog_socket.clone(), a.syslog_facility.code)),
-        }
-    }
 }
 
 pub struct Logger {

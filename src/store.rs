@@ -7,7 +7,7 @@
 //!   else could write is refused, not used;
 //! - reading the safe way (`files::read_file`: no symlink, no FIFO, no more than
 //!   the kind's cap), a corrupt or refused file reported once and replaced;
-//! - writing atomically (`files::AtomicFile` through `health::Outputs`, so a
+//! - writing atomically (`files::AtomicFile` through `outputs::Outputs`, so a
 //!   failing file is reported when it starts failing and when it recovers);
 //! - the dry-run copies: what a dry run decided is kept in `NAME.dry-run`, so dry
 //!   cron runs are as calm as real ones, yet a real run never takes it as done;
@@ -28,8 +28,8 @@
 
 use crate::error::Error;
 use crate::files;
-use crate::health::Outputs;
 use crate::log::{Level, Logger};
+use crate::outputs::Outputs;
 use crate::procfs::{lines, parse_u64};
 use crate::sys;
 use std::fmt::Write as _;

@@ -26,7 +26,7 @@ use crate::features::tasks::Tasks;
 use crate::features::top::Top;
 use crate::features::{Cx, Feature, Findings, Slot, Stats};
 use crate::judge::{self, Metric};
-use crate::log::{Level, Logger, Target};
+use crate::log::{Level, Logger};
 use crate::mounts::Mounts;
 use crate::passwd::{Users, parse_passwd};
 use crate::policy;
@@ -141,7 +141,7 @@ impl Agent {
         // Before anything the config names is opened: until the config is known
         // to be root's, what it names is opened with the caller's rights only.
         let caps_dropped = guard_capabilities(&cfg);
-        let log = Logger::new(&Target::from_config(&cfg));
+        let log = Logger::new(&cfg.log_target());
         let mut agent = Agent {
             sampler: Sampler::new(&cfg.paths.proc),
             mounts: Mounts::default(),

@@ -6,7 +6,7 @@ use super::{Agent, guard_capabilities};
 use crate::config::{Config, ConfigError};
 use crate::effects;
 use crate::judge;
-use crate::log::{Level, Target};
+use crate::log::Level;
 use crate::sample::Sampler;
 use crate::scan::CycleScan;
 use crate::sys;
@@ -96,7 +96,7 @@ impl Agent {
     }
 
     fn reopen_logs(&mut self) {
-        self.log.reopen(&Target::from_config(&self.cfg));
+        self.log.reopen(&self.cfg.log_target());
         for f in self.features.all() {
             f.reopen_logs(&self.cfg);
         }

@@ -21,6 +21,7 @@ pub mod value;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::log::LogFormat;
 pub use keys::{Agent, Alert, Audit, Disk, Paths, Reaper, Thresholds, is_address};
 pub use load::dropin_dir;
 pub use origin::{Origin, Origins, Source};
@@ -72,20 +73,6 @@ pub enum When {
 impl When {
     pub const ALL: [(When, &'static str); 2] =
         [(When::DiskHigh, "disk_high"), (When::Always, "always")];
-}
-
-/// How the log file (and the audit log) writes an event; syslog always gets logfmt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// `ts=... level=... event=... key=value`.
-    Logfmt,
-    /// JSON Lines: one object per event, with the same keys.
-    Json,
-}
-
-impl LogFormat {
-    pub const ALL: [(LogFormat, &'static str); 2] =
-        [(LogFormat::Logfmt, "logfmt"), (LogFormat::Json, "json")];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +318,37 @@ pub fn reference() -> String {
         out.push_str(&format!("\t{}\n", k.doc));
     }
     out
+}
+
+impl Config {
+    /// Where the agent's own log goes, and how (`[agent]`).
+    pub fn log_target(&self) -> crate::log::Target {
+        let a = &self.agent;
+        crate::log::Target {
+            level: a.log_level,
+            file: a.log_file.clone(),
+            mode: 0o640,
+            format: a.log_format,
+            syslog: a
+                .syslog
+                .then(|| (a.syslog_socket.clone(), a.syslog_facility.code)),
+        }
+    }
+
+    /// The audit trail: its own file (0600) and syslog facility, on the agent's
+    /// syslog socket.
+    pub fn audit_log_target(&self) -> crate::log::Target {
+        let a = &self.agent;
+        crate::log::Target {
+            level: crate::log::Level::Info,
+            file: self.audit.log_file.clone(),
+            mode: 0o600,
+            format: a.log_format,
+            syslog: a
+                .syslog
+                .then(|| (a.syslog_socket.clone(), self.audit.syslog_facility.code)),
+        }
+    }
 }
 
 impl Config {

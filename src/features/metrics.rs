@@ -6,8 +6,8 @@
 use super::{Cx, Feature};
 use crate::config::Config;
 use crate::error::Error;
-use crate::health::Output;
 use crate::log::Level;
+use crate::outputs::Output;
 use crate::report;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

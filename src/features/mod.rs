@@ -334,7 +334,6 @@ impl PollSet {
 pub mod bench {
     use super::*;
     use crate::effects::DryRun;
-    use crate::log::Target;
     use std::path::PathBuf;
 
     /// A private temp dir for a test, empty (what a previous run left is gone).
@@ -377,7 +376,7 @@ pub mod bench {
                 panic!("cannot lock {}", cfg.agent.state_dir.display());
             }
             Bench {
-                log: Logger::new(&Target::from_config(&cfg)),
+                log: Logger::new(&cfg.log_target()),
                 reading: Reading::new(&cfg.disk.mounts),
                 metrics: crate::judge::metrics_for(&cfg),
                 scan: CycleScan::new(&cfg.paths.proc),

@@ -24,7 +24,7 @@ pub mod history;
 use super::{Cx, Feature};
 use crate::config::Config;
 use crate::files;
-use crate::log::{Level, Logger, Target as LogTarget};
+use crate::log::{Level, Logger};
 use crate::store::Loaded;
 use crate::sys;
 use history::{HistState, News, Overflow, Refusal, Target};
@@ -100,8 +100,8 @@ impl Feature for Audit {
     fn reopen_logs(&mut self, cfg: &Config) {
         let on = cfg.audit.bash_history;
         match (&mut self.log, on) {
-            (Some(log), true) => log.reopen(&LogTarget::audit(cfg)),
-            _ => self.log = on.then(|| Logger::new(&LogTarget::audit(cfg))),
+            (Some(log), true) => log.reopen(&cfg.audit_log_target()),
+            _ => self.log = on.then(|| Logger::new(&cfg.audit_log_target())),
         }
     }
 

@@ -25,7 +25,7 @@
 pub mod details;
 mod events;
 pub mod guard;
-pub mod ownproc;
+
 pub mod plan;
 pub mod records;
 
@@ -33,9 +33,9 @@ use super::{Cx, Feature};
 use crate::config::Config;
 use crate::effects::{Effects, NotSent, Outcome, Target};
 use crate::log::Level;
+use crate::ownproc::{self, OwnProc};
 use crate::scan::Proc;
 use crate::sys;
-use ownproc::OwnProc;
 use plan::{Act, Decision, StateClock};
 use std::os::fd::OwnedFd;
 
