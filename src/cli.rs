@@ -1,4 +1,4 @@
-//! The command line (SPEC §2) and the one exit point: argv → run → exit code.
+//! The command line and the one exit point: argv → run → exit code.
 //!
 //! Exit codes. Service: 0 after SIGTERM/SIGINT, 78 (EX_CONFIG) for an invalid config,
 //! 1 for any other start-up failure. `--once`: 0 OK, 1 WARNING, 2 CRITICAL,

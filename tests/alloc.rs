@@ -1,5 +1,5 @@
-//! SPEC §7: "a cycle without a process scan reads a handful of files and allocates
-//! nothing in steady state". A counting global allocator measures the cycles of a
+//! The performance budget: a cycle without a process scan reads a handful of
+//! files and allocates nothing in steady state. A counting global allocator measures the cycles of a
 //! real `Agent` on a fixture /proc tree (log file, metrics file and state on, the
 //! watched mount and cleanup paths found local in the tree's mountinfo, the
 //! shipped cleanup rules' shape: `disk_high` with the disk below its limit, a

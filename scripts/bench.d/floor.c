@@ -1,4 +1,4 @@
-/* floor: the least CPU one agent cycle can cost on this host (SPEC §7).
+/* floor: the least CPU one agent cycle can cost on this host.
  *
  * It makes the same reads as one system-agent cycle and nothing more: /proc/stat, /proc/meminfo,
  * /proc/loadavg, statvfs("/"), then (unless "noscan") one readdir pass over /proc and, for each

@@ -1,4 +1,4 @@
-"""The old psutil agent's cycle, cut down to what SPEC §7 compares (used by scripts/bench).
+"""The old psutil agent's cycle, cut down to what the performance budget compares (used by scripts/bench).
 
     psutil_agent.py loop INTERVAL_S LOGFILE    cycle forever, sleeping INTERVAL_S between cycles
     psutil_agent.py once LOGFILE               one cycle per interpreter, as the cron job ran it
