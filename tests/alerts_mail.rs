@@ -276,6 +276,17 @@ fn two_alerts_in_one_cycle_have_distinct_message_ids() {
         .collect();
     keys.sort();
     assert_eq!(keys, vec!["load", "mem"]);
+    // The load as the status line says it: the host's, on its CPUs.
+    let host = hostname();
+    let mut said = subjects(&mails);
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            format!("[system-agent] {host} CRITICAL: load 0.52 on 2 cpus (threshold 0.2 per cpu)"),
+            format!("[system-agent] {host} CRITICAL: mem 96.0% (threshold 95)"),
+        ]
+    );
     let ids: Vec<&str> = mails
         .iter()
         .map(|m| header(m, "Message-ID").unwrap())

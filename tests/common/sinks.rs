@@ -202,11 +202,24 @@ pub fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
 }
 
-/// The `Subject:` of each mail.
+/// The `Subject:` of each mail, unfolded (a long one goes on over lines that
+/// start with a space).
 pub fn subjects(mails: &[String]) -> Vec<String> {
     mails
         .iter()
-        .map(|m| header(m, "Subject").unwrap_or("").to_string())
+        .map(|m| {
+            let head = m.split("\n\n").next().unwrap_or("");
+            let mut lines = head.lines().skip_while(|l| !l.starts_with("Subject: "));
+            let mut s = lines
+                .next()
+                .and_then(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("")
+                .to_string();
+            lines
+                .take_while(|l| l.starts_with(' '))
+                .for_each(|l| s.push_str(l));
+            s
+        })
         .collect()
 }
 

@@ -13,16 +13,21 @@ pub fn header_safe(s: &str) -> String {
         .collect()
 }
 
-/// `disk /var 96%`, `cpu 93.1%`, `load 2.10 per cpu`.
+/// `disk /var 96%`, `cpu 93.1%`, `load 0.52 on 2 cpus` (the host's load, as the
+/// status line says it).
 pub fn describe(n: &Notice) -> String {
     let what = match &n.mount {
         Some(m) => format!("{} {m}", n.kind.name()),
         None => n.kind.name().to_string(),
     };
-    let value = match (n.value, n.kind) {
-        (Some(v), Kind::Load) => format!(" {v:.2} per cpu"),
-        (Some(v), k) => format!(" {v:.prec$}%", prec = k.decimals()),
-        (None, _) => " unknown".to_string(),
+    let value = match (n.value, n.kind, n.host_load) {
+        (Some(_), Kind::Load, Some((one, cpus))) => {
+            let s = if cpus == 1 { "" } else { "s" };
+            format!(" {one:.2} on {cpus} cpu{s}")
+        }
+        (Some(v), Kind::Load, None) => format!(" {v:.2} per cpu"),
+        (Some(v), k, _) => format!(" {v:.prec$}%", prec = k.decimals()),
+        (None, _, _) => " unknown".to_string(),
     };
     format!("{what}{value}")
 }
@@ -35,12 +40,21 @@ pub fn subject(n: &Notice, host: &str) -> String {
     };
     let limit = n
         .threshold
-        .map(|t| format!(" (threshold {t})"))
+        .map(|t| format!(" (threshold {})", threshold(n, t)))
         .unwrap_or_default();
     header_safe(&format!(
         "[system-agent] {host} {word}: {}{limit}",
         describe(n)
     ))
+}
+
+/// A limit as configured; a load limit is per CPU, and says so where the value
+/// shown is the host's.
+fn threshold(n: &Notice, t: f64) -> String {
+    match n.host_load {
+        Some(_) => format!("{t} per cpu"),
+        None => format!("{t}"),
+    }
 }
 
 /// The whole mail: headers (every value made header-safe), a blank line, the body.
@@ -84,7 +98,7 @@ pub fn message(
         n.previous.nagios()
     );
     if let Some(t) = n.threshold {
-        let _ = writeln!(body, "Threshold: {t}");
+        let _ = writeln!(body, "Threshold: {}", threshold(n, t));
     }
     let _ = writeln!(body, "Time:      {when}");
     if n.reminder {
@@ -143,6 +157,7 @@ mod tests {
             level,
             previous: Status::Ok,
             value,
+            host_load: None,
             threshold: Some(90.0),
             reminder: false,
             recovery: false,
@@ -190,5 +205,20 @@ mod tests {
             describe(&notice(Kind::Cpu, Status::Critical, None)),
             "cpu unknown"
         );
+    }
+
+    #[test]
+    fn a_load_notice_reads_as_the_status_line() {
+        let mut n = notice(Kind::Load, Status::Critical, Some(0.26));
+        n.threshold = Some(0.2);
+        n.host_load = Some((0.52, 2));
+        assert_eq!(
+            subject(&n, "web1"),
+            "[system-agent] web1 CRITICAL: load 0.52 on 2 cpus (threshold 0.2 per cpu)"
+        );
+        n.host_load = Some((1.5, 1));
+        assert_eq!(describe(&n), "load 1.50 on 1 cpu");
+        let msg = message(&n, "web1", "a@h", &["b@h".into()], 0, 1, 1, &[]);
+        assert!(msg.contains("\r\nThreshold: 0.2 per cpu\r\n"), "{msg}");
     }
 }
