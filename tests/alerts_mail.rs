@@ -90,7 +90,7 @@ fn a_critical_mail_goes_through_msmtp_with_every_header_and_the_top_processes() 
          Message-ID: {id}\n\
          MIME-Version: 1.0\n\
          Content-Type: text/plain; charset=utf-8\n\
-         Content-Transfer-Encoding: 8bit\n\
+         Content-Transfer-Encoding: quoted-printable\n\
          Auto-Submitted: auto-generated\n\
          X-System-Agent-Key: mem\n\
          X-Peer: {peer}\n\

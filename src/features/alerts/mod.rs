@@ -7,6 +7,7 @@
 
 pub mod decide;
 pub mod mail;
+pub mod mime;
 
 use super::{Cx, Feature, PollSet};
 use crate::child::{self, Child};
