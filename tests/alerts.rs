@@ -231,7 +231,7 @@ fn min_level_decides_whether_a_warning_is_told() {
         vec![
             "MIME-Version: 1.0",
             "Content-Type: text/plain; charset=utf-8",
-            "Content-Transfer-Encoding: 8bit",
+            "Content-Transfer-Encoding: quoted-printable",
             "Auto-Submitted: auto-generated",
             "X-System-Agent-Key: mem",
         ]

@@ -1,9 +1,11 @@
 //! Alert mail end to end: the built binary against fixture /proc trees, mailing
 //! through the real `msmtp` into an `aiosmtpd` Maildir sink on 127.0.0.1 (RECIPES
 //! "msmtp"): every header and the top processes, the cooldown across `--once`
-//! runs, reminders from the service, an MTA that is down and comes back, and one
-//! Message-ID per message. Every process a test starts (the sink, the agent) is
-//! stopped by its pid when the test ends, also when an assertion fails.
+//! runs, reminders from the service, an MTA that is down and comes back, one
+//! Message-ID per message, and a non-ASCII mount's mail as Python's strict mail
+//! parser reads it. Every process a test starts (the sink, the agent, the
+//! namespace's shell) is stopped by its pid when the test ends, also when an
+//! assertion fails.
 
 mod common;
 
@@ -90,7 +92,7 @@ fn a_critical_mail_goes_through_msmtp_with_every_header_and_the_top_processes() 
          Message-ID: {id}\n\
          MIME-Version: 1.0\n\
          Content-Type: text/plain; charset=utf-8\n\
-         Content-Transfer-Encoding: 8bit\n\
+         Content-Transfer-Encoding: quoted-printable\n\
          Auto-Submitted: auto-generated\n\
          X-System-Agent-Key: mem\n\
          X-Peer: {peer}\n\
@@ -276,6 +278,17 @@ fn two_alerts_in_one_cycle_have_distinct_message_ids() {
         .collect();
     keys.sort();
     assert_eq!(keys, vec!["load", "mem"]);
+    // The load as the status line says it: the host's, on its CPUs.
+    let host = hostname();
+    let mut said = subjects(&mails);
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            format!("[system-agent] {host} CRITICAL: load 0.52 on 2 cpus (threshold 0.2 per cpu)"),
+            format!("[system-agent] {host} CRITICAL: mem 96.0% (threshold 95)"),
+        ]
+    );
     let ids: Vec<&str> = mails
         .iter()
         .map(|m| header(m, "Message-ID").unwrap())
@@ -299,4 +312,98 @@ fn a_failed_delivery_is_retried_on_the_next_run() {
     h.once(&cfg, &[]);
     assert_eq!(sink.mails().len(), 1, "{}", h.log());
     assert_eq!(h.events("event=alert_sent").len(), 1, "{}", h.log());
+}
+
+// A mount named `données` (a 1 MiB tmpfs, 250 of its 256 pages filled, in a
+// private mount namespace) and a process whose name is not UTF-8: the mail goes
+// through msmtp and aiosmtpd, and Python's strict parser reads exactly the text
+// meant, without a defect, from a message whose every line is ASCII within 78.
+#[test]
+fn a_non_ascii_mount_mail_is_7_bit_and_parses_strictly_to_the_text_meant() {
+    let h = alert_host("utf8");
+    let sink = Sink::start(&h);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let mount = h.p("données");
+    std::fs::create_dir_all(&mount).unwrap();
+    let ns = MountNs::new(&format!(
+        "mount -t tmpfs -o size={} tmpfs '{mount}'\n\
+         head -c {} /dev/zero > '{mount}/fill'",
+        256 * page,
+        250 * page
+    ));
+    // Memory at its warning level: the top processes are listed, nothing mailed.
+    h.mem_exact(90);
+    let mut stat = pid_stat(100, "@", 1, 0, 600, 5000, 1000).into_bytes();
+    let at = stat.iter().position(|&b| b == b'@').unwrap();
+    stat.splice(at..=at, b"caf\xe9 cr\xc3\xa8me".iter().copied());
+    h.write("proc/100/stat", stat);
+    h.write(
+        "proc/100/status",
+        "Name:\tcaf\\351 cr\u{e8}me\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0\n",
+    );
+    h.write("proc/100/cmdline", "x\0");
+    h.seed_procs("100 5000 100\n");
+    let more = Ini {
+        agent: "top = 5",
+        mounts: &mount,
+        ..Ini::default()
+    };
+    let cfg = alert_config(&h, &mail_to(&sink, "ops@example.com", ""), more);
+    h.tick();
+    let run = ns.once(&cfg, &[]);
+    let said = format!("SYSTEM-AGENT CRITICAL - disk {mount} 98%, mem 90.0% | ");
+    assert!(run.out.starts_with(&said), "{}{}", run.out, run.err);
+    let sent = h.events("event=alert_");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (head, tail) = (
+        "level=info event=alert_sent metric=disk mount=",
+        " state=critical via=mail to=ops@example.com",
+    );
+    assert!(
+        sent[0].starts_with(head) && sent[0].ends_with(tail),
+        "{sent:?}"
+    );
+    let raw = sink.raw_mails();
+    assert_eq!(raw.len(), 1);
+    for line in raw[0].split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(line);
+        assert!(line.is_ascii() && line.len() <= 78, "{text:?}");
+    }
+
+    let mail = parse_strict(&raw[0]);
+    let host = hostname();
+    assert_eq!(
+        mail.subject,
+        format!("[system-agent] {host} CRITICAL: disk {mount} 98% (threshold 95)")
+    );
+    assert_eq!(mail.key, format!("disk:{mount}"));
+    assert_eq!(
+        (mail.from, mail.to),
+        (format!("system-agent@{host}"), "ops@example.com".into())
+    );
+    assert_eq!(mail.content_type, "text/plain; charset=utf-8");
+    assert_eq!(mail.transfer_encoding, "quoted-printable");
+    assert_eq!(mail.defects, "");
+    let text = String::from_utf8_lossy(&raw[0]);
+    let ns_sent = message_ns(header(&text, "Message-ID").expect("Message-ID"));
+    let mib = format!("{:.1}", (1000 * page) as f64 / 1048576.0);
+    let proc = format!("pid 100 root caf\u{FFFD} cr\u{e8}me: cpu 5.0%, rss {mib} MiB");
+    assert_eq!(
+        mail.body,
+        format!(
+            "Host:      {host}\n\
+             Metric:    disk {mount} 98%\n\
+             Level:     CRITICAL (was OK)\n\
+             Threshold: 95\n\
+             Time:      {time}.{millis:03}Z\n\
+             \n\
+             Top processes:\n  \
+             by cpu #1: {proc}\n  \
+             by rss #1: {proc}\n",
+            time = date(ns_sent, "+%Y-%m-%dT%H:%M:%S"),
+            millis = ns_sent / 1_000_000 % 1000,
+        )
+    );
 }

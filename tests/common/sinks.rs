@@ -1,6 +1,7 @@
 //! Stand-ins for what the agent talks to: a syslog daemon (a datagram socket in the
 //! temp dir), an SMTP server (`aiosmtpd` writing a Maildir on 127.0.0.1), and a
-//! mailer script that keeps what it is given.
+//! mailer script that keeps what it is given; and Python's strict mail parser,
+//! to read what arrived as a mail reader would.
 
 use super::{Host, LIMIT, stop_child, wait_for};
 use std::net::{TcpListener, TcpStream};
@@ -135,8 +136,17 @@ impl Sink {
         sendmail_to(self.port)
     }
 
-    /// The messages in Maildir/new, oldest first (names start `SECONDS.MMICROS`).
+    /// The messages in Maildir/new, oldest first (see `raw_mails`), as text.
     pub fn mails(&self) -> Vec<String> {
+        self.raw_mails()
+            .into_iter()
+            .map(|m| String::from_utf8(m).expect("a UTF-8 mail"))
+            .collect()
+    }
+
+    /// The messages in Maildir/new as they were stored, oldest first (names
+    /// start `SECONDS.MMICROS`).
+    pub fn raw_mails(&self) -> Vec<Vec<u8>> {
         let mut files: Vec<((u64, u64), PathBuf)> = std::fs::read_dir(self.maildir.join("new"))
             .expect("Maildir/new")
             .flatten()
@@ -156,7 +166,7 @@ impl Sink {
         files.sort();
         files
             .iter()
-            .map(|(_, p)| std::fs::read_to_string(p).expect("a mail"))
+            .map(|(_, p)| std::fs::read(p).expect("a mail"))
             .collect()
     }
 }
@@ -202,11 +212,24 @@ pub fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
 }
 
-/// The `Subject:` of each mail.
+/// The `Subject:` of each mail, unfolded (a long one goes on over lines that
+/// start with a space).
 pub fn subjects(mails: &[String]) -> Vec<String> {
     mails
         .iter()
-        .map(|m| header(m, "Subject").unwrap_or("").to_string())
+        .map(|m| {
+            let head = m.split("\n\n").next().unwrap_or("");
+            let mut lines = head.lines().skip_while(|l| !l.starts_with("Subject: "));
+            let mut s = lines
+                .next()
+                .and_then(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("")
+                .to_string();
+            lines
+                .take_while(|l| l.starts_with(' '))
+                .for_each(|l| s.push_str(l));
+            s
+        })
         .collect()
 }
 
@@ -217,4 +240,82 @@ pub fn hostname() -> String {
         .expect("read the host name")
         .trim_end()
         .to_string()
+}
+
+/// A mail as Python's `email` package reads it with `policy.strict`: the
+/// decoded fields and text body, and every defect the parser noted on the
+/// message, its parts or their headers (one per line; a defect the parser
+/// raises fails `parse_strict` itself).
+#[derive(Debug)]
+pub struct Parsed {
+    pub subject: String,
+    pub key: String,
+    pub from: String,
+    pub to: String,
+    /// `text/plain; charset=utf-8` as parsed: type, `; charset=`, charset.
+    pub content_type: String,
+    pub transfer_encoding: String,
+    pub body: String,
+    pub defects: String,
+}
+
+/// Reads stdin as a mail (`BytesParser(policy=strict)`); writes the fields of
+/// `Parsed`, in its order, separated by NUL bytes.
+const STRICT_PARSE: &str = r#"
+import sys
+from email import policy
+from email.parser import BytesParser
+msg = BytesParser(policy=policy.strict).parse(sys.stdin.buffer)
+defects = []
+for part in msg.walk():
+    defects += [f"{type(d).__name__}: {d}" for d in part.defects]
+    for name, value in part.items():
+        defects += [f"{name}: {type(d).__name__}: {d}" for d in value.defects]
+fields = [
+    str(msg["Subject"]),
+    str(msg["X-System-Agent-Key"]),
+    str(msg["From"]),
+    str(msg["To"]),
+    f"{msg.get_content_type()}; charset={msg.get_content_charset()}",
+    str(msg["Content-Transfer-Encoding"]),
+    msg.get_content(),
+    "\n".join(defects),
+]
+sys.stdout.buffer.write("\0".join(fields).encode("utf-8"))
+"#;
+
+/// `mail` read by Python's strict mail parser (`STRICT_PARSE`).
+pub fn parse_strict(mail: &[u8]) -> Parsed {
+    use std::io::Write;
+    let mut py = Command::new(PYTHON)
+        .args(["-c", STRICT_PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut stdin = py.stdin.take().expect("python's stdin");
+    stdin.write_all(mail).expect("the mail to python");
+    drop(stdin);
+    let out = py.wait_with_output().expect("python3 ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the strict parser refused the mail: {err}"
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8 from python");
+    let f: Vec<String> = text.split('\0').map(str::to_string).collect();
+    assert_eq!(f.len(), 8, "{text:?}");
+    let mut f = f.into_iter();
+    let mut next = || f.next().unwrap_or_default();
+    Parsed {
+        subject: next(),
+        key: next(),
+        from: next(),
+        to: next(),
+        content_type: next(),
+        transfer_encoding: next(),
+        body: next(),
+        defects: next(),
+    }
 }

@@ -55,6 +55,10 @@ pub struct Notice {
     pub level: Status,
     pub previous: Status,
     pub value: Option<f64>,
+    /// For a load notice, the host's 1-minute load average and its CPU count
+    /// (`value` and `threshold` are per CPU), so the mail reads as the status
+    /// line does: `load 0.52 on 2 cpus`. Filled in by the step from the Reading.
+    pub host_load: Option<(f64, u32)>,
     pub threshold: Option<f64>,
     pub reminder: bool,
     /// The level fell below `min_level`.
@@ -129,6 +133,7 @@ fn decide_one(
         level,
         previous,
         value: m.value,
+        host_load: None,
         threshold: m.threshold(if recovery { previous } else { level }),
         reminder,
         recovery,

@@ -7,12 +7,13 @@
 
 pub mod decide;
 pub mod mail;
+pub mod mime;
 
 use super::{Cx, Feature, PollSet};
 use crate::child::{self, Child};
 use crate::config::Alert;
 use crate::effects::Outcome;
-use crate::judge::Status;
+use crate::judge::{Kind, Status};
 use crate::log::Level;
 use crate::sys;
 use decide::{Notice, Told};
@@ -99,7 +100,11 @@ impl Feature for Alerts {
         let a = &cx.cfg.alert;
         let now = sys::realtime_ns();
         let cooldown = a.cooldown.as_nanos() as u64;
-        let notices = decide::decide(cx.metrics, &mut self.told, a.min_level, cooldown, now);
+        let mut notices = decide::decide(cx.metrics, &mut self.told, a.min_level, cooldown, now);
+        let r = cx.reading;
+        for n in notices.iter_mut().filter(|n| n.kind == Kind::Load) {
+            n.host_load = r.load().map(|l| (l.one, r.ncpu));
+        }
         for n in &notices {
             self.routes.push(Routes {
                 key: n.key.clone(),
@@ -380,7 +385,6 @@ mod tests {
     use crate::effects::Action;
     use crate::features::Slot;
     use crate::features::bench::Bench;
-    use crate::judge::Kind;
 
     const BOTH: &str = "[alert]\nemail = ops@example.com\nfrom = agent@example.com\n\
         sendmail = /usr/sbin/sendmail -t -i\ncommand = /usr/local/bin/page --now\n";
