@@ -24,12 +24,18 @@ pub fn parse_passwd(buf: &[u8]) -> Vec<User> {
     lines(buf).filter_map(parse_line).collect()
 }
 
-fn parse_line(line: &[u8]) -> Option<User> {
+/// The `:`-separated fields of an entry line, or `None` for a blank line, a
+/// comment or a NIS `+`/`-` line.
+fn fields(line: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() || matches!(line[0], b'#' | b'+' | b'-') {
         return None;
     }
-    let mut f = line.split(|&c| c == b':');
+    Some(line.split(|&c| c == b':'))
+}
+
+fn parse_line(line: &[u8]) -> Option<User> {
+    let mut f = fields(line)?;
     let name = f.next()?;
     let _password = f.next()?;
     let uid = u32::try_from(parse_u64(f.next()?)?).ok()?;
@@ -117,11 +123,7 @@ pub fn parse_group(buf: &[u8]) -> Vec<Group> {
 }
 
 fn parse_group_line(line: &[u8]) -> Option<Group> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.is_empty() || matches!(line[0], b'#' | b'+' | b'-') {
-        return None;
-    }
-    let mut f = line.split(|&c| c == b':');
+    let mut f = fields(line)?;
     let name = f.next()?;
     let _password = f.next()?;
     let gid = u32::try_from(parse_u64(f.next()?)?).ok()?;

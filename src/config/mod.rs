@@ -396,19 +396,7 @@ impl Config {
 
     /// The effective configuration as INI text that `Config::parse` accepts.
     pub fn to_ini(&self) -> String {
-        let mut out = String::new();
-        let mut current = String::new();
-        for s in self.settings() {
-            if s.section != current {
-                if !current.is_empty() {
-                    out.push('\n');
-                }
-                out.push_str(&format!("[{}]\n", s.section));
-                current = s.section.clone();
-            }
-            out.push_str(&origin::setting_line(&s));
-        }
-        out
+        self.render_ini(false)
     }
 
     /// `section.key` of every setting that differs from `other` (or that only one of

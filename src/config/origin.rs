@@ -101,9 +101,17 @@ impl Config {
     /// it has its default (`; default`), after one `; drop-in FILE` line per
     /// drop-in read. Comments on lines of their own, so it reads back the same.
     pub fn to_ini_with_origins(&self) -> String {
+        self.render_ini(true)
+    }
+
+    /// The effective configuration as INI text, with each key's origin when
+    /// `origins` (see `to_ini_with_origins`).
+    pub(super) fn render_ini(&self, origins: bool) -> String {
         let mut out = String::new();
-        for s in self.origins.dropins.iter().skip(1) {
-            out.push_str(&format!("; drop-in {}\n", escaped(&s.path)));
+        if origins {
+            for s in self.origins.dropins.iter().skip(1) {
+                out.push_str(&format!("; drop-in {}\n", escaped(&s.path)));
+            }
         }
         let mut current = String::new();
         for s in self.settings() {
@@ -114,9 +122,11 @@ impl Config {
                 out.push_str(&format!("[{}]\n", s.section));
                 current = s.section.clone();
             }
-            match self.origins.of(&s.section, s.key) {
-                Some(origin) => out.push_str(&format!("; from {origin}\n")),
-                None => out.push_str("; default\n"),
+            if origins {
+                match self.origins.of(&s.section, s.key) {
+                    Some(origin) => out.push_str(&format!("; from {origin}\n")),
+                    None => out.push_str("; default\n"),
+                }
             }
             out.push_str(&setting_line(&s));
         }

@@ -19,19 +19,27 @@ pub struct FsStats {
     pub frsize: u64,
 }
 
+impl FsStats {
+    // The field types are u64 on x86_64 but narrower on some other targets.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(st: &libc::statvfs) -> FsStats {
+        FsStats {
+            blocks: st.f_blocks as u64,
+            bfree: st.f_bfree as u64,
+            bavail: st.f_bavail as u64,
+            files: st.f_files as u64,
+            ffree: st.f_ffree as u64,
+            frsize: st.f_frsize as u64,
+        }
+    }
+}
+
 pub fn statvfs(path: &CStr) -> io::Result<FsStats> {
     // SAFETY: zeroed statvfs is a valid out-parameter.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: as above: a valid out-parameter; the path or name is NUL-terminated.
     cvt(unsafe { libc::statvfs(path.as_ptr(), &mut st) })?;
-    Ok(FsStats {
-        blocks: st.f_blocks as u64,
-        bfree: st.f_bfree as u64,
-        bavail: st.f_bavail as u64,
-        files: st.f_files as u64,
-        ffree: st.f_ffree as u64,
-        frsize: st.f_frsize as u64,
-    })
+    Ok(FsStats::of(&st))
 }
 
 /// `fstat(2)`: (mode, uid, nlink).
@@ -206,14 +214,7 @@ pub fn fstatvfs(fd: RawFd) -> io::Result<FsStats> {
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: as above: a valid out-parameter.
     cvt(unsafe { libc::fstatvfs(fd, &mut st) })?;
-    Ok(FsStats {
-        blocks: st.f_blocks as u64,
-        bfree: st.f_bfree as u64,
-        bavail: st.f_bavail as u64,
-        files: st.f_files as u64,
-        ffree: st.f_ffree as u64,
-        frsize: st.f_frsize as u64,
-    })
+    Ok(FsStats::of(&st))
 }
 
 /// Whether the mount table changed since this mountinfo descriptor was opened or

@@ -136,46 +136,35 @@ pub fn pread_byte(fd: RawFd, offset: u64) -> io::Result<Option<u8>> {
 /// a short read means the end. `pread` at 0 makes the kernel regenerate
 /// a /proc file, so one descriptor can be kept open and re-read every cycle.
 pub fn pread_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
-    buf.clear();
-    if buf.capacity() < 4096 {
-        buf.reserve(4096);
-    }
-    loop {
-        let len = buf.len();
-        if len == buf.capacity() {
-            buf.reserve(len);
-        }
-        let spare = buf.capacity() - len;
-        // SAFETY: writes at most `spare` bytes into the vector's spare capacity.
-        let r = unsafe {
-            libc::pread(
-                fd,
-                buf.as_mut_ptr().add(len).cast(),
-                spare,
-                len as libc::off_t,
-            )
-        };
-        match cvt_size(r) {
-            Ok(0) => return Ok(buf.len()),
-            // SAFETY: the kernel initialised `n` more bytes.
-            Ok(n) => unsafe { buf.set_len(len + n) },
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        // A short read of a /proc or regular file means its end: skip the read
-        // that would return 0 (one syscall per file saved on every scan).
-        if buf.len() < buf.capacity() {
-            return Ok(buf.len());
-        }
-    }
+    fill(buf, 4096, |at, spare, len| {
+        // SAFETY: writes at most `spare` bytes at `at`, inside the vector's spare
+        // capacity (see `fill`).
+        unsafe { libc::pread(fd, at.cast(), spare, len as libc::off_t) }
+    })
 }
 
 /// Reads an fd from its current position to its end into `buf` (cleared first), for
 /// a freshly opened /proc or regular file (a short read means the end).
 pub fn read_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    // SAFETY: as in `pread_all`.
+    fill(buf, 1024, |at, spare, _| unsafe {
+        libc::read(fd, at.cast(), spare)
+    })
+}
+
+/// Fills `buf` (cleared first, at least `first` bytes reserved) with what `read`
+/// gives, called with where to write, how much room there is and how much was
+/// read so far, until a read returns 0 or less than the room it had (a short read
+/// of a /proc or regular file means its end: the read that would return 0 is
+/// saved, one syscall per file on every scan).
+fn fill(
+    buf: &mut Vec<u8>,
+    first: usize,
+    mut read: impl FnMut(*mut u8, usize, usize) -> libc::ssize_t,
+) -> io::Result<usize> {
     buf.clear();
-    if buf.capacity() < 1024 {
-        buf.reserve(1024);
+    if buf.capacity() < first {
+        buf.reserve(first);
     }
     loop {
         let len = buf.len();
@@ -183,9 +172,9 @@ pub fn read_all(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
             buf.reserve(len);
         }
         let spare = buf.capacity() - len;
-        // SAFETY: as in `pread_all`.
-        let r = unsafe { libc::read(fd, buf.as_mut_ptr().add(len).cast(), spare) };
-        match cvt_size(r) {
+        // SAFETY: `len` is within the allocation.
+        let at = unsafe { buf.as_mut_ptr().add(len) };
+        match cvt_size(read(at, spare, len)) {
             Ok(0) => return Ok(buf.len()),
             // SAFETY: the kernel initialised `n` more bytes.
             Ok(n) => unsafe { buf.set_len(len + n) },
