@@ -123,17 +123,7 @@ impl Scanner {
     /// Scans all processes; `now_ns` is the clock the CPU% window is measured on.
     /// The current records become the previous ones first.
     pub fn scan(&mut self, now_ns: u64) -> Result<(), Error> {
-        if !self.procs.is_empty() {
-            self.prev.clear();
-            self.prev.extend(self.procs.iter().map(|p| PrevTicks {
-                pid: p.pid,
-                start: p.start,
-                ticks: p.ticks,
-            }));
-            self.prev_at_ns = Some(self.at_ns);
-        }
-        self.procs.clear();
-        self.names.clear();
+        self.keep_previous();
         self.at_ns = now_ns;
         if self.dir.is_none() {
             self.dir =
@@ -151,36 +141,11 @@ impl Scanner {
             &mut self.path,
         );
         let result = dir.for_each(|entry| {
-            let Some(pid) = parse_u64(entry) else { return };
-            let Ok(cpath) = sys::cpath(path, &[entry, b"/stat"]) else {
-                return;
-            };
-            // ENOENT/ESRCH: the process exited since the listing. Normal; skip it.
-            let Ok(fd) = sys::openat(dirfd, cpath, libc::O_RDONLY | libc::O_NONBLOCK) else {
-                return;
-            };
-            if sys::read_all(std::os::fd::AsRawFd::as_raw_fd(&fd), buf).is_err() {
-                return;
+            // A process that exited since the listing (ENOENT, ESRCH) is normal:
+            // it is skipped.
+            if let Some(p) = read_entry(dirfd, entry, path, buf, names) {
+                procs.push(p);
             }
-            drop(fd);
-            let Ok(st) = parse_pid_stat(buf) else { return };
-            if st.pid as u64 != pid {
-                return;
-            }
-            let name = &st.name[..st.name.len().min(64)];
-            procs.push(Proc {
-                pid: st.pid,
-                ppid: st.ppid,
-                start: st.starttime,
-                ticks: st.cpu_ticks(),
-                rss_pages: st.rss_pages,
-                state: st.state,
-                kthread: st.is_kernel_thread(),
-                zombie: st.is_zombie(),
-                name_at: names.len() as u32,
-                name_len: name.len() as u16,
-            });
-            names.extend_from_slice(name);
         });
         if let Err(e) = result {
             self.dir = None;
@@ -191,6 +156,22 @@ impl Scanner {
             self.procs.sort_unstable_by_key(|p| p.pid);
         }
         Ok(())
+    }
+
+    /// The current records become the previous ones (for CPU%), and the current
+    /// ones start empty.
+    fn keep_previous(&mut self) {
+        if !self.procs.is_empty() {
+            self.prev.clear();
+            self.prev.extend(self.procs.iter().map(|p| PrevTicks {
+                pid: p.pid,
+                start: p.start,
+                ticks: p.ticks,
+            }));
+            self.prev_at_ns = Some(self.at_ns);
+        }
+        self.procs.clear();
+        self.names.clear();
     }
 
     /// The CPU window: time between the previous scan and this one.
@@ -289,4 +270,38 @@ impl CycleScan {
         }
         self.scan_now(once)
     }
+}
+
+/// The record of one `/proc` entry (its name appended to `names`), or `None` for
+/// an entry that is not a process or a process that exited meanwhile: one
+/// `openat`/`read`/`close` of `PID/stat` relative to the kept-open `/proc`.
+fn read_entry(
+    dirfd: std::os::fd::RawFd,
+    entry: &[u8],
+    path: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+    names: &mut Vec<u8>,
+) -> Option<Proc> {
+    let pid = parse_u64(entry)?;
+    let cpath = sys::cpath(path, &[entry, b"/stat"]).ok()?;
+    sys::read_at(dirfd, cpath, buf).ok()?;
+    let st = parse_pid_stat(buf).ok()?;
+    if st.pid as u64 != pid {
+        return None;
+    }
+    let name = &st.name[..st.name.len().min(64)];
+    let p = Proc {
+        pid: st.pid,
+        ppid: st.ppid,
+        start: st.starttime,
+        ticks: st.cpu_ticks(),
+        rss_pages: st.rss_pages,
+        state: st.state,
+        kthread: st.is_kernel_thread(),
+        zombie: st.is_zombie(),
+        name_at: names.len() as u32,
+        name_len: name.len() as u16,
+    };
+    names.extend_from_slice(name);
+    Some(p)
 }
