@@ -50,6 +50,7 @@ pub mod error;
 pub mod escape;
 pub mod features;
 pub mod files;
+pub mod forecast;
 pub mod glob;
 pub mod health;
 pub mod judge;

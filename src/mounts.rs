@@ -347,6 +347,17 @@ impl Mounts {
         }
     }
 
+    /// The first watched mount (`[disk] mounts`) on the same mount as `path` (a
+    /// cleanup path given to `configure`): whose forecast tells how fast `path`'s
+    /// filesystem fills.
+    pub fn disk_on_same_mount(&self, path: &Path) -> Option<&Path> {
+        let m = self.paths.iter().find(|w| w.path == path)?.mount;
+        self.disks
+            .iter()
+            .find(|d| d.mount == m)
+            .map(|d| d.path.as_path())
+    }
+
     /// At exit: reaps the probers that have ended, and waits for none (a child
     /// stuck in the kernel cannot be; it has had SIGKILL and dies when its call
     /// returns, reaped by whoever inherits it).

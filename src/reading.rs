@@ -4,9 +4,11 @@
 //! used %, load per CPU) live here, so judging, the sample line, the status line,
 //! the metrics file and alert mails all read the same numbers and none recomputes
 //! them. The agent owns one Reading and refills it in place each cycle: no
-//! allocation once its buffers have grown.
+//! allocation once its buffers have grown. Each watched mount keeps its recent
+//! readings too, for the disk-full forecast (`forecast`).
 
 use crate::error::Error;
+use crate::forecast::{Fill, Point, Series};
 use crate::procfs::loadavg::LoadAvg;
 use crate::procfs::meminfo::Meminfo;
 use crate::procfs::stat::CpuTimes;
@@ -25,6 +27,12 @@ pub struct DiskReading {
     /// `root`, `var_log`: the mount in metric labels and sample fields.
     pub label: String,
     pub usage: Result<DiskUsage, Error>,
+    /// Its readings over the forecast window (kept across cycles and reloads).
+    pub series: Series,
+    /// How its space and its inodes are filling, from `series` (nothing known
+    /// while it cannot be read).
+    pub space: Fill,
+    pub inodes: Fill,
 }
 
 pub struct Reading {
@@ -51,6 +59,8 @@ pub struct Reading {
     /// Clock ticks per second and the page size: the units of /proc/PID/stat.
     pub ticks_per_sec: u64,
     pub page_size: u64,
+    /// `[disk] forecast_window`, ns; 0: no forecasts.
+    pub forecast_window_ns: u64,
 }
 
 impl Reading {
@@ -70,21 +80,41 @@ impl Reading {
             load_per_cpu: None,
             ticks_per_sec: sys::clock_ticks(),
             page_size: sys::page_size(),
+            forecast_window_ns: 30 * 60 * 1_000_000_000,
         };
         r.watch(mounts);
         r
     }
 
-    /// The watched mounts, at start and after a reload.
+    /// The watched mounts, at start and after a reload (a mount watched before
+    /// keeps its forecast readings).
     pub fn watch(&mut self, mounts: &[PathBuf]) {
+        let mut old = std::mem::take(&mut self.disks);
         self.disks = mounts
             .iter()
             .map(|m| DiskReading {
                 mount: m.clone(),
                 label: mount_label(m),
                 usage: Err(not_read()),
+                series: old
+                    .iter_mut()
+                    .find(|d| d.mount == *m)
+                    .map_or_else(Series::new, |d| std::mem::take(&mut d.series)),
+                space: Fill::default(),
+                inodes: Fill::default(),
             })
             .collect();
+    }
+
+    /// Restores a mount's forecast readings (from state_dir), if it is watched.
+    pub fn restore_series(&mut self, mount: &std::path::Path, points: &[Point]) {
+        if let Some(d) = self.disks.iter_mut().find(|d| d.mount == mount) {
+            d.series.points.clear();
+            let keep = points.len().min(d.series.points.capacity());
+            d.series
+                .points
+                .extend_from_slice(&points[points.len() - keep..]);
+        }
     }
 
     /// Makes every derived figure from the sample just read into `host` and
@@ -102,6 +132,28 @@ impl Reading {
         self.mem_percent = mem.as_ref().and_then(Meminfo::used_percent);
         self.swap_percent = mem.as_ref().map(Meminfo::swap_used_percent);
         self.load_per_cpu = self.load().map(|l| l.one / self.ncpu as f64);
+        self.forecast();
+    }
+
+    /// Each readable mount's reading joins its series, and its space and inodes
+    /// are forecast from it.
+    fn forecast(&mut self) {
+        let window = self.forecast_window_ns;
+        for d in &mut self.disks {
+            (d.space, d.inodes) = (Fill::default(), Fill::default());
+            let Ok(u) = &d.usage else { continue };
+            if window == 0 {
+                continue;
+            }
+            let point = Point {
+                t_ns: self.wall_ns,
+                used: u.used_bytes,
+                inodes: u.inode_percent.map(|_| u.inodes_used),
+            };
+            d.series.record(point, window);
+            d.space = d.series.space(u.avail_bytes, window);
+            d.inodes = d.series.inodes(u.inodes_free, window);
+        }
     }
 
     pub fn mem(&self) -> Option<&Meminfo> {

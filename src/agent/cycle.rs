@@ -4,6 +4,7 @@
 
 use super::{Agent, Features};
 use crate::features::{Feature, Slot};
+use crate::forecast;
 use crate::judge::{self, Status};
 use crate::log::Level;
 use crate::report;
@@ -11,6 +12,10 @@ use crate::signals::Signals;
 use crate::state;
 use crate::sys;
 use std::fmt::Write as _;
+
+/// How often the service writes the forecast readings: a crash loses at most
+/// this much of a forecast's window (a stop writes them too).
+const FORECAST_SAVE_NS: u64 = 10 * 60 * 1_000_000_000;
 
 impl Agent {
     /// One cycle. Every step that acts (all but reading, judging and the sample
@@ -140,11 +145,29 @@ impl Agent {
     }
 
     /// The service writes state_dir/state when the hysteresis counters changed
-    /// (a steady service does no disk I/O); a `--once` run writes it at its end.
+    /// (a steady service does no disk I/O but the forecast readings, every
+    /// `FORECAST_SAVE_NS`); a `--once` run writes both at its end.
     fn keep_state(&mut self) {
         if !self.once {
             self.save_state(false);
+            self.save_forecast(false);
         }
+    }
+
+    /// Writes state_dir/forecast (each watched mount's recent readings): always
+    /// when `force`, otherwise when the last write is `FORECAST_SAVE_NS` old.
+    pub(super) fn save_forecast(&mut self, force: bool) {
+        let now = sys::realtime_ns();
+        let due = now.saturating_sub(self.forecast_saved_ns) >= FORECAST_SAVE_NS;
+        if !self.actor() || self.reading.forecast_window_ns == 0 || !(force || due) {
+            return;
+        }
+        self.forecast_saved_ns = now;
+        let disks = &self.reading.disks;
+        self.store.save(&forecast::FORECAST, &mut self.log, |out| {
+            let series = disks.iter().map(|d| (d.mount.as_path(), &d.series));
+            forecast::format_forecast(out, now, series);
+        });
     }
 
     /// Writes state_dir/state: always when `force`, otherwise only when the

@@ -128,6 +128,8 @@ pub struct Agent {
     caps_dropped: Option<String>,
     /// The hysteresis lines last written, so the service writes state only on change.
     written: String,
+    /// When the service last wrote the forecast readings (wall ns).
+    forecast_saved_ns: u64,
     scratch: String,
     /// Last error text per sample source (empty: fine), so a failing source is
     /// logged once, not every cycle.
@@ -169,6 +171,7 @@ impl Agent {
             actions_off: None,
             caps_dropped,
             written: String::new(),
+            forecast_saved_ns: 0,
             scratch: String::with_capacity(4096),
             source_errors: Vec::new(),
             buf: Vec::with_capacity(4096),
@@ -180,6 +183,7 @@ impl Agent {
             cfg,
             log,
         };
+        agent.reading.forecast_window_ns = agent.cfg.disk.forecast_window.as_nanos() as u64;
         agent.load_users();
         for f in agent.features.all() {
             f.reopen_logs(&agent.cfg);

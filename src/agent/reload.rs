@@ -79,6 +79,7 @@ impl Agent {
         judge::carry_over(&self.metrics, &mut metrics);
         self.metrics = metrics;
         self.reading.watch(&self.cfg.disk.mounts);
+        self.reading.forecast_window_ns = self.cfg.disk.forecast_window.as_nanos() as u64;
         self.load_users();
     }
 

@@ -32,8 +32,10 @@ pub fn sample_line(log: &mut Logger, r: &Reading, metrics: &[Metric]) {
             .num("load15", l.fifteen, 2);
     }
     for m in metrics {
-        if matches!(m.kind, Kind::Disk | Kind::Inode)
-            && let Some(v) = m.value
+        if matches!(
+            m.kind,
+            Kind::Disk | Kind::Inode | Kind::DiskEta | Kind::InodeEta
+        ) && let Some(v) = m.value
         {
             e = e.u64(&m.label, v as u64);
         }

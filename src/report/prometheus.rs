@@ -6,7 +6,7 @@
 //! TYPE; no per-sample timestamps.
 
 use crate::judge::{Kind, Metric};
-use crate::reading::Reading;
+use crate::reading::{DiskReading, Reading};
 use crate::sample::{DiskUsage, PRESSURE_KINDS};
 use std::fmt::Write as _;
 
@@ -108,6 +108,35 @@ fn disks(t: &mut Text, metrics: &[Metric], r: &Reading) {
     disk_bytes(t, r, "disk_size_bytes", size, |u| u.size_bytes);
     let avail = "Space available to unprivileged users (without the part reserved for root).";
     disk_bytes(t, r, "disk_avail_bytes", avail, |u| u.avail_bytes);
+    let space = "Seconds until the space is used up at the rate it filled over [disk] \
+                 forecast_window (absent while not filling).";
+    fill_eta(t, r, "disk_fill_eta_seconds", space, |d| d.space.eta_s);
+    let inodes = "Seconds until the inodes are used up at the rate they were used over [disk] \
+                  forecast_window (absent while not filling).";
+    fill_eta(t, r, "inode_fill_eta_seconds", inodes, |d| d.inodes.eta_s);
+}
+
+/// A forecast per watched mount that is filling; no family while none is.
+fn fill_eta(
+    t: &mut Text,
+    r: &Reading,
+    name: &str,
+    help: &str,
+    eta: fn(&DiskReading) -> Option<f64>,
+) {
+    let filling = || {
+        r.disks
+            .iter()
+            .filter(|d| d.usage.is_ok() && eta(d).is_some())
+    };
+    if filling().next().is_none() {
+        return;
+    }
+    t.gauge(name, help);
+    for d in filling() {
+        let mount = d.mount.to_string_lossy();
+        t.line(name, &[("mount", &mount)], eta(d).unwrap_or(0.0).round());
+    }
 }
 
 /// One figure in bytes per watched mount that could be read.

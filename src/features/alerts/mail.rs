@@ -21,6 +21,7 @@ pub fn describe(n: &Notice) -> String {
     };
     let value = match (n.value, n.kind) {
         (Some(v), Kind::Load) => format!(" {v:.2} per cpu"),
+        (Some(v), k) if k.is_eta() => format!(" full in {}", crate::timefmt::fmt_span(v as u64)),
         (Some(v), k) => format!(" {v:.prec$}%", prec = k.decimals()),
         (None, _) => " unknown".to_string(),
     };

@@ -66,6 +66,12 @@ impl Feature for Cleanup {
                 rule,
                 now_s,
                 disk_warn: cfg.thresholds.disk.warn,
+                disks: &cx.reading.disks,
+                eta_warn: cfg
+                    .thresholds
+                    .disk_eta
+                    .warn
+                    .or(cfg.thresholds.disk_eta.crit),
                 log: &mut *cx.log,
                 effects: &mut *cx.effects,
                 budget: &mut budget,
