@@ -320,10 +320,9 @@ pub fn judge(r: &Reading, metrics: &mut [Metric]) {
                 (Err(e), _) => m.set(Err(e)),
                 (Ok(_), None) => m.set(Err(&"no earlier CPU sample to compare with")),
             },
-            Kind::Mem => match (&r.host.mem, r.mem_percent) {
-                (Ok(_), Some(p)) => m.set(Ok(p)),
-                (Ok(_), None) => m.set(Err(&"MemTotal is 0")),
-                (Err(e), _) => m.set(Err(e)),
+            Kind::Mem => match r.mem_percent {
+                Some(p) => m.set(Ok(p)),
+                None => m.set(Err(r.mem_unknown())),
             },
             Kind::Swap => match (&r.host.mem, r.swap_percent) {
                 (Err(e), _) => m.set(Err(e)),

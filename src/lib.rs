@@ -42,6 +42,7 @@ macro_rules! err {
 }
 
 pub mod agent;
+pub mod cgroup;
 pub mod child;
 pub mod cli;
 pub mod config;

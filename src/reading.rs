@@ -7,10 +7,13 @@
 //! allocation once its buffers have grown. Each watched mount keeps its recent
 //! readings too, for the disk-full forecast (`forecast`).
 
+use crate::cgroup::{self, GroupMem};
+use crate::config::MemScope;
 use crate::error::Error;
 use crate::forecast::{Fill, Point, Series};
 use crate::procfs::loadavg::LoadAvg;
 use crate::procfs::meminfo::Meminfo;
+use crate::procfs::pressure::Pressure;
 use crate::procfs::stat::CpuTimes;
 use crate::sample::{DiskUsage, HostSample};
 use crate::sys;
@@ -52,7 +55,19 @@ pub struct Reading {
     /// Online CPUs and boot time, from the last /proc/stat that could be read.
     pub ncpu: u32,
     pub btime: Option<u64>,
+    /// The memory figure judged: the host's or the agent's cgroup's, as
+    /// `mem_scope` says (per `[thresholds] mem_scope`, `mem_setting`).
     pub mem_percent: Option<f64>,
+    pub mem_scope: MemScope,
+    pub mem_setting: MemScope,
+    /// `(MemTotal - MemAvailable) / MemTotal`.
+    pub host_mem_percent: Option<f64>,
+    /// The agent's memory cgroup (`Err`: none found, or unreadable this cycle),
+    /// and the share of its limit it uses (of the host's memory without one).
+    pub cgroup: Result<GroupMem, Error>,
+    pub cgroup_mem_percent: Option<f64>,
+    /// A v2 group's pressure files (cpu, memory, io), where present.
+    pub cgroup_pressure: [Option<Pressure>; 3],
     pub swap_percent: Option<f64>,
     /// The 1-minute load average divided by the CPUs.
     pub load_per_cpu: Option<f64>,
@@ -76,6 +91,12 @@ impl Reading {
             ncpu: 1,
             btime: None,
             mem_percent: None,
+            mem_scope: MemScope::Host,
+            mem_setting: MemScope::Auto,
+            host_mem_percent: None,
+            cgroup: Err(cgroup::not_found("not looked for")),
+            cgroup_mem_percent: None,
+            cgroup_pressure: [None; 3],
             swap_percent: None,
             load_per_cpu: None,
             ticks_per_sec: sys::clock_ticks(),
@@ -129,8 +150,9 @@ impl Reading {
             self.ncpu = st.ncpu.max(1);
         }
         let mem = self.mem().copied();
-        self.mem_percent = mem.as_ref().and_then(Meminfo::used_percent);
+        self.host_mem_percent = mem.as_ref().and_then(Meminfo::used_percent);
         self.swap_percent = mem.as_ref().map(Meminfo::swap_used_percent);
+        self.judged_memory(mem.map(|m| m.total_kb.saturating_mul(1024)));
         self.load_per_cpu = self.load().map(|l| l.one / self.ncpu as f64);
         self.forecast();
     }
@@ -153,6 +175,35 @@ impl Reading {
             d.series.record(point, window);
             d.space = d.series.space(u.avail_bytes, window);
             d.inodes = d.series.inodes(u.inodes_free, window);
+        }
+    }
+
+    /// The memory figure to judge: the host's, or the group's share of its limit
+    /// (of the host's memory, `total` bytes, when it has none), or under `auto`
+    /// the group's when it has a limit and uses more of it than the host does.
+    fn judged_memory(&mut self, total: Option<u64>) {
+        let host = self.host_mem_percent;
+        let group = self.cgroup.as_ref().ok().and_then(|g| {
+            let limit = g.limit.or(total.filter(|&t| t > 0))?;
+            Some((g.used as f64 * 100.0 / limit as f64, g.limit.is_some()))
+        });
+        self.cgroup_mem_percent = group.map(|g| g.0);
+        (self.mem_percent, self.mem_scope) = match (self.mem_setting, group) {
+            (MemScope::Host, _) => (host, MemScope::Host),
+            (MemScope::Cgroup, g) => (g.map(|g| g.0), MemScope::Cgroup),
+            (MemScope::Auto, Some((g, true))) if host.is_none_or(|h| g > h) => {
+                (Some(g), MemScope::Cgroup)
+            }
+            (MemScope::Auto, _) => (host, MemScope::Host),
+        };
+    }
+
+    /// Why the judged memory figure is missing.
+    pub fn mem_unknown(&self) -> &dyn std::fmt::Display {
+        match (self.mem_scope, &self.cgroup, &self.host.mem) {
+            (MemScope::Cgroup, Err(e), _) => e,
+            (_, _, Err(e)) => e,
+            _ => &"MemTotal is 0",
         }
     }
 

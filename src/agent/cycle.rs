@@ -3,9 +3,10 @@
 //! fixed order, and keep what the next cycle (or the next `--once` run) needs.
 
 use super::{Agent, Features};
+use crate::config::MemScope;
 use crate::features::{Feature, Slot};
 use crate::forecast;
-use crate::judge::{self, Status};
+use crate::judge::{self, Kind, Status};
 use crate::log::Level;
 use crate::report;
 use crate::signals::Signals;
@@ -57,6 +58,8 @@ impl Agent {
         self.reading.wall_ns = sys::realtime_ns();
         self.reading.mono_ns = sys::monotonic_ns();
         self.sampler.sample(&mut self.reading.host);
+        let r = &mut self.reading;
+        self.cgroup.sample(&mut r.cgroup, &mut r.cgroup_pressure);
         let stop = || crate::features::stopping(signals);
         self.mounts
             .sample(&mut self.reading.disks, &mut self.log, &stop);
@@ -98,8 +101,10 @@ impl Agent {
                     .str("metric", m.kind.name())
                     .str("state", to.name())
             };
+            let cgroup = m.kind == Kind::Mem && self.reading.mem_scope == MemScope::Cgroup;
             let e = e
                 .opt("mount", m.mount_text())
+                .opt("scope", cgroup.then_some("cgroup"))
                 .num("value", value, m.kind.decimals());
             let e = match m.threshold(to) {
                 Some(t) => e.float("threshold", t),
@@ -113,15 +118,18 @@ impl Agent {
     /// changes, not every cycle, and once more when it works again (a hung mount
     /// that answers: `status=recovered` with the error that ended).
     fn log_source_errors(&mut self) {
-        let n = 3 + self.reading.disks.len();
+        let n = 4 + self.reading.disks.len();
         self.source_errors.resize(n, String::new());
+        let group = self.cgroup.found.is_ok();
         for i in 0..n {
             let r = &self.reading;
             let err = match i {
                 0 => r.host.stat.as_ref().err(),
                 1 => r.host.mem.as_ref().err(),
                 2 => r.host.load.as_ref().err(),
-                _ => r.disks[i - 3].usage.as_ref().err(),
+                // A group that was found, and can no longer be read.
+                3 => r.cgroup.as_ref().err().filter(|_| group),
+                _ => r.disks[i - 4].usage.as_ref().err(),
             };
             let Some(e) = err else {
                 if !self.source_errors[i].is_empty() {

@@ -16,7 +16,8 @@ mod reaping;
 mod reload;
 mod run;
 
-use crate::config::{Config, Origin};
+use crate::cgroup::{self, Cgroup};
+use crate::config::{Config, MemScope, Origin};
 use crate::effects::{self, Effects};
 use crate::error::Error;
 use crate::features::alerts::Alerts;
@@ -106,6 +107,8 @@ pub struct Agent {
     cfg: Config,
     log: Logger,
     sampler: Sampler,
+    /// The agent's own memory cgroup (none found under `mem_scope = host`).
+    cgroup: Cgroup,
     /// The watched mounts, probed so that a hung one cannot stall the cycle.
     mounts: Mounts,
     /// The cycle's process scan, shared by the steps that need one.
@@ -157,6 +160,7 @@ impl Agent {
         let log = Logger::new(&Target::from_config(&cfg));
         let mut agent = Agent {
             sampler: Sampler::new(&cfg.paths.proc),
+            cgroup: Cgroup::none(),
             mounts: Mounts::default(),
             scan: CycleScan::new(&cfg.paths.proc),
             reading: Reading::new(&cfg.disk.mounts),
@@ -184,6 +188,7 @@ impl Agent {
             log,
         };
         agent.reading.forecast_window_ns = agent.cfg.disk.forecast_window.as_nanos() as u64;
+        agent.configure_cgroup();
         agent.load_users();
         for f in agent.features.all() {
             f.reopen_logs(&agent.cfg);
@@ -243,6 +248,27 @@ impl Agent {
                     "effect",
                     "filesystem types unknown: every mount is asked directly until one is slow",
                 )
+                .emit();
+        }
+    }
+
+    /// Finds the agent's memory cgroup (unless `mem_scope = host`); under
+    /// `mem_scope = cgroup`, one line when there is none.
+    fn configure_cgroup(&mut self) {
+        let cfg = &self.cfg;
+        self.reading.mem_setting = cfg.thresholds.mem_scope;
+        self.cgroup = match cfg.thresholds.mem_scope {
+            MemScope::Host => Cgroup::none(),
+            _ => Cgroup::new(&cfg.paths.proc, &cfg.paths.cgroup),
+        };
+        self.reading.cgroup = Err(cgroup::not_found(match &self.cgroup.found {
+            Ok(_) => "not read yet",
+            Err(why) => why,
+        }));
+        if let (MemScope::Cgroup, Err(why)) = (cfg.thresholds.mem_scope, &self.cgroup.found) {
+            self.log
+                .error(Level::Warn, "cgroup", why)
+                .str("effect", "mem is unknown")
                 .emit();
         }
     }
@@ -324,6 +350,7 @@ impl Agent {
             .opt("caps_dropped", self.caps_dropped.as_deref())
             .opt("limited", limited.as_deref())
             .opt("pidfd", pidfd)
+            .opt("cgroup", self.cgroup.found.as_deref().ok())
             .u64("users", self.users.len() as u64)
             .str("actions", actions)
             .opt("actions_off", self.actions_off.as_deref())

@@ -80,6 +80,7 @@ impl Agent {
         self.metrics = metrics;
         self.reading.watch(&self.cfg.disk.mounts);
         self.reading.forecast_window_ns = self.cfg.disk.forecast_window.as_nanos() as u64;
+        self.configure_cgroup();
         self.load_users();
     }
 

@@ -9,6 +9,7 @@
 //! 4,096 bytes, what the guidelines say Nagios reads of a plugin's output: a longer
 //! one keeps the state and the worst items, and says how many it left out.
 
+use crate::config::MemScope;
 use crate::judge::{Kind, Metric, Status};
 use crate::reading::Reading;
 use std::fmt::Write as _;
@@ -99,6 +100,9 @@ fn describe(out: &mut String, m: &Metric, r: &Reading) {
         }
         (Some(v), _) => {
             let _ = write!(out, " {v:.prec$}%", prec = m.kind.decimals());
+            if m.kind == Kind::Mem && r.mem_scope == MemScope::Cgroup {
+                out.push_str(" (cgroup)");
+            }
         }
         (None, Some(e)) => {
             out.push_str(" unknown (");

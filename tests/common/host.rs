@@ -205,8 +205,12 @@ impl Host {
                 over,
             ),
         };
+        let paths = match ini.paths {
+            "" => String::new(),
+            p => format!("{p}\n"),
+        };
         let text = format!(
-            "[agent]\n{agent}\n[paths]\n{proc}passwd = {passwd}\ngroup = {group}\n\n{thresholds}\
+            "[agent]\n{agent}\n[paths]\n{proc}passwd = {passwd}\ngroup = {group}\n{paths}\n{thresholds}\
              [disk]\nmounts = {mounts}\n\n[audit]\n{audit}\n{extra}",
             passwd = p("etc/passwd"),
             group = p("etc/group"),
@@ -318,6 +322,8 @@ pub struct Ini<'a> {
     pub audit: Option<&'a str>,
     /// Read this machine's `/proc` (no `[paths] proc`).
     pub real_proc: bool,
+    /// Further `[paths]` lines (`cgroup = ...`).
+    pub paths: &'a str,
     /// Further sections, as written.
     pub extra: &'a str,
 }
