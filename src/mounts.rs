@@ -358,6 +358,16 @@ impl Mounts {
             .map(|d| d.path.as_path())
     }
 
+    /// Whether the watched mount `path` (of `[disk] mounts`) is asked through a
+    /// prober (a network or FUSE mount, or one that was once slow): what could
+    /// block is not asked anything else.
+    pub fn probed_disk(&self, path: &Path) -> bool {
+        self.disks
+            .iter()
+            .find(|d| d.path == path)
+            .is_some_and(|d| self.mounts[d.mount].probed())
+    }
+
     /// At exit: reaps the probers that have ended, and waits for none (a child
     /// stuck in the kernel cannot be; it has had SIGKILL and dies when its call
     /// returns, reaped by whoever inherits it).

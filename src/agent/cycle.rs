@@ -32,6 +32,7 @@ impl Agent {
         self.step(signals, |f| &mut f.top);
         self.reap();
         self.step(signals, |f| &mut f.cleanup);
+        self.step(signals, |f| &mut f.deleted);
         self.step(signals, |f| &mut f.audit);
         self.step(signals, |f| &mut f.tasks);
         self.step(signals, |f| &mut f.alerts);

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::features::alerts::Alerts;
 use crate::features::audit::Audit;
 use crate::features::cleanup::Cleanup;
+use crate::features::deleted::DeletedOpen;
 use crate::features::metrics::MetricsFile;
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
@@ -76,6 +77,7 @@ impl Options {
 pub struct Features {
     pub top: Slot<Top>,
     pub cleanup: Slot<Cleanup>,
+    pub deleted: Slot<DeletedOpen>,
     pub audit: Slot<Audit>,
     pub tasks: Slot<Tasks>,
     pub alerts: Slot<Alerts>,
@@ -84,10 +86,11 @@ pub struct Features {
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 6] {
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 7] {
         [
             &mut self.top,
             &mut self.cleanup,
+            &mut self.deleted,
             &mut self.audit,
             &mut self.tasks,
             &mut self.alerts,
