@@ -246,14 +246,19 @@ impl DeletedOpen {
             }
         };
         let mut stream = DirStream::new(fd_dir);
-        let mut n = 0;
+        let (mut n, mut denied) = (0, false);
         while let Ok(Some(name)) = stream.next_name() {
             n += 1;
             let (Some(fd), Ok(cname)) = (parse_u64(name), CString::new(name)) else {
                 continue;
             };
-            let Ok(st) = sys::fstatat(stream.fd(), &cname) else {
-                continue;
+            // Following a descriptor's link takes the right to trace its process.
+            let st = match sys::fstatat(stream.fd(), &cname) {
+                Ok(st) => st,
+                Err(e) => {
+                    denied |= e.raw_os_error() == Some(libc::EACCES);
+                    continue;
+                }
             };
             let deleted = st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_nlink == 0;
             let on = self.episodes.iter().position(|e| e.dev == st.st_dev);
@@ -270,6 +275,7 @@ impl DeletedOpen {
                 keep(&mut self.found, f);
             }
         }
+        self.denied += u64::from(denied);
         n
     }
 
