@@ -103,6 +103,29 @@ pub fn filling(st: FsStats, rate: f64, limit: f64, freed: u64) -> bool {
     rate > 0.0 && avail as f64 <= rate * limit
 }
 
+/// When a rule acts on what it found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
+    /// Every candidate, now (`when = always`).
+    Always,
+    /// Oldest first while the filesystem is at or above this percentage.
+    High(Option<f64>),
+    /// Oldest first while the space left lasts at most `limit` seconds at `rate`.
+    Filling { rate: f64, limit: f64 },
+}
+
+impl Gate {
+    /// Whether a filesystem with these figures still calls for removals,
+    /// counting `freed` bytes as already gone.
+    pub fn calls_for(self, st: FsStats, freed: u64) -> bool {
+        match self {
+            Gate::Always => true,
+            Gate::High(warn) => at_or_above(st, warn, freed),
+            Gate::Filling { rate, limit } => filling(st, rate, limit, freed),
+        }
+    }
+}
+
 /// The identity of an entry as first seen, to check before removing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {

@@ -21,8 +21,8 @@
 //!   oldest files, so memory
 //!   stays bounded however large the tree.
 
-use super::select::{self, Candidate, Candidates, MAX_DEPTH, Seen, Verdict};
-use super::{Budget, Memory};
+use super::select::{self, Candidate, Candidates, Gate, MAX_DEPTH, Seen, Verdict};
+use super::{Budget, Memory, filling_rate};
 use crate::config::{CleanupRule, When};
 use crate::effects::{Effects, Outcome};
 use crate::error::{errno_name, errno_text};
@@ -99,7 +99,7 @@ fn run_path(root_path: &Path, ctx: &mut Ctx) {
     let gate = match when {
         When::Always => Gate::Always,
         When::DiskHigh => Gate::High(ctx.disk_warn),
-        When::DiskFilling => match (filling_rate(ctx, root_path), ctx.eta_warn) {
+        When::DiskFilling => match (filling_rate(ctx.mounts, ctx.disks, root_path), ctx.eta_warn) {
             (Some(rate), Some(limit)) => Gate::Filling { rate, limit },
             _ => return,
         },
@@ -134,26 +134,6 @@ fn run_path(root_path: &Path, ctx: &mut Ctx) {
     if gate != Gate::Always {
         walk.remove_oldest(ctx, gate);
     }
-}
-
-/// When a rule acts on what it found.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Gate {
-    /// Every candidate, now (`when = always`).
-    Always,
-    /// Oldest first while the filesystem is at or above this percentage.
-    High(Option<f64>),
-    /// Oldest first while the space left lasts at most `limit` seconds at `rate`.
-    Filling { rate: f64, limit: f64 },
-}
-
-/// `disk_filling`: the rate (bytes a second) at which the watched mount on the
-/// same mount as `path` is filling, when its forecast says it is; `None` when it
-/// is not filling or no watched mount (`[disk] mounts`) is there.
-fn filling_rate(ctx: &Ctx, path: &Path) -> Option<f64> {
-    let mount = ctx.mounts.disk_on_same_mount(path)?;
-    let d = ctx.disks.iter().find(|d| d.mount == mount)?;
-    d.space.eta_s.and(d.space.rate)
 }
 
 /// `disk_high`: whether the path's filesystem is below `disk_warn` by what its
@@ -242,14 +222,7 @@ impl Root {
     /// `gate`, counting `freed` bytes as already gone (what a dry run would have
     /// removed).
     fn calls_for(&self, gate: Gate, freed: u64) -> bool {
-        let Ok(st) = sys::fstatvfs(self.fd.as_raw_fd()) else {
-            return false;
-        };
-        match gate {
-            Gate::Always => true,
-            Gate::High(warn) => select::at_or_above(st, warn, freed),
-            Gate::Filling { rate, limit } => select::filling(st, rate, limit, freed),
-        }
+        sys::fstatvfs(self.fd.as_raw_fd()).is_ok_and(|st| gate.calls_for(st, freed))
     }
 }
 
