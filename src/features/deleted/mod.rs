@@ -17,6 +17,7 @@
 
 pub mod decide;
 
+use super::top::decimal;
 use super::{Cx, Feature};
 use crate::config::Config;
 use crate::effects::Outcome;
@@ -480,19 +481,6 @@ impl DeletedOpen {
 fn device(mount: &Path, buf: &mut Vec<u8>) -> Option<u64> {
     let c = sys::cpath(buf, &[mount.as_os_str().as_bytes()]).ok()?;
     sys::fstatat(libc::AT_FDCWD, c).ok().map(|st| st.st_dev)
-}
-
-/// `n` in decimal, in `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 #[cfg(test)]
