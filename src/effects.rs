@@ -1,5 +1,6 @@
-//! The one place the agent changes the host: it signals processes, removes files
-//! and starts children (tasks, the mailer, the alert command; a mail is a spawn).
+//! The one place the agent changes the host: it signals processes, removes files,
+//! truncates deleted files a process still holds open, and starts children
+//! (tasks, the mailer, the alert command; a mail is a spawn).
 //! Features decide, ask an `Effects`, and log from the `Outcome`: `Done` with
 //! what the kernel gave back, or `DryRun` when it was only recorded. So dry run
 //! is decided here and nowhere else: `Real` acts, `DryRun` keeps a list of what
@@ -11,7 +12,7 @@ use crate::ownproc::OwnProc;
 use crate::sys;
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// What became of an action.
 #[derive(Debug)]
@@ -92,6 +93,19 @@ pub trait Effects {
         path: &[u8],
     ) -> io::Result<Outcome<()>>;
 
+    /// Truncates to 0 the file that `name` in the directory `dir` holds opens: a
+    /// `PID/fd/N` link of the agent's own procfs, the one link followed. Only
+    /// when `same` says the file opened is the one meant (judged by `fstat` of the
+    /// opened descriptor, so nothing can be swapped in between); otherwise
+    /// `ESTALE`. `path` names it in the record.
+    fn truncate(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        same: &mut dyn FnMut(&libc::stat) -> bool,
+        path: &[u8],
+    ) -> io::Result<Outcome<()>>;
+
     /// Starts a child; `timeout_ns` from now its process group gets SIGTERM.
     fn spawn(&mut self, spec: &Spec, timeout_ns: u64) -> io::Result<Outcome<Child>>;
 
@@ -148,6 +162,22 @@ impl Effects for Real {
         sys::unlinkat(dir, name, flags).map(Outcome::Done)
     }
 
+    fn truncate(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        same: &mut dyn FnMut(&libc::stat) -> bool,
+        _path: &[u8],
+    ) -> io::Result<Outcome<()>> {
+        let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let fd = sys::openat(dir, name, flags)?;
+        let st = sys::fstat(fd.as_raw_fd())?;
+        if !same(&st) {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        sys::ftruncate(fd.as_raw_fd()).map(Outcome::Done)
+    }
+
     fn spawn(&mut self, spec: &Spec, timeout_ns: u64) -> io::Result<Outcome<Child>> {
         Child::spawn(spec, timeout_ns).map(Outcome::Done)
     }
@@ -176,6 +206,10 @@ pub enum Action {
     Unlink {
         path: Vec<u8>,
         dir: bool,
+    },
+    /// A deleted file truncated through the holder's descriptor.
+    Truncate {
+        path: Vec<u8>,
     },
     /// The command line, as the child would have been started.
     Spawn {
@@ -223,6 +257,19 @@ impl Effects for DryRun {
         self.record(Action::Unlink {
             path: path.to_vec(),
             dir,
+        });
+        Ok(Outcome::DryRun)
+    }
+
+    fn truncate(
+        &mut self,
+        _dir: RawFd,
+        _name: &CStr,
+        _same: &mut dyn FnMut(&libc::stat) -> bool,
+        path: &[u8],
+    ) -> io::Result<Outcome<()>> {
+        self.record(Action::Truncate {
+            path: path.to_vec(),
         });
         Ok(Outcome::DryRun)
     }
@@ -327,6 +374,41 @@ mod tests {
         assert!(dir.join("old.log").exists());
         assert_eq!(ended_by(child), None, "the process was not signalled");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A file this test holds open and has deleted, truncated through its
+    /// `/proc/self/fd` link only when the check on the opened file agrees.
+    #[test]
+    fn a_real_truncation_only_after_the_check() {
+        use std::io::Write as _;
+        let path = std::env::temp_dir().join(format!("sa-effects-trunc-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).expect("a file");
+        f.write_all(&[b'x'; 8192]).expect("fill it");
+        std::fs::remove_file(&path).expect("delete it");
+        let st = sys::fstat(f.as_raw_fd()).expect("fstat");
+        let proc = sys::open(c"/proc", libc::O_RDONLY | libc::O_DIRECTORY, 0).expect("/proc");
+        let name = CString::new(format!("self/fd/{}", f.as_raw_fd())).expect("a name");
+        let refused = Real.truncate(proc.as_raw_fd(), &name, &mut |_| false, b"x");
+        assert_eq!(
+            refused.err().and_then(|e| e.raw_os_error()),
+            Some(libc::ESTALE)
+        );
+        assert_eq!(sys::fstat(f.as_raw_fd()).expect("fstat").st_size, 8192);
+        let same = &mut |o: &libc::stat| o.st_ino == st.st_ino && o.st_nlink == 0;
+        let done = Real.truncate(proc.as_raw_fd(), &name, same, b"x");
+        assert!(matches!(done, Ok(Outcome::Done(()))), "{done:?}");
+        assert_eq!(sys::fstat(f.as_raw_fd()).expect("fstat").st_size, 0);
+        let mut d = DryRun::default();
+        assert!(
+            d.truncate(proc.as_raw_fd(), &name, same, b"/x (fd 3)")
+                .is_ok_and(|o| o.dry_run())
+        );
+        assert_eq!(
+            d.take(),
+            [Action::Truncate {
+                path: b"/x (fd 3)".to_vec()
+            }]
+        );
     }
 
     #[test]

@@ -74,6 +74,18 @@ pub fn level(value: f64, limits: Limits) -> Status {
     }
 }
 
+/// The level of a value that is worse when lower (a time left): at or below
+/// `crit` first, then `warn`.
+pub fn level_below(value: f64, limits: Limits) -> Status {
+    if limits.crit.is_some_and(|c| value <= c) {
+        Status::Critical
+    } else if limits.warn.is_some_and(|w| value <= w) {
+        Status::Warning
+    } else {
+        Status::Ok
+    }
+}
+
 /// `for_cycles` hysteresis. A level is reported after the reading has been at or
 /// above it for `n` consecutive cycles; the reported level drops to a lower one after
 /// the reading has been at or below that one for `n` consecutive cycles. Counters
@@ -137,6 +149,10 @@ pub enum Kind {
     Load,
     Disk,
     Inode,
+    /// Seconds until a mount's space runs out at the rate it has been filling.
+    DiskEta,
+    /// Likewise for its inodes.
+    InodeEta,
 }
 
 impl Kind {
@@ -148,6 +164,8 @@ impl Kind {
             Kind::Load => "load",
             Kind::Disk => "disk",
             Kind::Inode => "inode",
+            Kind::DiskEta => "disk_eta",
+            Kind::InodeEta => "inode_eta",
         }
     }
 
@@ -156,7 +174,20 @@ impl Kind {
         match self {
             Kind::Cpu | Kind::Mem | Kind::Swap => 1,
             Kind::Load => 2,
-            Kind::Disk | Kind::Inode => 0,
+            Kind::Disk | Kind::Inode | Kind::DiskEta | Kind::InodeEta => 0,
+        }
+    }
+
+    /// A time left: lower is worse, and no value (not filling) is OK.
+    pub fn is_eta(self) -> bool {
+        matches!(self, Kind::DiskEta | Kind::InodeEta)
+    }
+
+    /// The prefix of a per-mount label: `disk_root`, `eta_root`, `inode_eta_root`.
+    fn label(self) -> &'static str {
+        match self {
+            Kind::DiskEta => "eta",
+            k => k.name(),
         }
     }
 }
@@ -184,7 +215,7 @@ impl Metric {
         let (key, label) = match &mount {
             Some(m) => (
                 format!("{}:{}", kind.name(), m.display()),
-                format!("{}_{}", kind.name(), mount_label(m)),
+                format!("{}_{}", kind.label(), mount_label(m)),
             ),
             None => (kind.name().to_string(), kind.name().to_string()),
         };
@@ -208,7 +239,11 @@ impl Metric {
                 let scale = 10f64.powi(self.kind.decimals() as i32);
                 let v = (v * scale).round() / scale;
                 self.value = Some(v);
-                self.raw = level(v, self.limits);
+                self.raw = if self.kind.is_eta() {
+                    level_below(v, self.limits)
+                } else {
+                    level(v, self.limits)
+                };
                 self.error.clear();
             }
             Err(e) => {
@@ -218,6 +253,13 @@ impl Metric {
                 let _ = write!(self.error, "{e}");
             }
         }
+    }
+
+    /// No value, and nothing wrong: a mount that is not filling has no time left.
+    pub fn set_steady(&mut self) {
+        self.value = None;
+        self.raw = Status::Ok;
+        self.error.clear();
     }
 
     /// The mount as text (from the key, so without allocating), for disk and inode.
@@ -237,7 +279,8 @@ impl Metric {
 }
 
 /// The metrics a config asks for, in a fixed order: cpu, mem, swap (if limited), load
-/// (if limited), then disk and inode for each mount.
+/// (if limited), disk and inode for each mount, then (if limited and forecasts
+/// are on) the time left of each mount's space and of its inodes.
 pub fn metrics_for(cfg: &Config) -> Vec<Metric> {
     let t = &cfg.thresholds;
     let on = |l: Limits| l.warn.is_some() || l.crit.is_some();
@@ -257,6 +300,14 @@ pub fn metrics_for(cfg: &Config) -> Vec<Metric> {
     for m in &cfg.disk.mounts {
         out.push(Metric::new(Kind::Inode, Some(m.clone()), t.inode));
     }
+    let forecasts = !cfg.disk.forecast_window.is_zero();
+    for (kind, limits) in [(Kind::DiskEta, t.disk_eta), (Kind::InodeEta, t.inode_eta)] {
+        if forecasts && on(limits) {
+            for m in &cfg.disk.mounts {
+                out.push(Metric::new(kind, Some(m.clone()), limits));
+            }
+        }
+    }
     out
 }
 
@@ -269,10 +320,9 @@ pub fn judge(r: &Reading, metrics: &mut [Metric]) {
                 (Err(e), _) => m.set(Err(e)),
                 (Ok(_), None) => m.set(Err(&"no earlier CPU sample to compare with")),
             },
-            Kind::Mem => match (&r.host.mem, r.mem_percent) {
-                (Ok(_), Some(p)) => m.set(Ok(p)),
-                (Ok(_), None) => m.set(Err(&"MemTotal is 0")),
-                (Err(e), _) => m.set(Err(e)),
+            Kind::Mem => match r.mem_percent {
+                Some(p) => m.set(Ok(p)),
+                None => m.set(Err(r.mem_unknown())),
             },
             Kind::Swap => match (&r.host.mem, r.swap_percent) {
                 (Err(e), _) => m.set(Err(e)),
@@ -288,6 +338,28 @@ pub fn judge(r: &Reading, metrics: &mut [Metric]) {
                     Some(Ok(d)) if m.kind == Kind::Disk => m.set(Ok(d.used_percent as f64)),
                     Some(Ok(d)) => m.set(Ok(d.inode_percent.unwrap_or(0) as f64)),
                     Some(Err(e)) => m.set(Err(e)),
+                    None => m.set(Err(&"not sampled")),
+                }
+            }
+            Kind::DiskEta | Kind::InodeEta => {
+                let disk = m.mount.as_deref().and_then(|p| r.disk(p));
+                let fill = disk.map(|d| {
+                    (
+                        &d.usage,
+                        if m.kind == Kind::DiskEta {
+                            d.space
+                        } else {
+                            d.inodes
+                        },
+                    )
+                });
+                match fill {
+                    Some((Ok(_), f)) => match f.eta_s {
+                        Some(eta) => m.set(Ok(eta)),
+                        None => m.set_steady(),
+                    },
+                    // Unknown this cycle (the hysteresis holds); the disk says why.
+                    Some((Err(e), _)) => m.set(Err(e)),
                     None => m.set(Err(&"not sampled")),
                 }
             }
@@ -478,9 +550,71 @@ mod tests {
         assert_eq!(metrics[4].error, "not sampled", "a mount the Reading lacks");
     }
 
-    /// Every metric on: swap and load limited, two mounts.
+    /// A mount's time left, lower is worse: warn at 6 h or less, crit at 1 h or
+    /// less, OK (no value) while not filling, unknown while it cannot be read.
+    #[test]
+    fn a_time_left_is_judged_lower_is_worse() {
+        let mut cfg = Config::default();
+        cfg.disk.mounts = vec!["/".into()];
+        let mut r = Reading::new(&cfg.disk.mounts);
+        let mut metrics = metrics_for(&cfg);
+        let kinds: Vec<&str> = metrics.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "cpu",
+                "mem",
+                "disk_root",
+                "inode_root",
+                "eta_root",
+                "inode_eta_root"
+            ]
+        );
+        let rows = [
+            (
+                Some(3600.4),
+                None,
+                "eta_root=3600 critical, inode_eta_root=U ok",
+            ),
+            (
+                Some(3601.0),
+                Some(21_600.0),
+                "eta_root=3601 warning, inode_eta_root=21600 warning",
+            ),
+            (
+                Some(21_601.0),
+                Some(0.0),
+                "eta_root=21601 ok, inode_eta_root=0 critical",
+            ),
+            (None, None, "eta_root=U ok, inode_eta_root=U ok"),
+        ];
+        for (space, inodes, want) in rows {
+            fill(&mut r, true, [Some((50, Some(50))), None]);
+            r.disks[0].space.eta_s = space;
+            r.disks[0].inodes.eta_s = inodes;
+            judge(&r, &mut metrics);
+            assert_eq!(judged(&metrics[4..]), want);
+        }
+        fill(&mut r, true, [None, None]);
+        judge(&r, &mut metrics);
+        assert_eq!(
+            judged(&metrics[4..]),
+            "eta_root=U unknown, inode_eta_root=U unknown"
+        );
+        // Off when the window is 0 or both limits are empty.
+        cfg.disk.forecast_window = std::time::Duration::ZERO;
+        assert_eq!(metrics_for(&cfg).len(), 4);
+        cfg.disk.forecast_window = std::time::Duration::from_secs(60);
+        cfg.thresholds.disk_eta = Limits::default();
+        assert_eq!(metrics_for(&cfg).len(), 5);
+    }
+
+    /// Every metric on: swap and load limited, two mounts (no forecasts: see
+    /// `a_time_left_is_judged_lower_is_worse`).
     fn judged_config() -> Config {
         let mut cfg = Config::default();
+        cfg.thresholds.disk_eta = Limits::default();
+        cfg.thresholds.inode_eta = Limits::default();
         let limits = |warn, crit| Limits { warn, crit };
         cfg.thresholds.swap = limits(Some(50.0), Some(80.0));
         cfg.thresholds.load = limits(Some(1.0), None);

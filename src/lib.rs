@@ -5,11 +5,12 @@
 //! Layers, kept apart:
 //! - **parsing** (pure, on bytes): `procfs`, `passwd`, `config`, the state file
 //!   formats (`state`, each feature's records);
-//! - **policy** (pure, on plain values and a clock): `judge`, `policy`, `report`,
-//!   and each feature's decisions (`features::tasks::schedule`,
-//!   `features::reaper::plan`, `features::alerts::decide`, ...);
+//! - **policy** (pure, on plain values and a clock): `judge`, `forecast`,
+//!   `policy`, `report`, and each feature's decisions
+//!   (`features::tasks::schedule`, `features::reaper::plan`,
+//!   `features::alerts::decide`, ...);
 //! - **effects** (thin, each logged): reading the host (`sample`, `mounts`,
-//!   `scan`), `log`, `store` (state_dir), `effects` (signal, unlink, spawn; the
+//!   `cgroup`, `scan`), `log`, `store` (state_dir), `effects` (signal, unlink, spawn; the
 //!   one place dry run is decided), `notify` (what the service tells systemd),
 //!   and `sys`, the only module with `unsafe`.
 //!
@@ -20,8 +21,8 @@
 //! wake (poll on the signal pipe and children, timeout = time to the next cycle)
 //!  → sample /proc and statvfs into the Reading → judge (levels, hysteresis)
 //!  → alert / recovered events → sample event
-//!  → top → reaper → cleanup → audit → tasks → alerts → metrics file
-//!  → state_dir
+//!  → top → reaper → cleanup → deleted-open files → audit → tasks → alerts
+//!  → metrics file → state_dir
 //! ```
 //!
 //! Each step after the sample line is a feature that owns its state
@@ -42,6 +43,7 @@ macro_rules! err {
 }
 
 pub mod agent;
+pub mod cgroup;
 pub mod child;
 pub mod cli;
 pub mod config;
@@ -50,6 +52,7 @@ pub mod error;
 pub mod escape;
 pub mod features;
 pub mod files;
+pub mod forecast;
 pub mod glob;
 pub mod health;
 pub mod judge;

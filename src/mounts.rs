@@ -347,6 +347,27 @@ impl Mounts {
         }
     }
 
+    /// The first watched mount (`[disk] mounts`) on the same mount as `path` (a
+    /// cleanup path given to `configure`): whose forecast tells how fast `path`'s
+    /// filesystem fills.
+    pub fn disk_on_same_mount(&self, path: &Path) -> Option<&Path> {
+        let m = self.paths.iter().find(|w| w.path == path)?.mount;
+        self.disks
+            .iter()
+            .find(|d| d.mount == m)
+            .map(|d| d.path.as_path())
+    }
+
+    /// Whether the watched mount `path` (of `[disk] mounts`) is asked through a
+    /// prober (a network or FUSE mount, or one that was once slow): what could
+    /// block is not asked anything else.
+    pub fn probed_disk(&self, path: &Path) -> bool {
+        self.disks
+            .iter()
+            .find(|d| d.path == path)
+            .is_some_and(|d| self.mounts[d.mount].probed())
+    }
+
     /// At exit: reaps the probers that have ended, and waits for none (a child
     /// stuck in the kernel cannot be; it has had SIGKILL and dies when its call
     /// returns, reaped by whoever inherits it).

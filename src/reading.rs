@@ -4,11 +4,16 @@
 //! used %, load per CPU) live here, so judging, the sample line, the status line,
 //! the metrics file and alert mails all read the same numbers and none recomputes
 //! them. The agent owns one Reading and refills it in place each cycle: no
-//! allocation once its buffers have grown.
+//! allocation once its buffers have grown. Each watched mount keeps its recent
+//! readings too, for the disk-full forecast (`forecast`).
 
+use crate::cgroup::{self, GroupMem};
+use crate::config::MemScope;
 use crate::error::Error;
+use crate::forecast::{Fill, Point, Series};
 use crate::procfs::loadavg::LoadAvg;
 use crate::procfs::meminfo::Meminfo;
+use crate::procfs::pressure::Pressure;
 use crate::procfs::stat::CpuTimes;
 use crate::sample::{DiskUsage, HostSample};
 use crate::sys;
@@ -25,6 +30,12 @@ pub struct DiskReading {
     /// `root`, `var_log`: the mount in metric labels and sample fields.
     pub label: String,
     pub usage: Result<DiskUsage, Error>,
+    /// Its readings over the forecast window (kept across cycles and reloads).
+    pub series: Series,
+    /// How its space and its inodes are filling, from `series` (nothing known
+    /// while it cannot be read).
+    pub space: Fill,
+    pub inodes: Fill,
 }
 
 pub struct Reading {
@@ -44,13 +55,27 @@ pub struct Reading {
     /// Online CPUs and boot time, from the last /proc/stat that could be read.
     pub ncpu: u32,
     pub btime: Option<u64>,
+    /// The memory figure judged: the host's or the agent's cgroup's, as
+    /// `mem_scope` says (per `[thresholds] mem_scope`, `mem_setting`).
     pub mem_percent: Option<f64>,
+    pub mem_scope: MemScope,
+    pub mem_setting: MemScope,
+    /// `(MemTotal - MemAvailable) / MemTotal`.
+    pub host_mem_percent: Option<f64>,
+    /// The agent's memory cgroup (`Err`: none found, or unreadable this cycle),
+    /// and the share of its limit it uses (of the host's memory without one).
+    pub cgroup: Result<GroupMem, Error>,
+    pub cgroup_mem_percent: Option<f64>,
+    /// A v2 group's pressure files (cpu, memory, io), where present.
+    pub cgroup_pressure: [Option<Pressure>; 3],
     pub swap_percent: Option<f64>,
     /// The 1-minute load average divided by the CPUs.
     pub load_per_cpu: Option<f64>,
     /// Clock ticks per second and the page size: the units of /proc/PID/stat.
     pub ticks_per_sec: u64,
     pub page_size: u64,
+    /// `[disk] forecast_window`, ns; 0: no forecasts.
+    pub forecast_window_ns: u64,
 }
 
 impl Reading {
@@ -66,25 +91,51 @@ impl Reading {
             ncpu: 1,
             btime: None,
             mem_percent: None,
+            mem_scope: MemScope::Host,
+            mem_setting: MemScope::Auto,
+            host_mem_percent: None,
+            cgroup: Err(cgroup::not_found("not looked for")),
+            cgroup_mem_percent: None,
+            cgroup_pressure: [None; 3],
             swap_percent: None,
             load_per_cpu: None,
             ticks_per_sec: sys::clock_ticks(),
             page_size: sys::page_size(),
+            forecast_window_ns: 30 * 60 * 1_000_000_000,
         };
         r.watch(mounts);
         r
     }
 
-    /// The watched mounts, at start and after a reload.
+    /// The watched mounts, at start and after a reload (a mount watched before
+    /// keeps its forecast readings).
     pub fn watch(&mut self, mounts: &[PathBuf]) {
+        let mut old = std::mem::take(&mut self.disks);
         self.disks = mounts
             .iter()
             .map(|m| DiskReading {
                 mount: m.clone(),
                 label: mount_label(m),
                 usage: Err(not_read()),
+                series: old
+                    .iter_mut()
+                    .find(|d| d.mount == *m)
+                    .map_or_else(Series::new, |d| std::mem::take(&mut d.series)),
+                space: Fill::default(),
+                inodes: Fill::default(),
             })
             .collect();
+    }
+
+    /// Restores a mount's forecast readings (from state_dir), if it is watched.
+    pub fn restore_series(&mut self, mount: &std::path::Path, points: &[Point]) {
+        if let Some(d) = self.disks.iter_mut().find(|d| d.mount == mount) {
+            d.series.points.clear();
+            let keep = points.len().min(d.series.points.capacity());
+            d.series
+                .points
+                .extend_from_slice(&points[points.len() - keep..]);
+        }
     }
 
     /// Makes every derived figure from the sample just read into `host` and
@@ -99,9 +150,61 @@ impl Reading {
             self.ncpu = st.ncpu.max(1);
         }
         let mem = self.mem().copied();
-        self.mem_percent = mem.as_ref().and_then(Meminfo::used_percent);
+        self.host_mem_percent = mem.as_ref().and_then(Meminfo::used_percent);
         self.swap_percent = mem.as_ref().map(Meminfo::swap_used_percent);
+        self.judged_memory(mem.map(|m| m.total_kb.saturating_mul(1024)));
         self.load_per_cpu = self.load().map(|l| l.one / self.ncpu as f64);
+        self.forecast();
+    }
+
+    /// Each readable mount's reading joins its series, and its space and inodes
+    /// are forecast from it.
+    fn forecast(&mut self) {
+        let window = self.forecast_window_ns;
+        for d in &mut self.disks {
+            (d.space, d.inodes) = (Fill::default(), Fill::default());
+            let Ok(u) = &d.usage else { continue };
+            if window == 0 {
+                continue;
+            }
+            let point = Point {
+                t_ns: self.wall_ns,
+                used: u.used_bytes,
+                inodes: u.inode_percent.map(|_| u.inodes_used),
+            };
+            d.series.record(point, window);
+            d.space = d.series.space(u.avail_bytes, window);
+            d.inodes = d.series.inodes(u.inodes_free, window);
+        }
+    }
+
+    /// The memory figure to judge: the host's, or the group's share of its limit
+    /// (of the host's memory, `total` bytes, when it has none), or under `auto`
+    /// the group's when it has a limit and uses more of it than the host does.
+    fn judged_memory(&mut self, total: Option<u64>) {
+        let host = self.host_mem_percent;
+        let group = self.cgroup.as_ref().ok().and_then(|g| {
+            let limit = g.limit.or(total.filter(|&t| t > 0))?;
+            Some((g.used as f64 * 100.0 / limit as f64, g.limit.is_some()))
+        });
+        self.cgroup_mem_percent = group.map(|g| g.0);
+        (self.mem_percent, self.mem_scope) = match (self.mem_setting, group) {
+            (MemScope::Host, _) => (host, MemScope::Host),
+            (MemScope::Cgroup, g) => (g.map(|g| g.0), MemScope::Cgroup),
+            (MemScope::Auto, Some((g, true))) if host.is_none_or(|h| g > h) => {
+                (Some(g), MemScope::Cgroup)
+            }
+            (MemScope::Auto, _) => (host, MemScope::Host),
+        };
+    }
+
+    /// Why the judged memory figure is missing.
+    pub fn mem_unknown(&self) -> &dyn std::fmt::Display {
+        match (self.mem_scope, &self.cgroup, &self.host.mem) {
+            (MemScope::Cgroup, Err(e), _) => e,
+            (_, _, Err(e)) => e,
+            _ => &"MemTotal is 0",
+        }
     }
 
     pub fn mem(&self) -> Option<&Meminfo> {

@@ -76,6 +76,11 @@ pub struct DiskUsage {
     pub inode_percent: Option<u32>,
     pub avail_bytes: u64,
     pub size_bytes: u64,
+    /// Bytes in use (`blocks - bfree`), what a forecast follows.
+    pub used_bytes: u64,
+    /// Inodes in use and free; both 0 without an inode count.
+    pub inodes_used: u64,
+    pub inodes_free: u64,
 }
 
 impl DiskUsage {
@@ -91,6 +96,9 @@ impl DiskUsage {
             inode_percent,
             avail_bytes: s.bavail.saturating_mul(s.frsize),
             size_bytes: s.blocks.saturating_mul(s.frsize),
+            used_bytes: used.saturating_mul(s.frsize),
+            inodes_used: s.files.saturating_sub(s.ffree),
+            inodes_free: if s.files > 0 { s.ffree } else { 0 },
         }
     }
 }
@@ -201,6 +209,8 @@ mod tests {
         let d = DiskUsage::from_stats(&s);
         assert_eq!(d.used_percent, 88);
         assert_eq!(d.inode_percent, Some(39));
+        assert_eq!(d.used_bytes, 8_502_532 * 1024);
+        assert_eq!((d.inodes_used, d.inodes_free), (255_360, 400_000));
         assert_eq!(
             DiskUsage::from_stats(&sys::FsStats::default()),
             DiskUsage::default()

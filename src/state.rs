@@ -59,6 +59,9 @@ pub mod max {
     /// `reaper`: per process at most a state line (about 30 bytes), a settled line
     /// and a pending line: thousands of processes being watched.
     pub const REAPER: u64 = 512 << 10;
+    /// `forecast`: per watched mount a `mount` line and up to 122 points of about
+    /// 45 bytes: some 5 KiB a mount, dozens of mounts.
+    pub const FORECAST: u64 = 256 << 10;
 }
 
 /// What `state_dir/state` holds.

@@ -94,6 +94,18 @@ pub fn rfc5322(ns: u64, out: &mut String) {
     );
 }
 
+/// `2h05m`, `42m`, `3m20s`, `40s`, `3d4h`: a time to come, to the minute above
+/// an hour and to the second below.
+pub fn fmt_span(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// `3d`, `5h`, `12m`, `40s`: an age in its largest whole unit.
 pub fn fmt_age(secs: u64) -> String {
     match secs {
@@ -138,5 +150,12 @@ mod tests {
         assert_eq!(fmt_age(60 * 12 + 59), "12m");
         assert_eq!(fmt_age(3600 * 5 + 7), "5h");
         assert_eq!(fmt_age(86_400 * 3), "3d");
+        let spans = [(40, "40s"), (120, "2m"), (200, "3m20s"), (3600, "1h00m")];
+        for (secs, want) in spans
+            .into_iter()
+            .chain([(7500, "2h05m"), (273_600, "3d4h")])
+        {
+            assert_eq!(fmt_span(secs), want);
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! The performance budget: a cycle without a process scan reads a handful of
-//! files and allocates nothing in steady state. A counting global allocator measures the cycles of a
+//! files and allocates nothing in steady state. A counting global allocator
+//! measures the cycles of a
 //! real `Agent` on a fixture /proc tree (log file, metrics file and state on, the
 //! watched mount and cleanup paths found local in the tree's mountinfo, the
-//! shipped cleanup rules' shape: `disk_high` with the disk below its limit, a
+//! shipped cleanup rules' shape: `disk_high` with the disk below its limit, the
+//! agent's memory cgroup read and the watched mount's forecast kept, a
 //! history audited that does not grow, a task not due, an alert command with
 //! nothing to tell), after a few warm-up cycles have grown its buffers. The scan cycle is held to the
 //! same, and so is the service's `WATCHDOG=1` to systemd after each cycle.
@@ -75,6 +77,16 @@ fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
         "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0\n",
     );
     t.write("proc/100/cmdline", "worker\0--busy\0");
+    // The agent's memory cgroup (v2, limited, with pressure files): read each cycle.
+    t.write("proc/self/cgroup", "0::/agent\n");
+    t.write("cg/cgroup.controllers", "memory\n");
+    t.write("cg/agent/memory.max", "1073741824\n");
+    t.write("cg/agent/memory.current", "104857600\n");
+    t.write("cg/agent/memory.stat", "anon 1\ninactive_file 4096\n");
+    t.write(
+        "cg/agent/memory.pressure",
+        "some avg10=0.50 avg60=0.00 avg300=0.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    );
     // The mount table: the watched paths lie on local filesystems, asked directly.
     t.write(
         "proc/self/mountinfo",
@@ -97,7 +109,7 @@ fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
     let p = |r: &str| t.join(r).display().to_string();
     let text = format!(
         "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n{agent}\n\
-         [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[audit]\nbash_history = yes\nusers = root\nlog_file = {}\n\
+         [paths]\nproc = {}\npasswd = {}\ncgroup = {}\n[disk]\nmounts = {}\n[audit]\nbash_history = yes\nusers = root\nlog_file = {}\n\
          [thresholds]\n{thresholds}\n\
          [alert]\ncommand = /bin/true\nmin_level = critical\n\
          [task.never]\ncommand = /bin/true\nwhen_cpu_below = 0\n\
@@ -107,6 +119,7 @@ fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
         p("metrics.prom"),
         p("proc"),
         p("etc/passwd"),
+        p("cg"),
         p(""),
         p("audit.log"),
         p("logs"),
@@ -149,6 +162,7 @@ fn a_cycle_without_a_scan_allocates_nothing() {
         t.read("agent.log")
             .contains("event=sample cpu=10.0 mem=50.0")
     );
+    assert!(t.read("agent.log").contains(" cgroup_psi_memory=0.50"));
     assert!(!t.read("agent.log").contains("event=top"));
     assert!(
         !t.read("agent.log").contains("event=error"),

@@ -117,7 +117,8 @@ fn once_disk_percent_is_what_df_prints() {
     let h = host("disk");
     let mount = h.p("");
     let cfg = h.config(Ini {
-        thresholds: "disk_warn = 0\ninode_warn = 0",
+        thresholds: "disk_warn = 0\ninode_warn = 0\ndisk_eta_warn =\ndisk_eta_crit =\n\
+                     inode_eta_warn =\ninode_eta_crit =",
         mounts: &mount,
         ..Ini::default()
     });
@@ -158,6 +159,7 @@ fn once_line_stays_within_4096_bytes() {
     let cfg = h.config(Ini {
         agent: "top = 0",
         mounts: &mounts,
+        thresholds: "disk_eta_warn =\ndisk_eta_crit =\ninode_eta_warn =\ninode_eta_crit =",
         ..Ini::default()
     });
     let run = h.once_seeded(&cfg, &[]);

@@ -220,6 +220,7 @@ top = 12
 proc = /host/proc
 passwd = /host/etc/passwd
 group = /host/etc/group
+cgroup = /host/sys/fs/cgroup
 
 [thresholds]
 cpu_warn = 70.5
@@ -234,10 +235,17 @@ disk_warn = 90
 disk_crit = 90
 inode_warn = 33.25
 inode_crit = 97.5
+disk_eta_warn = 2h
+disk_eta_crit = 30m
+inode_eta_warn = 1d
+inode_eta_crit =
 for_cycles = 1000
+mem_scope = cgroup
 
 [disk]
 mounts = / /home /var /srv
+forecast_window = 2h
+truncate_deleted = rsyslogd java*
 
 [reaper]
 enabled = yes
@@ -1830,7 +1838,9 @@ fn cleanup_rule_errors() {
     let with_paths = |k: &str, v: &str| errors(&format!("[cleanup.x]\n{k} = {v}\npaths = /tmp\n"));
     assert_eq!(
         with_paths("when", "sometimes"),
-        ["/etc/a.ini:2: cleanup.x.when: invalid when \"sometimes\" (expected disk_high or always)"]
+        [
+            "/etc/a.ini:2: cleanup.x.when: invalid when \"sometimes\" (expected disk_high, disk_filling or always)"
+        ]
     );
     assert_eq!(
         with_paths("match", ""),
@@ -2246,5 +2256,67 @@ fn commands_print_back_to_the_same_words() {
     assert_eq!(
         (reloaded.alert, reloaded.tasks),
         (c.alert.clone(), c.tasks.clone())
+    );
+}
+
+// ------------------------------------------------- forecasts and memory limits
+
+#[test]
+fn a_time_left_warns_above_its_crit_and_reads_as_a_duration() {
+    let c = ok("[thresholds]\ndisk_eta_warn = 2h\ndisk_eta_crit = 90\ninode_eta_warn =\n");
+    assert_eq!(c.thresholds.disk_eta.warn, Some(7200.0));
+    assert_eq!(c.thresholds.disk_eta.crit, Some(90.0));
+    assert_eq!(c.thresholds.inode_eta.warn, None);
+    assert_eq!(c.thresholds.inode_eta.crit, Some(3600.0));
+    // Lower is worse: a crit above warn is the mistake.
+    assert_eq!(
+        errors("[thresholds]\ndisk_eta_crit = 7h\n"),
+        ["/etc/a.ini:2: thresholds.disk_eta_crit: 7h is above thresholds.disk_eta_warn (6h)"]
+    );
+    assert_eq!(
+        errors("[thresholds]\ninode_eta_warn = 30m\n"),
+        ["/etc/a.ini:2: thresholds.inode_eta_warn: 30m is below thresholds.inode_eta_crit (1h)"]
+    );
+    rejects("thresholds", "disk_eta_warn", &["soon", "80%"], |v| {
+        format!(
+            "invalid duration \"{v}\" (expected a whole number with ms, s, m, h or d, e.g. 30s)"
+        )
+    });
+}
+
+#[test]
+fn forecast_window_truncate_deleted_cgroup_and_mem_scope() {
+    let c = ok(
+        "[disk]\nforecast_window = 0\ntruncate_deleted = rsyslogd java*\n\
+                [thresholds]\nmem_scope = host\n[paths]\ncgroup = /c\n",
+    );
+    assert!(c.disk.forecast_window.is_zero());
+    let names: Vec<&str> = c.disk.truncate_deleted.iter().map(|g| g.as_str()).collect();
+    assert_eq!(names, ["rsyslogd", "java*"]);
+    assert_eq!(c.thresholds.mem_scope, config::MemScope::Host);
+    assert_eq!(c.paths.cgroup, p("/c"));
+    assert!(
+        val("disk", "truncate_deleted", "no")
+            .disk
+            .truncate_deleted
+            .is_empty()
+    );
+    assert_eq!(
+        bad("disk", "truncate_deleted", "yes"),
+        "/etc/a.ini:2: disk.truncate_deleted: invalid value \"yes\" (expected no, or process names)"
+    );
+    assert_eq!(
+        bad("disk", "forecast_window", "8d"),
+        "/etc/a.ini:2: disk.forecast_window: forecast_window \"8d\" out of range (expected 0s to 7d)"
+    );
+    assert_eq!(
+        bad("thresholds", "mem_scope", "container"),
+        "/etc/a.ini:2: thresholds.mem_scope: invalid memory scope \"container\" (expected auto, \
+         host or cgroup)"
+    );
+    assert_eq!(
+        bad("cleanup.x", "when", "disk_full"),
+        "/etc/a.ini:2: cleanup.x.when: invalid when \"disk_full\" (expected disk_high, \
+         disk_filling or always)"
     );
 }

@@ -70,6 +70,12 @@ const FORMATS: &[Format] = &[
         seed: b"system-agent-audit 2\nhist 1 2 3 alice\nrefused bob is a symlink\nend\n",
         parse: |b| audit::parse(b).is_ok(),
     },
+    Format {
+        name: "forecast",
+        cap: max::FORECAST,
+        seed: b"system-agent-forecast 1\nsaved 9\nmount /\np 1 2 3\np 5 6 -\nend\n",
+        parse: |b| system_agent::forecast::parse_forecast(b).is_ok(),
+    },
 ];
 
 /// Peak resident memory of this process so far, in KiB.

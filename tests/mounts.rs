@@ -94,8 +94,8 @@ fn finish(mut agent: Service, what: &str) -> (i32, String) {
 
 /// A fixture host (CPU 10%, memory 50%) with `proc/self` pointing at the real one
 /// (so the agent reads its own mountinfo, in the namespace), and a config watching
-/// the mount (disk and inode limits at 100%, so only a failed reading is not OK),
-/// with `extra` sections.
+/// the mount (disk and inode limits at 100% and no time-left limits, so only a
+/// failed reading is not OK), with `extra` sections.
 fn host(tag: &str, extra: impl FnOnce(&Host) -> String) -> (Host, std::path::PathBuf) {
     let h = Host::new(tag).interval("200ms");
     h.write("proc/stat", proc_stat(200, 1800));
@@ -104,7 +104,8 @@ fn host(tag: &str, extra: impl FnOnce(&Host) -> String) -> (Host, std::path::Pat
     let extra = extra(&h);
     let mounts = h.p("mnt");
     let cfg = h.config(Ini {
-        thresholds: "disk_warn = 100\ndisk_crit = 100\ninode_warn = 100\ninode_crit = 100",
+        thresholds: "disk_warn = 100\ndisk_crit = 100\ninode_warn = 100\ninode_crit = 100\n\
+                     disk_eta_warn =\ndisk_eta_crit =\ninode_eta_warn =\ninode_eta_crit =",
         mounts: &mounts,
         extra: &extra,
         ..Ini::default()

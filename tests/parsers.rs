@@ -1061,7 +1061,9 @@ const STATE_TEXT: &str = "system-agent-state 1\nsaved 123\nbtime 456\ncpu 1 2 3 
 
 #[test]
 fn state_file_exact_text_and_back() {
-    let metrics = system_agent::judge::metrics_for(&Config::default());
+    let mut cfg = Config::default();
+    cfg.disk.forecast_window = std::time::Duration::ZERO;
+    let metrics = system_agent::judge::metrics_for(&cfg);
     let cpu = CpuTimes::from_array([1, 2, 3, 4, 5, 6, 7, 8]);
     let mut s = String::from("stale");
     format_state(&mut s, 123, 456, Some(&cpu), &metrics);
@@ -1985,6 +1987,7 @@ fn fuzz_feature_state_files() {
     use system_agent::features::audit::history as audit;
     use system_agent::features::reaper::records as reaper;
     use system_agent::features::tasks::schedule as tasks;
+    use system_agent::forecast;
     let reaper = b"system-agent-reaper 2\nboot 0b5e3c4d-aaaa\nstate 10 20 T 30\n\
         pending 11 21 31 hogs\nsettled 12 22\nend\n";
     let mut again = String::new();
@@ -2019,6 +2022,24 @@ fn fuzz_feature_state_files() {
             true
         }
         Err(_) => false,
+    });
+    let forecast_text = b"system-agent-forecast 1\nsaved 9\nmount /\np 1 2 3\np 5 6 -\n\
+        mount /var/log\np 7 8 9\nend\n";
+    fuzz(20, &[forecast_text], |b| {
+        match forecast::parse_forecast(b) {
+            Ok(f) => {
+                let all = f.iter().map(|(m, s)| (m.as_path(), s));
+                forecast::format_forecast(&mut again, 9, all);
+                let back = forecast::parse_forecast(again.as_bytes()).expect("reparse");
+                let kept: Vec<_> = f
+                    .into_iter()
+                    .filter(|(_, s)| !s.points.is_empty())
+                    .collect();
+                assert_eq!(back, kept, "written back as {again:?}");
+                true
+            }
+            Err(_) => false,
+        }
     });
     let audit_text = b"system-agent-audit 2\nhist 1 2 3 alice\nhist 0 0 0 bob\n\
         refused bob is a symlink\nend\n";

@@ -3,14 +3,20 @@
 //! fixed order, and keep what the next cycle (or the next `--once` run) needs.
 
 use super::{Agent, Features};
+use crate::config::MemScope;
 use crate::features::{Feature, Slot};
-use crate::judge::{self, Status};
+use crate::forecast;
+use crate::judge::{self, Kind, Status};
 use crate::log::Level;
 use crate::report;
 use crate::signals::Signals;
 use crate::state;
 use crate::sys;
 use std::fmt::Write as _;
+
+/// How often the service writes the forecast readings: a crash loses at most
+/// this much of a forecast's window (a stop writes them too).
+const FORECAST_SAVE_NS: u64 = 10 * 60 * 1_000_000_000;
 
 impl Agent {
     /// One cycle. Every step that acts (all but reading, judging and the sample
@@ -26,6 +32,7 @@ impl Agent {
         self.step(signals, |f| &mut f.top);
         self.step(signals, |f| &mut f.reaper);
         self.step(signals, |f| &mut f.cleanup);
+        self.step(signals, |f| &mut f.deleted);
         self.step(signals, |f| &mut f.audit);
         self.step(signals, |f| &mut f.tasks);
         self.step(signals, |f| &mut f.alerts);
@@ -52,6 +59,8 @@ impl Agent {
         self.reading.wall_ns = sys::realtime_ns();
         self.reading.mono_ns = sys::monotonic_ns();
         self.sampler.sample(&mut self.reading.host);
+        let r = &mut self.reading;
+        self.cgroup.sample(&mut r.cgroup, &mut r.cgroup_pressure);
         let stop = || crate::features::stopping(signals);
         self.mounts
             .sample(&mut self.reading.disks, &mut self.log, &stop);
@@ -93,8 +102,10 @@ impl Agent {
                     .str("metric", m.kind.name())
                     .str("state", to.name())
             };
+            let cgroup = m.kind == Kind::Mem && self.reading.mem_scope == MemScope::Cgroup;
             let e = e
                 .opt("mount", m.mount_text())
+                .opt("scope", cgroup.then_some("cgroup"))
                 .num("value", value, m.kind.decimals());
             let e = match m.threshold(to) {
                 Some(t) => e.float("threshold", t),
@@ -108,15 +119,18 @@ impl Agent {
     /// changes, not every cycle, and once more when it works again (a hung mount
     /// that answers: `status=recovered` with the error that ended).
     fn log_source_errors(&mut self) {
-        let n = 3 + self.reading.disks.len();
+        let n = 4 + self.reading.disks.len();
         self.source_errors.resize(n, String::new());
+        let group = self.cgroup.found.is_ok();
         for i in 0..n {
             let r = &self.reading;
             let err = match i {
                 0 => r.host.stat.as_ref().err(),
                 1 => r.host.mem.as_ref().err(),
                 2 => r.host.load.as_ref().err(),
-                _ => r.disks[i - 3].usage.as_ref().err(),
+                // A group that was found, and can no longer be read.
+                3 => r.cgroup.as_ref().err().filter(|_| group),
+                _ => r.disks[i - 4].usage.as_ref().err(),
             };
             let Some(e) = err else {
                 if !self.source_errors[i].is_empty() {
@@ -140,11 +154,29 @@ impl Agent {
     }
 
     /// The service writes state_dir/state when the hysteresis counters changed
-    /// (a steady service does no disk I/O); a `--once` run writes it at its end.
+    /// (a steady service does no disk I/O but the forecast readings, every
+    /// `FORECAST_SAVE_NS`); a `--once` run writes both at its end.
     fn keep_state(&mut self) {
         if !self.once {
             self.save_state(false);
+            self.save_forecast(false);
         }
+    }
+
+    /// Writes state_dir/forecast (each watched mount's recent readings): always
+    /// when `force`, otherwise when the last write is `FORECAST_SAVE_NS` old.
+    pub(super) fn save_forecast(&mut self, force: bool) {
+        let now = sys::realtime_ns();
+        let due = now.saturating_sub(self.forecast_saved_ns) >= FORECAST_SAVE_NS;
+        if !self.actor() || self.reading.forecast_window_ns == 0 || !(force || due) {
+            return;
+        }
+        self.forecast_saved_ns = now;
+        let disks = &self.reading.disks;
+        self.store.save(&forecast::FORECAST, &mut self.log, |out| {
+            let series = disks.iter().map(|d| (d.mount.as_path(), &d.series));
+            forecast::format_forecast(out, now, series);
+        });
     }
 
     /// Writes state_dir/state: always when `force`, otherwise only when the

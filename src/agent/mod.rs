@@ -14,12 +14,14 @@ mod cycle;
 mod reload;
 mod run;
 
-use crate::config::{Config, Origin};
+use crate::cgroup::{self, Cgroup};
+use crate::config::{Config, MemScope, Origin};
 use crate::effects::{self, Effects};
 use crate::error::Error;
 use crate::features::alerts::Alerts;
 use crate::features::audit::Audit;
 use crate::features::cleanup::Cleanup;
+use crate::features::deleted::DeletedOpen;
 use crate::features::metrics::MetricsFile;
 use crate::features::reaper::{self, Reaper};
 use crate::features::tasks::Tasks;
@@ -73,6 +75,7 @@ pub struct Features {
     pub top: Slot<Top>,
     pub reaper: Slot<Reaper>,
     pub cleanup: Slot<Cleanup>,
+    pub deleted: Slot<DeletedOpen>,
     pub audit: Slot<Audit>,
     pub tasks: Slot<Tasks>,
     pub alerts: Slot<Alerts>,
@@ -81,11 +84,12 @@ pub struct Features {
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 7] {
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 8] {
         [
             &mut self.top,
             &mut self.reaper,
             &mut self.cleanup,
+            &mut self.deleted,
             &mut self.audit,
             &mut self.tasks,
             &mut self.alerts,
@@ -105,6 +109,8 @@ pub struct Agent {
     cfg: Config,
     log: Logger,
     sampler: Sampler,
+    /// The agent's own memory cgroup (none found under `mem_scope = host`).
+    cgroup: Cgroup,
     /// The watched mounts, probed so that a hung one cannot stall the cycle.
     mounts: Mounts,
     /// The cycle's process scan, shared by the steps that need one.
@@ -127,6 +133,8 @@ pub struct Agent {
     caps_dropped: Option<String>,
     /// The hysteresis lines last written, so the service writes state only on change.
     written: String,
+    /// When the service last wrote the forecast readings (wall ns).
+    forecast_saved_ns: u64,
     scratch: String,
     /// Last error text per sample source (empty: fine), so a failing source is
     /// logged once, not every cycle.
@@ -144,6 +152,7 @@ impl Agent {
         let log = Logger::new(&cfg.log_target());
         let mut agent = Agent {
             sampler: Sampler::new(&cfg.paths.proc),
+            cgroup: Cgroup::none(),
             mounts: Mounts::default(),
             scan: CycleScan::new(&cfg.paths.proc),
             reading: Reading::new(&cfg.disk.mounts),
@@ -158,6 +167,7 @@ impl Agent {
             actions_off: None,
             caps_dropped,
             written: String::new(),
+            forecast_saved_ns: 0,
             scratch: String::with_capacity(4096),
             source_errors: Vec::new(),
             buf: Vec::with_capacity(4096),
@@ -165,6 +175,8 @@ impl Agent {
             cfg,
             log,
         };
+        agent.reading.forecast_window_ns = agent.cfg.disk.forecast_window.as_nanos() as u64;
+        agent.configure_cgroup();
         agent.load_users();
         for f in agent.features.all() {
             f.reopen_logs(&agent.cfg);
@@ -224,6 +236,27 @@ impl Agent {
                     "effect",
                     "filesystem types unknown: every mount is asked directly until one is slow",
                 )
+                .emit();
+        }
+    }
+
+    /// Finds the agent's memory cgroup (unless `mem_scope = host`); under
+    /// `mem_scope = cgroup`, one line when there is none.
+    fn configure_cgroup(&mut self) {
+        let cfg = &self.cfg;
+        self.reading.mem_setting = cfg.thresholds.mem_scope;
+        self.cgroup = match cfg.thresholds.mem_scope {
+            MemScope::Host => Cgroup::none(),
+            _ => Cgroup::new(&cfg.paths.proc, &cfg.paths.cgroup),
+        };
+        self.reading.cgroup = Err(cgroup::not_found(match &self.cgroup.found {
+            Ok(_) => "not read yet",
+            Err(why) => why,
+        }));
+        if let (MemScope::Cgroup, Err(why)) = (cfg.thresholds.mem_scope, &self.cgroup.found) {
+            self.log
+                .error(Level::Warn, "cgroup", why)
+                .str("effect", "mem is unknown")
                 .emit();
         }
     }
@@ -301,6 +334,7 @@ impl Agent {
             .str("dry_run", if self.cfg.agent.dry_run { "yes" } else { "no" })
             .str("syslog", &syslog)
             .str("pressure", &pressure)
+            .opt("cgroup", self.cgroup.found.as_deref().ok())
             .str("caps", &caps)
             .opt("caps_dropped", self.caps_dropped.as_deref())
             .opt("limited", limited.as_deref())

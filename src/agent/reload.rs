@@ -78,6 +78,8 @@ impl Agent {
         judge::carry_over(&self.metrics, &mut metrics);
         self.metrics = metrics;
         self.reading.watch(&self.cfg.disk.mounts);
+        self.reading.forecast_window_ns = self.cfg.disk.forecast_window.as_nanos() as u64;
+        self.configure_cgroup();
         self.load_users();
     }
 

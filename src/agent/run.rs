@@ -7,6 +7,7 @@
 
 use super::Agent;
 use crate::features::{PollSet, pause};
+use crate::forecast;
 use crate::judge::Status;
 use crate::log::Level;
 use crate::notify::Notify;
@@ -57,6 +58,7 @@ impl Agent {
         self.each_feature(Some(signals), |f, cx| f.stop(cx));
         self.mounts.finish();
         self.save_state(true);
+        self.save_forecast(true);
         self.each_feature(Some(signals), |f, cx| f.save(cx, true));
         self.log_stop(reason);
     }
@@ -84,6 +86,7 @@ impl Agent {
         self.mounts.finish();
         if self.actor() {
             self.save_state(true);
+            self.save_forecast(true);
             self.each_feature(signals, |f, cx| f.save(cx, true));
         }
         if let Some(sig) = signals.and_then(|s| s.stop_requested()) {
@@ -103,8 +106,10 @@ impl Agent {
             .emit();
     }
 
-    /// Restores hysteresis and, when recent, the CPU counters from state_dir.
+    /// Restores hysteresis, the forecast readings and, when recent, the CPU
+    /// counters from state_dir.
     fn restore_state(&mut self) {
+        self.restore_forecast();
         let Some(saved) = self
             .store
             .load(&state::STATE, &mut self.log, state::parse_state)
@@ -116,6 +121,23 @@ impl Agent {
         state::format_metrics(&mut self.written, &self.metrics);
         if let Ok(st) = self.sampler.read_stat() {
             self.reading.cpu_base = saved.recent_cpu(sys::realtime_ns(), st.btime);
+        }
+    }
+
+    /// Each watched mount's recent readings, so a forecast goes on across restarts
+    /// and `--once` runs (what lies outside the window goes at the next reading).
+    fn restore_forecast(&mut self) {
+        if self.reading.forecast_window_ns == 0 {
+            return;
+        }
+        let kind = &forecast::FORECAST;
+        if let Some(saved) = self
+            .store
+            .load(kind, &mut self.log, forecast::parse_forecast)
+        {
+            for (mount, series) in saved {
+                self.reading.restore_series(&mount, &series.points);
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use super::source::Layer;
 use super::table::{Key, Rule, Section, Written};
 use super::{
     Agent, Alert, Audit, CleanupRule, Config, ConfigError, Disk, Paths, RULE_SECTIONS, RawSection,
-    ReapRule, Reaper, SECTIONS, Task, Thresholds, value,
+    ReapRule, Reaper, SECTIONS, Task, Thresholds, lower_is_worse, value,
 };
 use std::path::Path;
 
@@ -243,15 +243,27 @@ impl Builder<'_> {
             if bad(warn) || bad(crit) {
                 continue;
             }
+            // A time left is worse when lower: its warn level is the larger.
+            let lower = lower_is_worse(warn.trim_end_matches("_warn"));
             if let (Some(w), Some(c)) = (l.warn, l.crit)
-                && w > c
+                && (if lower { w < c } else { w > c })
             {
+                let show = |v: f64| match lower {
+                    true => value::fmt_duration(std::time::Duration::from_secs_f64(v)),
+                    false => v.to_string(),
+                };
+                let (w, c) = (show(w), show(c));
+                let (below, above) = if lower {
+                    ("above", "below")
+                } else {
+                    ("below", "above")
+                };
                 let (at, key, msg) = match self.set_at(crit) {
-                    Some(at) => (at, crit, format!("{c} is below thresholds.{warn} ({w})")),
+                    Some(at) => (at, crit, format!("{c} is {below} thresholds.{warn} ({w})")),
                     None => (
                         self.set_at(warn).unwrap_or((0, 0)),
                         warn,
-                        format!("{w} is above thresholds.{crit} ({c})"),
+                        format!("{w} is {above} thresholds.{crit} ({c})"),
                     ),
                 };
                 self.at = at.0;

@@ -4,10 +4,10 @@
 
 use super::kinds::{
     AbsPath, BytesOver0, Choice, Command, Flag, Globs, Int, Load, LogLevel, MaybeCommand, Mounts,
-    Optional, Percent, Required, SyslogFacility, Time, TimeIn, TimeOver0,
+    Optional, Percent, Required, Seconds, SyslogFacility, Time, TimeIn, TimeOver0,
 };
 use super::table::{Kind, Written, initial, key, key_name, section};
-use super::{AlertLevel, Facility, LogFormat, Scope, value};
+use super::{AlertLevel, Facility, LogFormat, MemScope, Scope, value};
 use crate::glob::Glob;
 use crate::log::Level;
 use std::path::PathBuf;
@@ -55,6 +55,9 @@ section! {
             "The user database, parsed directly (no NSS), for user names in events.";
         group: PathBuf = "/etc/group", AbsPath,
             "Group memberships, parsed directly (no NSS), for the groups of a task's user.";
+        cgroup: PathBuf = "/sys/fs/cgroup", AbsPath,
+            "Where the cgroup filesystems are mounted (v2, or v1 controllers and v2 in \
+             unified/), to find the agent's own memory limit.";
     }
 }
 
@@ -74,9 +77,18 @@ section! {
                 "disk space in use per mount, percent, as df computes it.";
             inode = "90", "97", Required(Percent),
                 "inodes in use per mount, percent.";
+            disk_eta = "6h", "1h", Optional(Seconds),
+                "the time until a mount's space runs out at the rate it has been filling \
+                 (lower is worse). Empty: not judged.";
+            inode_eta = "6h", "1h", Optional(Seconds),
+                "the time until a mount's inodes run out at the rate they have been used \
+                 (lower is worse). Empty: not judged.";
         }
         for_cycles: u32 = "3", Int(1, 1000),
             "Consecutive cycles (or --once runs) a level must hold before it counts, 1 to 1000.";
+        mem_scope: MemScope = "auto", Choice { what: "memory scope", names: &MemScope::ALL },
+            "auto: mem against the tighter of the host and the agent's cgroup memory limit; \
+             host; or cgroup.";
     }
 }
 
@@ -85,6 +97,12 @@ section! {
     pub struct Disk in [disk] {
         mounts: Vec<PathBuf> = "/", Mounts,
             "Mount points to watch (disk and inode use of each). Empty: no disk checks.";
+        forecast_window: Duration = "30m", TimeIn("0s", "7d"),
+            "The span of readings a disk-full forecast fits its rate to, up to 7d. 0: no \
+             forecasts.";
+        truncate_deleted: Vec<Glob> = "no", TruncateNames,
+            "no, or names (globs) of processes whose deleted but open files may be \
+             truncated to 0 while their mount is at disk_warn.";
     }
 }
 
@@ -156,6 +174,28 @@ impl Kind<Vec<String>> for Users {
             "all".to_string()
         } else {
             users.join(" ")
+        }
+    }
+}
+
+/// `no` (or empty): never; or process names (globs) whose deleted but open files
+/// may be truncated.
+pub struct TruncateNames;
+
+impl Kind<Vec<Glob>> for TruncateNames {
+    fn read(&self, w: Written) -> Result<Vec<Glob>, String> {
+        match w.value.trim() {
+            "no" | "" => Ok(Vec::new()),
+            "yes" => Err("invalid value \"yes\" (expected no, or process names)".to_string()),
+            _ => Globs.read(w),
+        }
+    }
+
+    fn print(&self, names: &Vec<Glob>) -> String {
+        if names.is_empty() {
+            "no".to_string()
+        } else {
+            Globs.print(names)
         }
     }
 }

@@ -61,6 +61,10 @@ kinds! {
     /// `0`–`100`, decimals allowed, optional `%`.
     Percent: f64 = |w| value::percent(w.value), |p| value::fmt_number(*p);
 
+    /// A duration as seconds (a limit compared with a time in seconds): `6h`.
+    Seconds: f64 = |w| value::duration(w.value).map(|d| d.as_secs_f64()),
+        |s| value::fmt_duration(Duration::from_secs_f64(*s));
+
     /// A load average per CPU, such as `1.5`.
     Load: f64 = |w| value::load(w.value), |l| value::fmt_number(*l);
 

@@ -66,13 +66,45 @@ pub enum When {
     /// Only while the filesystem holding the path is at or above `disk_warn`,
     /// oldest first, stopping once it is below.
     DiskHigh,
+    /// Only while the forecast of the watched mount holding the path is at
+    /// `disk_eta_warn` or worse, oldest first, stopping once the time left at
+    /// that rate is beyond it.
+    DiskFilling,
     /// Every candidate, every cycle.
     Always,
 }
 
 impl When {
-    pub const ALL: [(When, &'static str); 2] =
-        [(When::DiskHigh, "disk_high"), (When::Always, "always")];
+    pub const ALL: [(When, &'static str); 3] = [
+        (When::DiskHigh, "disk_high"),
+        (When::DiskFilling, "disk_filling"),
+        (When::Always, "always"),
+    ];
+}
+
+/// What `mem` is judged against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemScope {
+    /// The tighter of the host and the agent's cgroup (when it has a memory limit).
+    Auto,
+    /// The host's memory alone (`/proc/meminfo`).
+    Host,
+    /// The agent's cgroup: its usage against its limit (the host's memory when it
+    /// has none).
+    Cgroup,
+}
+
+impl MemScope {
+    pub const ALL: [(MemScope, &'static str); 3] = [
+        (MemScope::Auto, "auto"),
+        (MemScope::Host, "host"),
+        (MemScope::Cgroup, "cgroup"),
+    ];
+}
+
+/// Limits where a lower value is worse (a time left): warn is the larger.
+pub fn lower_is_worse(limit: &str) -> bool {
+    limit.ends_with("_eta")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,12 +41,13 @@
 //! 6. **The cycle.** One field in `agent::Features`, one entry in
 //!    `Features::all` (reload, save, poll, tend and stop go through it), and one
 //!    line in `Agent::cycle` at its place in the order: sample → judge →
-//!    transitions → sample line → top → reaper → cleanup → audit → tasks →
-//!    alerts → metrics file → state.
+//!    transitions → sample line → top → reaper → cleanup → deleted-open files →
+//!    audit → tasks → alerts → metrics file → state.
 
 pub mod alerts;
 pub mod audit;
 pub mod cleanup;
+pub mod deleted;
 pub mod metrics;
 pub mod reaper;
 pub mod tasks;

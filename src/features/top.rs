@@ -195,7 +195,7 @@ fn save_procs(cx: &mut Cx) {
 }
 
 /// `n` in decimal, written into `buf` without allocating.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

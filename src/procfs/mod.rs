@@ -3,6 +3,7 @@
 //! any input (see the randomized test in `tests/parsers.rs`). Reading is elsewhere
 //! (`sample.rs`, `scan.rs`), so every parser is tested on fixture files.
 
+pub mod cgroup;
 pub mod loadavg;
 pub mod meminfo;
 pub mod mountinfo;

@@ -9,6 +9,7 @@ mod prometheus;
 pub use nagios::status_line;
 pub use prometheus::{Extra, prometheus};
 
+use crate::config::MemScope;
 use crate::judge::{Kind, Metric};
 use crate::log::{Level, Logger};
 use crate::reading::Reading;
@@ -22,6 +23,9 @@ pub fn sample_line(log: &mut Logger, r: &Reading, metrics: &[Metric]) {
     if let Some(p) = r.mem_percent {
         e = e.num("mem", p, 1);
     }
+    if r.mem_scope == MemScope::Cgroup {
+        e = e.str("mem_scope", "cgroup");
+    }
     if let Some(p) = r.swap_percent {
         e = e.num("swap", p, 1);
     }
@@ -32,8 +36,10 @@ pub fn sample_line(log: &mut Logger, r: &Reading, metrics: &[Metric]) {
             .num("load15", l.fifteen, 2);
     }
     for m in metrics {
-        if matches!(m.kind, Kind::Disk | Kind::Inode)
-            && let Some(v) = m.value
+        if matches!(
+            m.kind,
+            Kind::Disk | Kind::Inode | Kind::DiskEta | Kind::InodeEta
+        ) && let Some(v) = m.value
         {
             e = e.u64(&m.label, v as u64);
         }
@@ -41,6 +47,14 @@ pub fn sample_line(log: &mut Logger, r: &Reading, metrics: &[Metric]) {
     for (key, p) in ["psi_cpu", "psi_memory", "psi_io"]
         .iter()
         .zip(&r.host.pressure)
+    {
+        if let Some(p) = p {
+            e = e.num(key, p.some.avg10, 2);
+        }
+    }
+    for (key, p) in ["cgroup_psi_cpu", "cgroup_psi_memory", "cgroup_psi_io"]
+        .iter()
+        .zip(&r.cgroup_pressure)
     {
         if let Some(p) = p {
             e = e.num(key, p.some.avg10, 2);

@@ -1,11 +1,15 @@
 //! The `--once` status line, as the Nagios plugin guidelines want it: the state,
 //! what is not OK (worst first), then perfdata, one `label=value[unit];warn;crit`
 //! per metric. Labels are unique per mount (the config refuses two mounts with one
-//! label) and made of letters, digits and `_`, so none needs quoting. Load is the
+//! label) and made of letters, digits and `_`, so none needs quoting. A time left
+//! (`eta_root=5400s;21600:;3600:`) is worse when lower: its limits are the ranges
+//! `N:` of the guidelines (alert below N), and it is `U` while the disk is not
+//! filling. Load is the
 //! host's load average in the text as in perfdata. The whole line stays within
 //! 4,096 bytes, what the guidelines say Nagios reads of a plugin's output: a longer
 //! one keeps the state and the worst items, and says how many it left out.
 
+use crate::config::MemScope;
 use crate::judge::{Kind, Metric, Status};
 use crate::reading::Reading;
 use std::fmt::Write as _;
@@ -38,14 +42,17 @@ pub fn status_line(out: &mut String, metrics: &[Metric], r: &Reading) -> Status 
 /// The metrics that are not OK, worst first, as many as `MAX_TEXT` holds, then
 /// how many more there are.
 fn problems(out: &mut String, metrics: &[Metric], r: &Reading) {
-    let total = metrics.iter().filter(|m| m.raw != Status::Ok).count();
+    let told = |m: &&Metric| m.raw != Status::Ok && !(m.kind.is_eta() && m.raw == Status::Unknown);
+    let total = metrics.iter().filter(told).count();
     if total == 0 {
         out.push_str("all checks ok");
         return;
     }
+    // The time left of a mount that could not be read is not told apart: its
+    // disk is, with the reason.
     let worst_first = [Status::Critical, Status::Warning, Status::Unknown]
         .into_iter()
-        .flat_map(|want| metrics.iter().filter(move |m| m.raw == want));
+        .flat_map(|want| metrics.iter().filter(move |m| m.raw == want).filter(told));
     for (i, m) in worst_first.enumerate() {
         let mark = out.len();
         if i > 0 {
@@ -71,7 +78,8 @@ fn problems(out: &mut String, metrics: &[Metric], r: &Reading) {
 
 fn describe(out: &mut String, m: &Metric, r: &Reading) {
     let what = match m.kind {
-        Kind::Inode => "inodes",
+        Kind::Inode | Kind::InodeEta => "inodes",
+        Kind::DiskEta => "disk",
         k => k.name(),
     };
     out.push_str(what);
@@ -86,8 +94,15 @@ fn describe(out: &mut String, m: &Metric, r: &Reading) {
             let cpus = if r.ncpu == 1 { "cpu" } else { "cpus" };
             let _ = write!(out, " {one:.2} on {} {cpus}", r.ncpu);
         }
+        (Some(v), _) if m.kind.is_eta() => {
+            out.push_str(" full in ");
+            out.push_str(&crate::timefmt::fmt_span(v as u64));
+        }
         (Some(v), _) => {
             let _ = write!(out, " {v:.prec$}%", prec = m.kind.decimals());
+            if m.kind == Kind::Mem && r.mem_scope == MemScope::Cgroup {
+                out.push_str(" (cgroup)");
+            }
         }
         (None, Some(e)) => {
             out.push_str(" unknown (");
@@ -192,6 +207,8 @@ struct Perf<'a> {
     unit: &'static str,
     warn: Option<f64>,
     crit: Option<f64>,
+    /// Lower is worse: the limits are ranges `N:` (alert below N).
+    below: bool,
     rank: u8,
 }
 
@@ -207,25 +224,29 @@ fn items<'a>(metrics: &'a [Metric], r: &'a Reading) -> impl Iterator<Item = Perf
         unit: "",
         warn: load.and_then(|m| host(m.limits.warn)),
         crit: load.and_then(|m| host(m.limits.crit)),
+        below: false,
         rank: load.map_or(0, |m| m.raw.badness()),
     };
     let of = |m: &'a Metric| Perf {
         label: &m.label,
         value: m.value,
         decimals: m.kind.decimals(),
-        unit: "%",
+        unit: if m.kind.is_eta() { "s" } else { "%" },
         warn: m.limits.warn,
         crit: m.limits.crit,
+        below: m.kind.is_eta(),
         rank: m.raw.badness(),
     };
     let before = metrics
         .iter()
-        .filter(|m| m.kind != Kind::Inode && m.kind != Kind::Load);
+        .filter(|m| !matches!(m.kind, Kind::Inode | Kind::Load) && !m.kind.is_eta());
     let inodes = metrics.iter().filter(|m| m.kind == Kind::Inode);
+    let etas = metrics.iter().filter(|m| m.kind.is_eta());
     before
         .map(of)
         .chain(std::iter::once(load1))
         .chain(inodes.map(of))
+        .chain(etas.map(of))
 }
 
 impl Perf<'_> {
@@ -239,13 +260,16 @@ impl Perf<'_> {
             None => out.push('U'),
         }
         if self.warn.is_some() || self.crit.is_some() {
+            let below = if self.below { ":" } else { "" };
             out.push(';');
             if let Some(w) = self.warn {
                 push_limit(out, w);
+                out.push_str(below);
             }
             out.push(';');
             if let Some(c) = self.crit {
                 push_limit(out, c);
+                out.push_str(below);
             }
         }
     }
@@ -287,10 +311,25 @@ mod tests {
     use std::path::PathBuf;
 
     /// A host of 4 CPUs with load 6 and memory 50% used, watching `mounts`, each
-    /// used `Some(percent)` or unreadable (`None`); judged against `cfg`.
+    /// used `Some(percent)` or unreadable (`None`); judged against `cfg` (without
+    /// forecasts: see `a_filling_disk_says_when_it_is_full`).
     fn line(mut cfg: Config, mounts: &[(String, Option<u32>)]) -> (Status, String) {
+        cfg.thresholds.disk_eta = Limits::default();
+        cfg.thresholds.inode_eta = Limits::default();
+        line_filling(cfg, mounts, &[])
+    }
+
+    /// `line`, each mount's space running out in `etas` seconds (or not filling).
+    fn line_filling(
+        mut cfg: Config,
+        mounts: &[(String, Option<u32>)],
+        etas: &[Option<f64>],
+    ) -> (Status, String) {
         cfg.disk.mounts = mounts.iter().map(|(m, _)| PathBuf::from(m)).collect();
         let mut r = Reading::new(&cfg.disk.mounts);
+        for (d, eta) in r.disks.iter_mut().zip(etas) {
+            d.space.eta_s = *eta;
+        }
         r.host.stat = Ok(Default::default());
         r.host.mem = Ok(Default::default());
         r.host.load = Ok(LoadAvg {
@@ -391,6 +430,34 @@ mod tests {
                 "; {dropped} of 125 perfdata items left out (4096-byte limit)"
             )),
             "{text}"
+        );
+    }
+
+    /// A time left is told when it is at warn or worse, as a time; in perfdata it is
+    /// in seconds with the ranges of a lower-is-worse value, `U` while not filling
+    /// (or while its mount cannot be read: the disk says why, once).
+    #[test]
+    fn a_filling_disk_says_when_it_is_full() {
+        let mounts = [
+            ("/".to_string(), Some(50)),
+            ("/var".to_string(), Some(60)),
+            ("/srv".to_string(), Some(70)),
+            ("/gone".to_string(), None),
+        ];
+        let etas = [Some(2520.4), Some(20_000.0), None, Some(1.0)];
+        let (status, out) = line_filling(Config::default(), &mounts, &etas);
+        assert_eq!(status, Status::Critical);
+        assert_eq!(
+            out,
+            "SYSTEM-AGENT CRITICAL - disk / full in 42m, disk /var full in 5h33m, disk /gone \
+             unknown (cannot statvfs /gone: Input/output error), inodes /gone unknown (cannot \
+             statvfs /gone: Input/output error) | cpu=10.0%;80;90 mem=50.0%;85;95 \
+             disk_root=50%;85;95 disk_var=60%;85;95 disk_srv=70%;85;95 disk_gone=U;85;95 \
+             load1=6.00 inode_root=1%;90;97 inode_var=1%;90;97 inode_srv=1%;90;97 \
+             inode_gone=U;90;97 eta_root=2520s;21600:;3600: eta_var=20000s;21600:;3600: \
+             eta_srv=U;21600:;3600: eta_gone=U;21600:;3600: inode_eta_root=U;21600:;3600: \
+             inode_eta_var=U;21600:;3600: inode_eta_srv=U;21600:;3600: \
+             inode_eta_gone=U;21600:;3600:"
         );
     }
 

@@ -6,7 +6,8 @@
 //! TYPE; no per-sample timestamps.
 
 use crate::judge::{Kind, Metric};
-use crate::reading::Reading;
+use crate::procfs::pressure::Pressure;
+use crate::reading::{DiskReading, Reading};
 use crate::sample::{DiskUsage, PRESSURE_KINDS};
 use std::fmt::Write as _;
 
@@ -62,13 +63,14 @@ fn host(t: &mut Text, r: &Reading) {
         );
     }
     t.single("cpus", "Number of online CPUs.", r.ncpu as f64);
-    if let Some(p) = r.mem_percent {
+    if let Some(p) = r.host_mem_percent {
         t.single(
             "memory_used_ratio",
             "Memory in use (total minus available), share of the total (0-1).",
             ratio(p, 1),
         );
     }
+    cgroup(t, r);
     if let Some(p) = r.swap_percent {
         t.single(
             "swap_used_ratio",
@@ -82,6 +84,32 @@ fn host(t: &mut Text, r: &Reading) {
             t.line("load_average", &[("period", period)], v);
         }
     }
+}
+
+/// The agent's memory cgroup, when one was found: the share of its limit in use
+/// (of the host's memory without one), the limit, and its pressure.
+fn cgroup(t: &mut Text, r: &Reading) {
+    if let Some(p) = r.cgroup_mem_percent {
+        t.single(
+            "cgroup_memory_used_ratio",
+            "Memory the agent's cgroup uses without its inactive page cache, share of its \
+             limit (of the host's memory without one) (0-1).",
+            ratio(p, 1),
+        );
+    }
+    if let Ok(Some(limit)) = r.cgroup.as_ref().map(|g| g.limit) {
+        t.single(
+            "cgroup_memory_limit_bytes",
+            "The tightest memory limit of the agent's cgroup and the groups above it.",
+            limit as f64,
+        );
+    }
+    psi(
+        t,
+        "cgroup_pressure_avg10_ratio",
+        &r.cgroup_pressure,
+        "The agent's cgroup's pressure stall information: share of the last 10 s some or all of its tasks were stalled (0-1).",
+    );
 }
 
 fn disks(t: &mut Text, metrics: &[Metric], r: &Reading) {
@@ -108,6 +136,35 @@ fn disks(t: &mut Text, metrics: &[Metric], r: &Reading) {
     disk_bytes(t, r, "disk_size_bytes", size, |u| u.size_bytes);
     let avail = "Space available to unprivileged users (without the part reserved for root).";
     disk_bytes(t, r, "disk_avail_bytes", avail, |u| u.avail_bytes);
+    let space = "Seconds until the space is used up at the rate it filled over [disk] \
+                 forecast_window (absent while not filling).";
+    fill_eta(t, r, "disk_fill_eta_seconds", space, |d| d.space.eta_s);
+    let inodes = "Seconds until the inodes are used up at the rate they were used over [disk] \
+                  forecast_window (absent while not filling).";
+    fill_eta(t, r, "inode_fill_eta_seconds", inodes, |d| d.inodes.eta_s);
+}
+
+/// A forecast per watched mount that is filling; no family while none is.
+fn fill_eta(
+    t: &mut Text,
+    r: &Reading,
+    name: &str,
+    help: &str,
+    eta: fn(&DiskReading) -> Option<f64>,
+) {
+    let filling = || {
+        r.disks
+            .iter()
+            .filter(|d| d.usage.is_ok() && eta(d).is_some())
+    };
+    if filling().next().is_none() {
+        return;
+    }
+    t.gauge(name, help);
+    for d in filling() {
+        let mount = d.mount.to_string_lossy();
+        t.line(name, &[("mount", &mount)], eta(d).unwrap_or(0.0).round());
+    }
 }
 
 /// One figure in bytes per watched mount that could be read.
@@ -122,15 +179,21 @@ fn disk_bytes(t: &mut Text, r: &Reading, name: &str, help: &str, value: fn(&Disk
 }
 
 fn pressure(t: &mut Text, r: &Reading) {
-    if r.host.pressure.iter().all(Option::is_none) {
-        return;
-    }
-    let name = "pressure_avg10_ratio";
-    t.gauge(
-        name,
+    psi(
+        t,
+        "pressure_avg10_ratio",
+        &r.host.pressure,
         "Pressure stall information: share of the last 10 s some or all tasks were stalled (0-1).",
     );
-    for (kind, p) in PRESSURE_KINDS.iter().zip(&r.host.pressure) {
+}
+
+/// One family of pressure figures, when there are any.
+fn psi(t: &mut Text, name: &str, pressure: &[Option<Pressure>; 3], help: &str) {
+    if pressure.iter().all(Option::is_none) {
+        return;
+    }
+    t.gauge(name, help);
+    for (kind, p) in PRESSURE_KINDS.iter().zip(pressure) {
         let Some(p) = p else { continue };
         let some = ratio(p.some.avg10, 2);
         t.line(name, &[("resource", kind), ("kind", "some")], some);

@@ -205,12 +205,20 @@ impl Host {
                 over,
             ),
         };
+        let paths = match ini.paths {
+            "" => String::new(),
+            p => format!("{p}\n"),
+        };
         let text = format!(
-            "[agent]\n{agent}\n[paths]\n{proc}passwd = {passwd}\ngroup = {group}\n\n{thresholds}\
-             [disk]\nmounts = {mounts}\n\n[audit]\n{audit}\n{extra}",
+            "[agent]\n{agent}\n[paths]\n{proc}passwd = {passwd}\ngroup = {group}\n{paths}\n{thresholds}\
+             [disk]\nmounts = {mounts}\n{disk}\n[audit]\n{audit}\n{extra}",
             passwd = p("etc/passwd"),
             group = p("etc/group"),
             mounts = ini.mounts,
+            disk = match ini.disk {
+                "" => String::new(),
+                d => format!("{d}\n"),
+            },
             extra = ini.extra,
         );
         self.t.write(name, text)
@@ -313,11 +321,15 @@ pub struct Ini<'a> {
     pub thresholds: &'a str,
     /// The `[disk] mounts` value.
     pub mounts: &'a str,
+    /// Further `[disk]` lines (`forecast_window = ...`).
+    pub disk: &'a str,
     /// `Some(lines)`: the audit on (users all, `T/audit.log`, authpriv, 1M) with
     /// these lines over that; `None`: `bash_history = no`.
     pub audit: Option<&'a str>,
     /// Read this machine's `/proc` (no `[paths] proc`).
     pub real_proc: bool,
+    /// Further `[paths]` lines (`cgroup = ...`).
+    pub paths: &'a str,
     /// Further sections, as written.
     pub extra: &'a str,
 }

@@ -28,6 +28,7 @@ pub fn describe(n: &Notice) -> String {
             format!(" {one:.2} on {cpus} cpu{s}")
         }
         (Some(v), Kind::Load, None) => format!(" {v:.2} per cpu"),
+        (Some(v), k, _) if k.is_eta() => format!(" full in {}", crate::timefmt::fmt_span(v as u64)),
         (Some(v), k, _) => format!(" {v:.prec$}%", prec = k.decimals()),
         (None, _, _) => " unknown".to_string(),
     };

@@ -12,7 +12,10 @@ mod walk;
 use super::{Cx, Feature, stopping};
 use crate::config::Config;
 use crate::log::{Level, Logger};
+use crate::mounts::Mounts;
+use crate::reading::DiskReading;
 use crate::sys;
+use std::path::Path;
 use std::time::Duration;
 use walk::Summary;
 
@@ -66,6 +69,12 @@ impl Feature for Cleanup {
                 rule,
                 now_s,
                 disk_warn: cfg.thresholds.disk.warn,
+                disks: &cx.reading.disks,
+                eta_warn: cfg
+                    .thresholds
+                    .disk_eta
+                    .warn
+                    .or(cfg.thresholds.disk_eta.crit),
                 log: &mut *cx.log,
                 effects: &mut *cx.effects,
                 budget: &mut budget,
@@ -95,6 +104,15 @@ impl Feature for Cleanup {
     fn reload(&mut self, _old: &Config, _new: &Config) {
         self.memory.clear();
     }
+}
+
+/// `disk_filling`: the rate (bytes a second) at which the watched mount on the
+/// same mount as `path` is filling, when its forecast says it is; `None` when it
+/// is not filling or no watched mount (`[disk] mounts`) is there.
+fn filling_rate(mounts: &Mounts, disks: &[DiskReading], path: &Path) -> Option<f64> {
+    let mount = mounts.disk_on_same_mount(path)?;
+    let d = disks.iter().find(|d| d.mount == mount)?;
+    d.space.eta_s.and(d.space.rate)
 }
 
 /// What one cycle may spend on cleanup, over all rules.

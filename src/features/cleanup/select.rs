@@ -79,7 +79,7 @@ pub fn verdict(rule: &CleanupRule, kind: u32, name: &[u8], mtime: i64, now: i64)
     }
     match rule.when {
         When::Always => Verdict::Remove,
-        When::DiskHigh => Verdict::Candidate,
+        When::DiskHigh | When::DiskFilling => Verdict::Candidate,
     }
 }
 
@@ -92,6 +92,38 @@ pub fn at_or_above(mut st: FsStats, warn: Option<f64>, freed: u64) -> bool {
     st.bfree = st.bfree.saturating_add(blocks).min(st.blocks);
     st.bavail = st.bavail.saturating_add(blocks);
     DiskUsage::from_stats(&st).used_percent as f64 >= warn
+}
+
+/// Whether a filesystem with these figures, filling at `rate` bytes a second,
+/// runs out of space within `limit` seconds, counting `freed` bytes as already
+/// gone (what a dry run would have removed): `when = disk_filling` removes while
+/// this holds.
+pub fn filling(st: FsStats, rate: f64, limit: f64, freed: u64) -> bool {
+    let avail = st.bavail.saturating_mul(st.frsize).saturating_add(freed);
+    rate > 0.0 && avail as f64 <= rate * limit
+}
+
+/// When a rule acts on what it found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
+    /// Every candidate, now (`when = always`).
+    Always,
+    /// Oldest first while the filesystem is at or above this percentage.
+    High(Option<f64>),
+    /// Oldest first while the space left lasts at most `limit` seconds at `rate`.
+    Filling { rate: f64, limit: f64 },
+}
+
+impl Gate {
+    /// Whether a filesystem with these figures still calls for removals,
+    /// counting `freed` bytes as already gone.
+    pub fn calls_for(self, st: FsStats, freed: u64) -> bool {
+        match self {
+            Gate::Always => true,
+            Gate::High(warn) => at_or_above(st, warn, freed),
+            Gate::Filling { rate, limit } => filling(st, rate, limit, freed),
+        }
+    }
 }
 
 /// The identity of an entry as first seen, to check before removing it.
@@ -246,6 +278,24 @@ mod tests {
             !at_or_above(st, Some(1.0), u64::MAX),
             "freed is capped at the size"
         );
+    }
+
+    #[test]
+    fn filling_counts_the_time_left_and_what_a_dry_run_would_free() {
+        // 10 blocks of 1 KiB free: 10,240 bytes; at 100 bytes a second, 102.4 s.
+        let st = FsStats {
+            blocks: 100,
+            bfree: 10,
+            bavail: 10,
+            frsize: 1024,
+            ..FsStats::default()
+        };
+        assert!(filling(st, 100.0, 102.4, 0));
+        assert!(!filling(st, 100.0, 102.3, 0));
+        assert!(filling(st, 100.0, 112.4, 1000));
+        assert!(!filling(st, 100.0, 112.4, 1001));
+        assert!(!filling(st, 0.0, 1e9, 0), "not filling at all");
+        assert!(!filling(st, -5.0, 1e9, 0), "shrinking");
     }
 
     #[test]

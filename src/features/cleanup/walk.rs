@@ -17,16 +17,18 @@
 //! - Nothing under a root is ever opened for writing, renamed, chowned or chmodded.
 //! - The walk is iterative, at most `MAX_DEPTH` levels deep, with a small buffer per
 //!   level, and stops at a per-cycle entry and time budget or a stop signal; for
-//!   `when = disk_high` it keeps only the `MAX_CANDIDATES` oldest files, so memory
+//!   `when = disk_high` or `disk_filling` it keeps only the `MAX_CANDIDATES`
+//!   oldest files, so memory
 //!   stays bounded however large the tree.
 
-use super::select::{self, Candidate, Candidates, MAX_DEPTH, Seen, Verdict};
-use super::{Budget, Memory};
+use super::select::{self, Candidate, Candidates, Gate, MAX_DEPTH, Seen, Verdict};
+use super::{Budget, Memory, filling_rate};
 use crate::config::{CleanupRule, When};
 use crate::effects::{Effects, Outcome};
 use crate::error::{errno_name, errno_text};
 use crate::log::{Level, Logger};
 use crate::mounts::{Check, Mounts};
+use crate::reading::DiskReading;
 use crate::sys::{self, DirStream, EntryStat, FsStats};
 use crate::timefmt::fmt_age;
 use std::ffi::CString;
@@ -42,6 +44,11 @@ pub struct Ctx<'a, 'b> {
     pub now_s: i64,
     /// `[thresholds] disk_warn`.
     pub disk_warn: Option<f64>,
+    /// `when = disk_filling`: this cycle's watched mounts, whose forecasts say how
+    /// fast the mount holding a rule path fills, and the time left from which it
+    /// counts as filling (`[thresholds] disk_eta_warn`, else crit).
+    pub disks: &'a [DiskReading],
+    pub eta_warn: Option<f64>,
     pub log: &'a mut Logger,
     pub effects: &'a mut dyn Effects,
     pub budget: &'a mut Budget<'b>,
@@ -85,10 +92,18 @@ fn run_path(root_path: &Path, ctx: &mut Ctx) {
         Check::Answered(st) => Some(st),
         Check::Local => None,
     };
-    let disk_high = ctx.rule.when == When::DiskHigh;
-    if disk_high && known_low(probed, root_path, ctx) {
+    let when = ctx.rule.when;
+    if when == When::DiskHigh && known_low(probed, root_path, ctx) {
         return;
     }
+    let gate = match when {
+        When::Always => Gate::Always,
+        When::DiskHigh => Gate::High(ctx.disk_warn),
+        When::DiskFilling => match (filling_rate(ctx.mounts, ctx.disks, root_path), ctx.eta_warn) {
+            (Some(rate), Some(limit)) => Gate::Filling { rate, limit },
+            _ => return,
+        },
+    };
     let root = match Root::open(root_path) {
         Ok(r) => r,
         Err(e) => {
@@ -105,7 +120,7 @@ fn run_path(root_path: &Path, ctx: &mut Ctx) {
             return;
         }
     };
-    if disk_high && !root.high(ctx.disk_warn, 0) {
+    if gate != Gate::Always && !root.calls_for(gate, 0) {
         return;
     }
     let mut walk = Walk {
@@ -116,8 +131,8 @@ fn run_path(root_path: &Path, ctx: &mut Ctx) {
         candidates: Candidates::default(),
     };
     walk.run(ctx);
-    if disk_high {
-        walk.remove_oldest(ctx);
+    if gate != Gate::Always {
+        walk.remove_oldest(ctx, gate);
     }
 }
 
@@ -203,10 +218,11 @@ impl Root {
         Some(fd)
     }
 
-    /// Whether the filesystem holding the root is at or above `disk_warn`, counting
-    /// `freed` bytes as already gone (what a dry run would have removed).
-    fn high(&self, warn: Option<f64>, freed: u64) -> bool {
-        sys::fstatvfs(self.fd.as_raw_fd()).is_ok_and(|st| select::at_or_above(st, warn, freed))
+    /// Whether the filesystem holding the root still calls for removals by
+    /// `gate`, counting `freed` bytes as already gone (what a dry run would have
+    /// removed).
+    fn calls_for(&self, gate: Gate, freed: u64) -> bool {
+        sys::fstatvfs(self.fd.as_raw_fd()).is_ok_and(|st| gate.calls_for(st, freed))
     }
 }
 
@@ -412,14 +428,14 @@ impl Walk<'_> {
         }
     }
 
-    /// `disk_high`: removes the candidates oldest first while the filesystem stays
-    /// high, re-opening each one's directory from the root without following
-    /// symlinks.
-    fn remove_oldest(self, ctx: &mut Ctx) {
+    /// `disk_high`, `disk_filling`: removes the candidates oldest first while the
+    /// filesystem stays high (or filling), re-opening each one's directory from the
+    /// root without following symlinks.
+    fn remove_oldest(self, ctx: &mut Ctx, gate: Gate) {
         // What a dry run would have freed: it stops where the real run would.
         let mut projected = 0;
         for c in self.candidates.oldest_first() {
-            if !self.root.high(ctx.disk_warn, projected) || (ctx.budget.stop)() {
+            if !self.root.calls_for(gate, projected) || (ctx.budget.stop)() {
                 break;
             }
             let (dir, name) = match c.rel.iter().rposition(|&b| b == b'/') {
