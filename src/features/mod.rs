@@ -201,6 +201,38 @@ impl Cx<'_> {
     }
 }
 
+/// The proof that the directory the cycle's scan read is the agent's own procfs,
+/// for a feature that signals or acts on the processes it lists. Without it, one
+/// line says why (`what=` the feature, `effect=` what it then does not do), once
+/// until the reason changes: `refused` keeps the reason last said.
+pub fn own_proc(
+    cx: &mut Cx,
+    what: &str,
+    effect: &str,
+    refused: &mut Option<String>,
+    buf: &mut Vec<u8>,
+) -> Option<crate::ownproc::OwnProc> {
+    let dir = cx.scan.scanner.dir()?;
+    match crate::ownproc::prove(dir, sys::getpid(), buf) {
+        Ok(own) => {
+            *refused = None;
+            Some(own)
+        }
+        Err(why) => {
+            let why = why.to_string();
+            if refused.as_deref() != Some(why.as_str()) {
+                cx.log
+                    .error(crate::log::Level::Warn, what, &why)
+                    .path("path", &cx.cfg.paths.proc)
+                    .str("effect", effect)
+                    .emit();
+                *refused = Some(why);
+            }
+            None
+        }
+    }
+}
+
 /// Whether SIGTERM or SIGINT arrived.
 pub fn stopping(signals: Option<&Signals>) -> bool {
     signals.is_some_and(|s| s.stop_requested().is_some())

@@ -25,7 +25,7 @@ use crate::error::{errno_name, errno_text};
 use crate::features::reaper::guard::protected_pids;
 use crate::judge::{Kind, Status};
 use crate::log::Level;
-use crate::ownproc::{self, OwnProc};
+use crate::ownproc::OwnProc;
 use crate::procfs::parse_u64;
 use crate::procfs::pid::parse_pid_status;
 use crate::sys::{self, DirStream};
@@ -407,25 +407,8 @@ impl DeletedOpen {
     /// The proof that the scan's directory is the agent's own procfs; without it
     /// nothing is truncated, and that is said once.
     fn own_proc(&mut self, cx: &mut Cx) -> Option<OwnProc> {
-        let dir = cx.scan.scanner.dir()?;
-        match ownproc::prove(dir, sys::getpid(), &mut self.buf) {
-            Ok(own) => {
-                self.refused = None;
-                Some(own)
-            }
-            Err(why) => {
-                let why = why.to_string();
-                if self.refused.as_deref() != Some(why.as_str()) {
-                    cx.log
-                        .error(Level::Warn, "deleted_open", &why)
-                        .path("path", &cx.cfg.paths.proc)
-                        .str("effect", "nothing is truncated")
-                        .emit();
-                    self.refused = Some(why);
-                }
-                None
-            }
-        }
+        let effect = "nothing is truncated";
+        crate::features::own_proc(cx, "deleted_open", effect, &mut self.refused, &mut self.buf)
     }
 
     /// The real uid of `pid`, from its status (`None` once it exited).

@@ -33,7 +33,7 @@ use super::{Cx, Feature};
 use crate::config::Config;
 use crate::effects::{Effects, NotSent, Outcome, Target};
 use crate::log::Level;
-use crate::ownproc::{self, OwnProc};
+use crate::ownproc::OwnProc;
 use crate::scan::Proc;
 use crate::sys;
 use plan::{Act, Decision, StateClock};
@@ -201,25 +201,13 @@ impl Reaper {
     /// cycle. Without it the reaper only logs, and says why once: after a start or
     /// a reload, and when the reason changes.
     fn own_proc(&mut self, cx: &mut Cx) -> Option<OwnProc> {
-        let dir = cx.scan.scanner.dir()?;
-        match ownproc::prove(dir, sys::getpid(), &mut self.buf) {
-            Ok(own) => {
-                self.refused = None;
-                Some(own)
-            }
-            Err(why) => {
-                let why = why.to_string();
-                if self.refused.as_deref() != Some(why.as_str()) {
-                    cx.log
-                        .error(Level::Warn, "reaper", &why)
-                        .path("path", &cx.cfg.paths.proc)
-                        .str("effect", REFUSED_EFFECT)
-                        .emit();
-                    self.refused = Some(why);
-                }
-                None
-            }
-        }
+        crate::features::own_proc(
+            cx,
+            "reaper",
+            REFUSED_EFFECT,
+            &mut self.refused,
+            &mut self.buf,
+        )
     }
 
     /// Carries out one decision (unless already done, or `own` is missing: then
