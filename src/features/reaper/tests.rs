@@ -160,7 +160,7 @@ fn a_pid_whose_start_time_changed_is_not_signalled_and_says_so() {
         act: Act::Term,
         reason: "name sleep".into(),
     };
-    let own = ownproc::prove(
+    let own = crate::ownproc::prove(
         b.scan.scanner.dir().expect("scanned"),
         sys::getpid(),
         &mut Vec::new(),
