@@ -1,11 +1,12 @@
 //! SPEC §7: "a cycle without a process scan reads a handful of files and allocates
 //! nothing in steady state". A counting global allocator measures the cycles of a
-//! real `Agent` on a fixture /proc tree (log file, metrics file and state on, the
-//! watched mount and cleanup paths found local in the tree's mountinfo, the
-//! shipped cleanup rules' shape: `disk_high` with the disk below its limit, a
-//! history audited that does not grow, a task not due, an alert command with
-//! nothing to tell), after a few warm-up cycles have grown its buffers. The scan cycle is held to the
-//! same, and so is the service's `WATCHDOG=1` to systemd after each cycle.
+//! real `Agent` on a fixture /proc tree (log file, metrics file, status file and
+//! state on, the watched mount and cleanup paths found local in the tree's
+//! mountinfo, the shipped cleanup rules' shape: `disk_high` with the disk below
+//! its limit, a history audited that does not grow, a task not due, an alert
+//! command with nothing to tell), after a few warm-up cycles have grown its
+//! buffers. The scan cycle is held to the same, and so is the service's
+//! `WATCHDOG=1` to systemd after each cycle.
 
 mod common;
 
@@ -96,7 +97,7 @@ fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
     }
     let p = |r: &str| t.join(r).display().to_string();
     let text = format!(
-        "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n{agent}\n\
+        "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\nstatus_file = {}\n{agent}\n\
          [paths]\nproc = {}\npasswd = {}\n[disk]\nmounts = {}\n[audit]\nbash_history = yes\nusers = root\nlog_file = {}\n\
          [thresholds]\n{thresholds}\n\
          [alert]\ncommand = /bin/true\nmin_level = critical\n\
@@ -105,6 +106,7 @@ fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
         p("agent.log"),
         p("state"),
         p("metrics.prom"),
+        p("agent.status"),
         p("proc"),
         p("etc/passwd"),
         p(""),
@@ -154,6 +156,13 @@ fn a_cycle_without_a_scan_allocates_nothing() {
         !t.read("agent.log").contains("event=error"),
         "{}",
         t.read("agent.log")
+    );
+    // The status file was written by the cycles counted.
+    assert!(
+        t.read("agent.status")
+            .contains("\nline SYSTEM-AGENT OK - all checks ok | cpu=10.0%;"),
+        "{}",
+        t.read("agent.status")
     );
     // The audit looked at the history every cycle (its offset is saved).
     assert!(

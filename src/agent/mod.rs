@@ -22,6 +22,7 @@ use crate::features::audit::Audit;
 use crate::features::cleanup::Cleanup;
 use crate::features::metrics::MetricsFile;
 use crate::features::reaper::{self, Reaper};
+use crate::features::status::StatusFile;
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
 use crate::features::{Cx, Feature, Findings, Slot, Stats};
@@ -77,11 +78,12 @@ pub struct Features {
     pub tasks: Slot<Tasks>,
     pub alerts: Slot<Alerts>,
     pub metrics_file: Slot<MetricsFile>,
+    pub status_file: Slot<StatusFile>,
 }
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 7] {
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 8] {
         [
             &mut self.top,
             &mut self.reaper,
@@ -90,6 +92,7 @@ impl Features {
             &mut self.tasks,
             &mut self.alerts,
             &mut self.metrics_file,
+            &mut self.status_file,
         ]
     }
 }

@@ -1,7 +1,8 @@
 //! Features: what the agent does with a cycle's Reading beyond judging it (the
 //! top processes, the reaper, cleanup, the shell-history audit, the idle-time
-//! tasks, alerts, the metrics file). Each lives in one place and owns its state:
-//! what it remembers between cycles, its pure decisions, and its step. The loop
+//! tasks, alerts, the metrics and status files). Each lives in one place and
+//! owns its state: what it remembers between cycles, its pure decisions, and its
+//! step. The loop
 //! (`agent`) drives every feature through one small trait, `Feature`, and hands
 //! it a `Cx`: everything a step may use, and nothing else.
 //!
@@ -42,13 +43,15 @@
 //!    `Features::all` (reload, save, poll, tend and stop go through it), and one
 //!    line in `Agent::cycle` at its place in the order: sample → judge →
 //!    transitions → sample line → top → reaper → cleanup → audit → tasks →
-//!    alerts → metrics file → state.
+//!    alerts → metrics file → status file → state.
 
 pub mod alerts;
 pub mod audit;
 pub mod cleanup;
 pub mod metrics;
+mod outfile;
 pub mod reaper;
+pub mod status;
 pub mod tasks;
 pub mod top;
 

@@ -1,0 +1,360 @@
+//! The service's status file and `--status`, which repeats it to a monitoring
+//! system running as another user: the line and its exit status while the
+//! service cycles, CRITICAL once it stops, UNKNOWN for a file that is missing,
+//! unusable or not a regular file, every capability dropped first; and the real
+//! NRPE server running `--status` as user
+//! `nagios` for `check_nrpe`. Services, NRPE and children are this test's own,
+//! stopped by pid; files live in the test's temp dirs.
+
+mod common;
+
+use common::*;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `--status FILE`, bounded.
+fn status(file: &Path) -> Run {
+    run_bounded(&["--status", file.to_str().expect("a UTF-8 path")])
+}
+
+/// A host whose memory is at 96% (CRITICAL at once), CPU counters seeded so the
+/// service's first cycle reads the CPU at 10%.
+fn critical_host(tag: &str, interval: &'static str) -> Host {
+    let h = Host::new(tag).interval(interval);
+    h.mem(96);
+    h.seed_cpu(0, 0, Duration::from_secs(60));
+    h
+}
+
+/// `SYSTEM-AGENT CRITICAL - no cycle for Ns (is the service running?)`.
+fn is_stale_line(out: &str) -> bool {
+    out.strip_prefix("SYSTEM-AGENT CRITICAL - no cycle for ")
+        .and_then(|r| r.strip_suffix("s (is the service running?)\n"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[test]
+fn status_repeats_the_services_line_then_turns_critical_when_it_stops() {
+    let h = critical_host("status-service", "200ms");
+    let cfg = h.config(Ini::agent("top = 0"));
+    let agent = h.spawn(&cfg);
+    let file = h.path("agent.status");
+    // From the second cycle on the line stays the same (the fixture's CPU
+    // counters stand still).
+    h.wait_cycles(2);
+    let text = h.read("agent.status");
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("line "))
+        .expect("a line record")
+        .to_string();
+    assert!(
+        line.starts_with("SYSTEM-AGENT CRITICAL - mem 96.0%"),
+        "{text}"
+    );
+    assert!(text.starts_with("system-agent-status 1\nsaved "), "{text}");
+    assert!(
+        text.contains("\ninterval 200000000\nstate 2\nline "),
+        "{text}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o644);
+
+    let run = status(&file);
+    assert_eq!(
+        (run.out, run.code, run.err),
+        (format!("{line}\n"), 2, String::new())
+    );
+
+    assert_eq!(agent.stop(), 0);
+    // Stale after three intervals without a cycle.
+    let mut last = String::new();
+    let stale = wait_for(LIMIT, || {
+        let run = status(&file);
+        last = format!("{} {}", run.code, run.out);
+        run.code == 2 && is_stale_line(&run.out)
+    });
+    assert!(stale, "never stale: {last}");
+}
+
+#[test]
+fn a_one_shot_leaves_the_status_file_to_the_service() {
+    let h = critical_host("status-once", "200ms");
+    let cfg = h.config(Ini::default());
+    let run = h.once(&cfg, &[]);
+    assert_eq!(run.code, 2, "{}", run.out);
+    assert!(!h.path("agent.status").exists());
+}
+
+#[test]
+fn a_missing_unusable_or_odd_status_file_is_unknown() {
+    let h = Host::new("status-bad");
+    let p = |rel: &str| h.p(rel);
+    let unknown = |file: &str, what: &str, why: &str| {
+        format!("SYSTEM-AGENT UNKNOWN - {what} {file}: {why}\n")
+    };
+    let cases = [
+        (
+            p("missing"),
+            unknown(
+                &p("missing"),
+                "cannot read status file",
+                "No such file or directory",
+            ),
+        ),
+        (
+            h.write("garbage", "hello\n").display().to_string(),
+            unknown(
+                &p("garbage"),
+                "unusable status file",
+                "not a version 1 status file",
+            ),
+        ),
+        (
+            h.write("cut", "system-agent-status 1\nsaved 1\n")
+                .display()
+                .to_string(),
+            unknown(&p("cut"), "unusable status file", "truncated"),
+        ),
+        (
+            h.write("big", vec![b'x'; 20_000]).display().to_string(),
+            unknown(
+                &p("big"),
+                "cannot read status file",
+                "20000 bytes, over the 16384-byte limit",
+            ),
+        ),
+        (
+            p("proc"),
+            unknown(&p("proc"), "cannot read status file", "Is a directory"),
+        ),
+    ];
+    for (file, want) in cases {
+        let run = status(Path::new(&file));
+        assert_eq!((run.out, run.code), (want, 3), "{file}");
+    }
+    // A FIFO is not opened for reading (nothing blocks), a symlink not followed.
+    mkfifo(&h.path("fifo"));
+    let run = status(&h.path("fifo"));
+    let want = unknown(
+        &p("fifo"),
+        "cannot read status file",
+        "a FIFO, not a regular file",
+    );
+    assert_eq!((run.out, run.code), (want, 3));
+    std::os::unix::fs::symlink(h.path("garbage"), h.path("link")).unwrap();
+    let run = status(&h.path("link"));
+    let want = unknown(
+        &p("link"),
+        "cannot read status file",
+        "a symbolic link, not a regular file",
+    );
+    assert_eq!((run.out, run.code), (want, 3));
+    // A bad command line is UNKNOWN too, as a check's must be.
+    let run = run_bounded(&["--status", "--once"]);
+    assert_eq!(
+        (run.out.as_str(), run.code),
+        (
+            "SYSTEM-AGENT UNKNOWN - bad command line: --status takes no other option\n",
+            3
+        )
+    );
+}
+
+#[test]
+fn status_without_a_file_reads_the_default_path() {
+    let default = Path::new("/var/lib/aion/system_agent.status");
+    if default.exists() {
+        eprintln!("skipped: {} exists on this host", default.display());
+        return;
+    }
+    let run = run_bounded(&["--status"]);
+    assert_eq!(
+        (run.out.as_str(), run.code),
+        (
+            "SYSTEM-AGENT UNKNOWN - cannot read status file /var/lib/aion/system_agent.status: \
+             No such file or directory\n",
+            3
+        )
+    );
+}
+
+/// A fresh status file's text with this line and state.
+fn fresh(line: &str, state: u8) -> String {
+    format!(
+        "system-agent-status 1\nsaved {}\ninterval 60000000000\nstate {state}\nline {line}\nend\n",
+        now_ns()
+    )
+}
+
+#[test]
+fn status_drops_every_capability_before_it_reads() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let h = Host::new("status-caps");
+    // A file only its owner (nobody) may read: root reads it only through
+    // CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH, which --status must not hold.
+    let file = h.write(
+        "private.status",
+        fresh("SYSTEM-AGENT OK - all checks ok", 0),
+    );
+    chown(&file, 65534);
+    chmod(&file, 0o600);
+    let denied = format!(
+        "SYSTEM-AGENT UNKNOWN - cannot read status file {}: Permission denied\n",
+        file.display()
+    );
+    let run = status(&file);
+    assert_eq!(
+        (run.out.as_str(), run.code),
+        (denied.as_str(), 3),
+        "as root"
+    );
+
+    // A copy of the binary with the agent's file capabilities, run by nagios.
+    let copy = h.path("bin/system-agent");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(bin(), &copy).unwrap();
+    chmod(&copy, 0o755);
+    let caps = "cap_kill,cap_dac_read_search,cap_dac_override,cap_fowner+ep";
+    let set = Command::new("setcap").arg(caps).arg(&copy).status();
+    if !set.is_ok_and(|s| s.success()) {
+        eprintln!("skipped the file-capability half: setcap failed here");
+        return;
+    }
+    chown(&file, 0);
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=nagios", "--regid=nagios", "--clear-groups", "--"])
+        .arg(&copy)
+        .arg("--status")
+        .arg(&file);
+    let run = run_command(cmd);
+    assert_eq!(
+        (run.out.as_str(), run.code),
+        (denied.as_str(), 3),
+        "as nagios: {}",
+        run.err
+    );
+}
+
+/// The NRPE server on a loopback port, from a config of this test's own, run
+/// in the foreground as this test's child; stopped by its pid when dropped.
+struct Nrpe {
+    child: Child,
+    port: u16,
+}
+
+impl Nrpe {
+    /// Serves `command[system_agent]=COMMAND` as user nagios, without SSL.
+    fn start(dir: &Path, command: &str) -> Nrpe {
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port();
+            let cfg = dir.join("nrpe.cfg");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "server_address=127.0.0.1\nserver_port={port}\nallowed_hosts=127.0.0.1\n\
+                     nrpe_user=nagios\nnrpe_group=nagios\ndont_blame_nrpe=0\n\
+                     command_timeout=30\ncommand[system_agent]={command}\n"
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("/usr/sbin/nrpe")
+                .args(["-c", cfg.to_str().unwrap(), "-f", "-n"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nrpe (Debian package nagios-nrpe-server)");
+            let up = wait_for(LIMIT, || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    || !matches!(child.try_wait(), Ok(None))
+            });
+            if up && matches!(child.try_wait(), Ok(None)) {
+                return Nrpe { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("nrpe did not start on a loopback port");
+    }
+
+    /// `check_nrpe -c system_agent`: its output and exit code.
+    fn check(&self) -> (String, i32) {
+        let mut cmd = Command::new("/usr/lib/nagios/plugins/check_nrpe");
+        cmd.args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-n",
+            "-c",
+            "system_agent",
+        ]);
+        let run = run_command(cmd);
+        (run.out, run.code)
+    }
+}
+
+impl Drop for Nrpe {
+    fn drop(&mut self) {
+        stop_child(&mut self.child);
+    }
+}
+
+#[test]
+fn nrpe_runs_status_as_nagios_and_reports_the_service() {
+    if !is_root() {
+        eprintln!("skipped: NRPE switches to user nagios, which needs root");
+        return;
+    }
+    let h = critical_host("status-nrpe", "200ms");
+    let cfg = h.config(Ini::agent("top = 0"));
+    // What scripts/install ships for nagios: a copy of the binary anyone may run,
+    // without file capabilities.
+    let copy = h.path("bin/system-agent-status");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(bin(), &copy).unwrap();
+    chmod(&copy, 0o755);
+    let file = h.path("agent.status");
+    let nrpe = Nrpe::start(
+        h.path("").as_path(),
+        &format!("{} --status {}", copy.display(), file.display()),
+    );
+    // Not running yet: no status file.
+    let (out, code) = nrpe.check();
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.starts_with("SYSTEM-AGENT UNKNOWN - cannot read status file "),
+        "{out}"
+    );
+
+    let agent = h.spawn(&cfg);
+    h.wait_cycles(2);
+    let (out, code) = nrpe.check();
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.starts_with("SYSTEM-AGENT CRITICAL - mem 96.0%"),
+        "{out}"
+    );
+    // Through NRPE, the service's own line (the same from its second cycle on).
+    let text = h.read("agent.status");
+    assert!(text.contains(&format!("\nline {out}")), "{out}\n{text}");
+
+    assert_eq!(agent.stop(), 0);
+    let mut last = String::new();
+    let stale = wait_for(LIMIT, || {
+        let (out, code) = nrpe.check();
+        last = format!("{code} {out}");
+        code == 2 && is_stale_line(&out)
+    });
+    assert!(stale, "never stale through NRPE: {last}");
+}
