@@ -34,7 +34,8 @@ usage: system-agent [-c PATH | --config PATH] [--once] [--dry-run] [--check-conf
   --help               print this help
 
 Runs in the foreground. SIGHUP reloads the configuration and reopens log files;
-SIGTERM or SIGINT stop it (exit 0).
+SIGUSR1 logs event=status lines and rewrites the status file; SIGTERM or SIGINT
+stop it (exit 0).
 ";
 
 #[derive(Debug, Default)]
@@ -233,9 +234,11 @@ fn check_config(opts: &Options) -> ExitCode {
 
 fn run_once(opts: Options, cfg: Config) -> ExitCode {
     // SIGTERM or SIGINT (cron's, a monitor's timeout, Ctrl-C) ends a task or mailer
-    // this run waits for before it exits; SIGHUP changes nothing in a one-shot.
+    // this run waits for before it exits; SIGHUP and SIGUSR1 (the service's
+    // signals) change nothing in a one-shot.
     let signals = Signals::install().ok();
     crate::sys::ignore_signal(libc::SIGHUP);
+    crate::sys::ignore_signal(libc::SIGUSR1);
     let mut agent = Agent::new(opts, cfg, true);
     let locked = agent.take_lock();
     // A one-shot logs its start only when something is off (cron runs it every

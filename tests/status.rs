@@ -1,8 +1,8 @@
 //! The service's status file and `--status`, which repeats it to a monitoring
 //! system running as another user: the line and its exit status while the
 //! service cycles, CRITICAL once it stops, UNKNOWN for a file that is missing,
-//! unusable or not a regular file, every capability dropped first; and the real
-//! NRPE server running `--status` as user
+//! unusable or not a regular file, every capability dropped first; SIGUSR1's
+//! `event=status` lines; and the real NRPE server running `--status` as user
 //! `nagios` for `check_nrpe`. Services, NRPE and children are this test's own,
 //! stopped by pid; files live in the test's temp dirs.
 
@@ -240,6 +240,107 @@ fn status_drops_every_capability_before_it_reads() {
         "as nagios: {}",
         run.err
     );
+}
+
+#[test]
+fn sigusr1_logs_status_lines_and_rewrites_the_file_without_a_cycle() {
+    let h = critical_host("status-usr1", "1h");
+    let cfg = h.config(Ini {
+        agent: "top = 0",
+        extra: "[alert]\ncommand = /bin/true\n\n\
+                [task.never]\ncommand = /bin/true\nwhen_cpu_below = 0\n",
+        ..Ini::default()
+    });
+    let agent = h.spawn(&cfg);
+    h.must_see(" event=sample ", 1);
+    let file = h.path("agent.status");
+    assert!(wait_for(LIMIT, || file.exists()), "{}", h.log());
+    let before = h.read("agent.status");
+    std::fs::remove_file(&file).unwrap();
+
+    agent.signal(libc::SIGUSR1);
+    h.must_see("event=status feature=status_file", 1);
+    assert_eq!(
+        h.read("agent.status"),
+        before,
+        "the same cycle's file, again"
+    );
+    let lines: Vec<String> = h
+        .events(" event=status ")
+        .into_iter()
+        .map(|l| match l.split_once(" next_cycle_in=") {
+            // The agent's line: when the next cycle comes depends on the clock.
+            Some((head, tail)) => {
+                let rest = tail.split_once(' ').map_or("", |(_, r)| r);
+                format!("{head} next_cycle_in=* {rest}")
+            }
+            None => l,
+        })
+        .collect();
+    let pid = agent.pid();
+    let path = h.p("agent.status");
+    assert_eq!(
+        lines,
+        vec![
+            format!(
+                "level=info event=status overall=critical cycles=1 interval=1h next_cycle_in=* pid={pid}"
+            ),
+            "level=info event=status metric=cpu value=10.0 level=ok state=ok threshold=80 held=1 for_cycles=3".into(),
+            "level=info event=status metric=mem value=96.0 level=critical state=ok threshold=95 held=1 for_cycles=3".into(),
+            "level=info event=status feature=top active=no".into(),
+            "level=info event=status feature=reaper active=no".into(),
+            "level=info event=status feature=cleanup active=no".into(),
+            "level=info event=status feature=audit active=no".into(),
+            "level=info event=status feature=tasks active=yes tasks=1 next=never due_in=0 idle=0 idle_cycles=3".into(),
+            "level=info event=status feature=alerts active=yes alerting=0 cooling=0 retrying=0 deliveries=0".into(),
+            "level=info event=status feature=metrics_file active=no".into(),
+            format!("level=info event=status feature=status_file active=yes path={path} written=yes"),
+        ],
+        "{}",
+        h.log()
+    );
+    // No cycle ran for it (the next is an hour away), and nothing was reloaded.
+    assert_eq!(h.cycles(), 1);
+    assert_eq!(h.count(" event=reload "), 0);
+    assert_eq!(agent.stop(), 0);
+}
+
+#[test]
+fn sigusr1_neither_skips_nor_adds_cycles_and_a_one_shot_ignores_it() {
+    let h = Host::new("status-usr1-loop").interval("100ms");
+    let cfg = h.config(Ini::default());
+    let agent = h.spawn(&cfg);
+    h.wait_cycles(2);
+    for n in 1..=3 {
+        agent.signal(libc::SIGUSR1);
+        h.must_see("event=status feature=status_file", n);
+        h.wait_cycles(2);
+    }
+    assert_eq!(agent.stop(), 0);
+
+    // A --once run waiting for its task: SIGUSR1 (meant for the service) does not
+    // end it.
+    let flag = h.path("release");
+    let task = h.script(
+        "task.sh",
+        &format!("while [ ! -e {} ]; do sleep 0.05; done\n", flag.display()),
+    );
+    let cfg = h.config(Ini::extra(&format!(
+        "[task.wait]\ncommand = {task}\nidle_cycles = 0\nwhen_cpu_below = 100\n"
+    )));
+    let mut once = Command::new(bin())
+        .args(["-c", cfg.to_str().unwrap(), "--once"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    h.must_see(" event=task_start name=wait", 1);
+    signal(&once, libc::SIGUSR1);
+    std::fs::write(&flag, "").unwrap();
+    let exit = wait_exit(&mut once, LIMIT);
+    assert!(exit.code().is_some(), "ended by a signal: {exit}");
+    h.must_see(" event=task_done name=wait exit=0", 1);
 }
 
 /// The NRPE server on a loopback port, from a config of this test's own, run

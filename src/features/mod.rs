@@ -19,8 +19,9 @@
 //!    step), `save` (persist what changed), `reload` (a new config was accepted:
 //!    carry state over by name, forget what no longer applies), `reopen_logs`
 //!    (a log of its own, reopened on every SIGHUP: `audit/`), `users_loaded`
-//!    (what it derives from passwd), and `poll` / `tend` / `stop` for children
-//!    it runs. A feature is only stepped while the agent holds the state_dir lock.
+//!    (what it derives from passwd), `poll` / `tend` / `stop` for children it
+//!    runs, and `status` (its `event=status` line on SIGUSR1: its timers and
+//!    counts). A feature is only stepped while the agent holds the state_dir lock.
 //! 3. **Cx.** A step reads `cx.cfg`, `cx.reading` and `cx.metrics`, logs with
 //!    `cx.log`, shares the cycle's process scan (`cx.scan.this_cycle`), asks
 //!    `cx.mounts` whether a path's mount answers, names users with `cx.users`,
@@ -58,7 +59,7 @@ pub mod top;
 use crate::config::Config;
 use crate::effects::Effects;
 use crate::judge::Metric;
-use crate::log::Logger;
+use crate::log::{Event, Level, Logger};
 use crate::mounts::Mounts;
 use crate::passwd::Users;
 use crate::reading::Reading;
@@ -106,6 +107,12 @@ pub trait Feature {
 
     /// The agent stops: ends its children.
     fn stop(&mut self, _cx: &mut Cx) {}
+
+    /// SIGUSR1: one `event=status feature=NAME` line (`Cx::status`) with what it
+    /// keeps between cycles (timers, counts), when it has work.
+    fn status(&mut self, cx: &mut Cx) {
+        cx.status(self.name()).emit();
+    }
 }
 
 /// A feature and whether it has loaded what it saved (so it is loaded once, right
@@ -162,6 +169,23 @@ impl<F: Feature + ?Sized> Slot<F> {
     pub fn stop(&mut self, cx: &mut Cx) {
         self.f.stop(cx);
     }
+
+    /// Its `status` line; `active=no` when it has no work, and no more than
+    /// `active=yes` before it has loaded what it saved.
+    pub fn status(&mut self, cx: &mut Cx) {
+        if !self.f.wanted(cx) {
+            let name = self.f.name();
+            cx.log
+                .event(Level::Info, "status")
+                .str("feature", name)
+                .str("active", "no")
+                .emit();
+        } else if self.loaded {
+            self.f.status(cx);
+        } else {
+            cx.status(self.f.name()).emit();
+        }
+    }
 }
 
 /// What a step may use.
@@ -195,6 +219,14 @@ impl Cx<'_> {
     /// Waits `ms`, waking early for SIGTERM or SIGINT.
     pub fn pause(&self, ms: u64) {
         pause(self.signals, ms);
+    }
+
+    /// The start of a feature's `event=status` line: `feature=NAME active=yes`.
+    pub fn status(&mut self, name: &str) -> Event<'_> {
+        self.log
+            .event(Level::Info, "status")
+            .str("feature", name)
+            .str("active", "yes")
     }
 
     /// `--once` waiting for its children (see `wait_children`).

@@ -2,7 +2,8 @@
 //! state, when the cycle read the host and the interval (`report::status`),
 //! replaced whole each cycle, mode 0644, for `--status` to repeat to NRPE or
 //! cron running as another user. Only the service writes it: a `--once` run has
-//! its own line, and one beside the service must not speak for it.
+//! its own line, and one beside the service must not speak for it. SIGUSR1
+//! writes it again (the same cycle's line).
 
 use super::outfile::OutFile;
 use super::{Cx, Feature};
@@ -55,6 +56,18 @@ impl Feature for StatusFile {
 
     fn reload(&mut self, _old: &Config, new: &Config) {
         self.file.reload(new.agent.status_file.as_deref());
+    }
+
+    /// Says where it writes, and writes the last cycle's text again.
+    fn status(&mut self, cx: &mut Cx) {
+        let written = self.write(cx);
+        let cfg = cx.cfg;
+        let e = cx.status(self.name());
+        let e = match cfg.agent.status_file.as_deref() {
+            Some(p) => e.path("path", p),
+            None => e,
+        };
+        e.str("written", if written { "yes" } else { "no" }).emit();
     }
 }
 
