@@ -38,13 +38,15 @@ fn is_stale_line(out: &str) -> bool {
 
 #[test]
 fn status_repeats_the_services_line_then_turns_critical_when_it_stops() {
-    let h = critical_host("status-service", "200ms");
+    // Cycles a second apart: fresh for three seconds, so a loaded machine does not
+    // make the line stale between the file's write and the check.
+    let h = critical_host("status-service", "1s");
     let cfg = h.config(Ini::agent("top = 0"));
     let agent = h.spawn(&cfg);
     let file = h.path("agent.status");
     // From the second cycle on the line stays the same (the fixture's CPU
-    // counters stand still).
-    h.wait_cycles(2);
+    // counters stand still); the third's sample line follows the second's file.
+    h.wait_cycles(3);
     let text = h.read("agent.status");
     let line = text
         .lines()
@@ -57,7 +59,7 @@ fn status_repeats_the_services_line_then_turns_critical_when_it_stops() {
     );
     assert!(text.starts_with("system-agent-status 1\nsaved "), "{text}");
     assert!(
-        text.contains("\ninterval 200000000\nstate 2\nline "),
+        text.contains("\ninterval 1000000000\nstate 2\nline "),
         "{text}"
     );
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
@@ -78,6 +80,33 @@ fn status_repeats_the_services_line_then_turns_critical_when_it_stops() {
         run.code == 2 && is_stale_line(&run.out)
     });
     assert!(stale, "never stale: {last}");
+}
+
+#[test]
+fn the_status_file_is_readable_by_all_whatever_the_umask() {
+    use std::os::unix::process::CommandExt;
+    let h = critical_host("status-umask", "200ms");
+    let cfg = h.config(Ini::default());
+    let mut cmd = Command::new(bin());
+    cmd.arg("-c")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: umask(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let agent = Service::start(cmd);
+    h.wait_cycles(1);
+    let file = h.path("agent.status");
+    assert!(wait_for(LIMIT, || file.exists()), "{}", h.log());
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o644);
+    assert_eq!(agent.stop(), 0);
 }
 
 #[test]
@@ -417,7 +446,7 @@ fn nrpe_runs_status_as_nagios_and_reports_the_service() {
         eprintln!("skipped: NRPE switches to user nagios, which needs root");
         return;
     }
-    let h = critical_host("status-nrpe", "200ms");
+    let h = critical_host("status-nrpe", "1s");
     let cfg = h.config(Ini::agent("top = 0"));
     // What scripts/install ships for nagios: a copy of the binary anyone may run,
     // without file capabilities.
@@ -439,7 +468,8 @@ fn nrpe_runs_status_as_nagios_and_reports_the_service() {
     );
 
     let agent = h.spawn(&cfg);
-    h.wait_cycles(2);
+    // The line is the same from the second cycle on (see above).
+    h.wait_cycles(3);
     let (out, code) = nrpe.check();
     assert_eq!(code, 2, "{out}");
     assert!(
