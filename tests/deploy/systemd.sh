@@ -144,7 +144,6 @@ cat > "$T/agent.ini" <<INI
 [agent]
 log_file = $D/log/agent.log
 state_dir = $D/state
-status_file = $D/agent.status
 syslog = no
 [disk]
 mounts =
