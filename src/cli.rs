@@ -102,16 +102,16 @@ fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args
 
 pub fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let check = |a: &std::ffi::OsString| {
+    // A Nagios check (--once, --status) answers a bad command line as a check must.
+    let check = args.iter().any(|a| {
         let a = a.as_encoded_bytes();
         a == b"--once" || a == b"--status" || a.starts_with(b"--status=")
-    };
-    let once = args.iter().any(check);
+    });
     let a = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
             err!("system-agent: {e}\n\n{USAGE}");
-            if once {
+            if check {
                 out!("SYSTEM-AGENT UNKNOWN - bad command line: {e}");
                 return ExitCode::from(3);
             }

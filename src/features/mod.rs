@@ -2,9 +2,8 @@
 //! top processes, the reaper, cleanup, the shell-history audit, the idle-time
 //! tasks, alerts, the metrics and status files). Each lives in one place and
 //! owns its state: what it remembers between cycles, its pure decisions, and its
-//! step. The loop
-//! (`agent`) drives every feature through one small trait, `Feature`, and hands
-//! it a `Cx`: everything a step may use, and nothing else.
+//! step. The loop (`agent`) drives every feature through one small trait,
+//! `Feature`, and hands it a `Cx`: everything a step may use, and nothing else.
 //!
 //! # Adding a feature, say `[foo]`
 //!
@@ -173,17 +172,15 @@ impl<F: Feature + ?Sized> Slot<F> {
     /// Its `status` line; `active=no` when it has no work, and no more than
     /// `active=yes` before it has loaded what it saved.
     pub fn status(&mut self, cx: &mut Cx) {
-        if !self.f.wanted(cx) {
-            let name = self.f.name();
-            cx.log
+        match (self.f.wanted(cx), self.loaded) {
+            (true, true) => self.f.status(cx),
+            (true, false) => cx.status(self.f.name()).emit(),
+            (false, _) => cx
+                .log
                 .event(Level::Info, "status")
-                .str("feature", name)
+                .str("feature", self.f.name())
                 .str("active", "no")
-                .emit();
-        } else if self.loaded {
-            self.f.status(cx);
-        } else {
-            cx.status(self.f.name()).emit();
+                .emit(),
         }
     }
 }
