@@ -1,8 +1,9 @@
 //! The command line and the one exit point: argv → run → exit code.
 //!
 //! Exit codes. Service: 0 after SIGTERM/SIGINT, 78 (EX_CONFIG) for an invalid config,
-//! 1 for any other start-up failure. `--once`: 0 OK, 1 WARNING, 2 CRITICAL,
-//! 3 UNKNOWN (including an invalid config). `--check-config`: 0 valid, 78 invalid.
+//! 1 for any other start-up failure. `--once` and `--status`: 0 OK, 1 WARNING,
+//! 2 CRITICAL, 3 UNKNOWN (including an invalid config or command line).
+//! `--check-config`: 0 valid, 78 invalid.
 
 use crate::agent::{Agent, Options};
 use crate::config::{Config, DEFAULT_PATH};
@@ -15,6 +16,7 @@ pub const EX_CONFIG: u8 = 78;
 
 const USAGE: &str = "\
 usage: system-agent [-c PATH | --config PATH] [--once] [--dry-run] [--check-config] [--log-level LEVEL]
+       system-agent --status [FILE]
        system-agent --version | --help
 
   -c, --config PATH    configuration file (default /etc/aion/system_agent.ini;
@@ -24,11 +26,16 @@ usage: system-agent [-c PATH | --config PATH] [--once] [--dry-run] [--check-conf
   --dry-run            decide and log every action, perform none
   --check-config       validate, print the effective configuration, exit 0 (or 78)
   --log-level LEVEL    debug, info, warn or error (overrides [agent] log_level)
+  --status [FILE]      print the running service's last status line from its
+                       status file (default /var/lib/aion/system_agent.status)
+                       and exit with its state; CRITICAL when it is older than
+                       three intervals. Reads nothing else, holds no capability
   --version            print the version
   --help               print this help
 
 Runs in the foreground. SIGHUP reloads the configuration and reopens log files;
-SIGTERM or SIGINT stop it (exit 0).
+SIGUSR1 logs event=status lines and rewrites the status file; SIGTERM or SIGINT
+stop it (exit 0).
 ";
 
 #[derive(Debug, Default)]
@@ -38,14 +45,18 @@ struct Args {
     dry_run: bool,
     check_config: bool,
     log_level: Option<Level>,
+    /// `--status`, with its FILE when given.
+    status: Option<Option<PathBuf>>,
     version: bool,
     help: bool,
 }
 
 fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, String> {
     let mut a = Args::default();
-    let mut it = args.into_iter();
+    let mut it = args.into_iter().peekable();
+    let mut given = 0;
     while let Some(arg) = it.next() {
+        given += 1;
         let arg = arg
             .into_string()
             .map_err(|a| format!("argument is not valid UTF-8: {a:?}"))?;
@@ -68,31 +79,48 @@ fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args
             "--once" => a.once = true,
             "--dry-run" => a.dry_run = true,
             "--check-config" => a.check_config = true,
+            "--status" => {
+                let file = inline.clone().map(PathBuf::from).or_else(|| {
+                    it.next_if(|v| !v.as_encoded_bytes().starts_with(b"-"))
+                        .map(PathBuf::from)
+                });
+                a.status = Some(file);
+            }
             "--version" | "-V" => a.version = true,
             "--help" | "-h" => a.help = true,
             _ => return Err(format!("unknown argument \"{arg}\"")),
         }
-        if inline.is_some() && !matches!(name.as_str(), "--config" | "--log-level") {
+        if inline.is_some() && !matches!(name.as_str(), "--config" | "--log-level" | "--status") {
             return Err(format!("{name} takes no value"));
         }
+    }
+    if a.status.is_some() && given > 1 {
+        return Err("--status takes no other option".to_string());
     }
     Ok(a)
 }
 
 pub fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let once = args.iter().any(|a| a == "--once");
+    // A Nagios check (--once, --status) answers a bad command line as a check must.
+    let check = args.iter().any(|a| {
+        let a = a.as_encoded_bytes();
+        a == b"--once" || a == b"--status" || a.starts_with(b"--status=")
+    });
     let a = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
             err!("system-agent: {e}\n\n{USAGE}");
-            if once {
+            if check {
                 out!("SYSTEM-AGENT UNKNOWN - bad command line: {e}");
                 return ExitCode::from(3);
             }
             return ExitCode::from(1);
         }
     };
+    if let Some(file) = a.status {
+        return status(file);
+    }
     // The binary's file capabilities must never act for the user who runs it: none
     // is in effect until the config is known to be root's (`Agent::new`). Root is
     // left as it is.
@@ -140,6 +168,33 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `--status [FILE]`: every capability dropped first (root's too), then only the
+/// status file read, the safe way (no symlink, no FIFO, a size cap); its line
+/// printed and its state returned (see `report::status::verdict`).
+fn status(file: Option<PathBuf>) -> ExitCode {
+    use crate::report::status::{MAX, verdict};
+    use crate::sys;
+    // A stray SIGUSR1 or SIGHUP meant for the service must not end the check.
+    sys::ignore_signal(libc::SIGUSR1);
+    sys::ignore_signal(libc::SIGHUP);
+    if let Err(e) = sys::drop_capabilities() {
+        let e = crate::error::errno_text(&e);
+        out!("SYSTEM-AGENT UNKNOWN - cannot drop the capabilities: {e}");
+        return ExitCode::from(3);
+    }
+    let path = file
+        .or_else(|| crate::config::Agent::default().status_file)
+        .unwrap_or_default();
+    let mut buf = Vec::new();
+    let read = crate::files::read_file(&path, false, MAX, &mut buf)
+        .map(|_| &buf[..])
+        .map_err(|why| why.to_string());
+    let mut line = String::new();
+    let state = verdict(&mut line, &path.to_string_lossy(), read, sys::realtime_ns());
+    out!("{line}");
+    ExitCode::from(state as u8)
+}
+
 /// Clears the effective capabilities of a process that is not root and has any.
 fn caller_rights() -> std::io::Result<()> {
     use crate::sys;
@@ -179,9 +234,11 @@ fn check_config(opts: &Options) -> ExitCode {
 
 fn run_once(opts: Options, cfg: Config) -> ExitCode {
     // SIGTERM or SIGINT (cron's, a monitor's timeout, Ctrl-C) ends a task or mailer
-    // this run waits for before it exits; SIGHUP changes nothing in a one-shot.
+    // this run waits for before it exits; SIGHUP and SIGUSR1 (the service's
+    // signals) change nothing in a one-shot.
     let signals = Signals::install().ok();
     crate::sys::ignore_signal(libc::SIGHUP);
+    crate::sys::ignore_signal(libc::SIGUSR1);
     let mut agent = Agent::new(opts, cfg, true);
     let locked = agent.take_lock();
     // A one-shot logs its start only when something is off (cron runs it every
@@ -244,6 +301,24 @@ mod tests {
         assert_eq!(
             p(&["--log-level", "loud"]).unwrap_err(),
             "invalid log level \"loud\" (expected debug, info, warn or error)"
+        );
+    }
+
+    #[test]
+    fn status_takes_an_optional_file_and_nothing_else() {
+        assert_eq!(p(&["--status"]).unwrap().status, Some(None));
+        let file = Some(Some(PathBuf::from("/run/s")));
+        assert_eq!(p(&["--status", "/run/s"]).unwrap().status, file);
+        assert_eq!(p(&["--status=/run/s"]).unwrap().status, file);
+        let alone = "--status takes no other option";
+        assert_eq!(p(&["--status", "--once"]).unwrap_err(), alone);
+        assert_eq!(
+            p(&["-c", "/x.ini", "--status", "/run/s"]).unwrap_err(),
+            alone
+        );
+        assert_eq!(
+            p(&["--status", "/run/s", "/run/t"]).unwrap_err(),
+            "unknown argument \"/run/t\""
         );
     }
 }

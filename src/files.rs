@@ -340,8 +340,9 @@ const TMP_HEX: usize = 16;
 /// A file replaced whole on each write: the data goes to a new temporary file in the
 /// same directory, created exclusively (`O_EXCL`, so nothing planted under its name
 /// is ever opened, not even a symlink or FIFO), without blocking, under a name from
-/// the kernel's random pool, relative to the directory's descriptor; then it is
-/// fsync'd (on request) and renamed over the file. The names are built once, so a
+/// the kernel's random pool, relative to the directory's descriptor, with exactly
+/// its mode (whatever the umask); then it is fsync'd (on request) and renamed over
+/// the file. The names are built once, so a
 /// write in the cycle does not allocate.
 pub struct AtomicFile {
     pub path: PathBuf,
@@ -377,7 +378,11 @@ impl AtomicFile {
         let dir = dir.as_raw_fd();
         let fd = self.create_temp(dir)?;
         let tmp = CStr::from_bytes_with_nul(&self.tmp).map_err(|_| Why::Sys("use", einval()))?;
-        let mut result = sys::write_all(fd.as_raw_fd(), data).map_err(|e| Why::Sys("write", e));
+        // Its mode whatever the umask: a 0644 file is for readers of other users.
+        let mut result = sys::fchmod(fd.as_raw_fd(), self.mode).map_err(|e| Why::Sys("chmod", e));
+        if result.is_ok() {
+            result = sys::write_all(fd.as_raw_fd(), data).map_err(|e| Why::Sys("write", e));
+        }
         if sync && result.is_ok() {
             result = sys::fsync(fd.as_raw_fd()).map_err(|e| Why::Sys("write", e));
         }

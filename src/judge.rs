@@ -139,6 +139,19 @@ impl Hysteresis {
         self.reported = to as u8;
         (to != from).then_some((from, to))
     }
+
+    /// How many consecutive cycles (up to `for_cycles`) the reading has been at
+    /// the level `raw` by the count that decides: toward a change when `raw` is
+    /// not the reported level, holding it when it is; `None` for an unread cycle.
+    pub fn held(&self, raw: Status) -> Option<u32> {
+        match raw {
+            Status::Unknown => None,
+            Status::Ok => Some(self.down[0]),
+            Status::Warning if self.reported() == Status::Critical => Some(self.down[1]),
+            Status::Warning => Some(self.up[0]),
+            Status::Critical => Some(self.up[1]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,6 +453,38 @@ mod tests {
                 Some((Warning, Ok))
             ]
         );
+    }
+
+    #[test]
+    fn held_counts_toward_the_next_change() {
+        let mut h = Hysteresis::default();
+        let mut seen = Vec::new();
+        for raw in [
+            Warning, Warning, Warning, Critical, Unknown, Ok, Warning, Warning, Ok,
+        ] {
+            h.observe(raw, 3);
+            seen.push((h.reported(), h.held(raw)));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (Ok, Some(1)),
+                (Ok, Some(2)),
+                (Warning, Some(3)),
+                (Warning, Some(1)),
+                (Warning, None),
+                (Warning, Some(1)),
+                (Warning, Some(1)),
+                (Warning, Some(2)),
+                (Warning, Some(1)),
+            ]
+        );
+        // Down from CRITICAL, a WARNING reading counts toward WARNING.
+        let mut h = Hysteresis::default();
+        for raw in [Critical, Critical, Critical, Warning, Warning] {
+            h.observe(raw, 3);
+        }
+        assert_eq!((h.reported(), h.held(Warning)), (Critical, Some(2)));
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //!  → sample /proc and statvfs into the Reading → judge (levels, hysteresis)
 //!  → alert / recovered events → sample event
 //!  → top → reaper → cleanup → deleted-open files → audit → tasks → alerts
-//!  → metrics file → state_dir
+//!  → metrics file → status file → state_dir
 //! ```
 //!
 //! Each step after the sample line is a feature that owns its state

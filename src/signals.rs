@@ -1,10 +1,11 @@
 //! Signals wake the loop at once: each handler (installed by signal-hook) only sets a
 //! flag and writes a byte to a non-blocking pipe that the loop polls with the time
 //! to the next cycle as timeout (and SIGCHLD only writes the byte, so the loop reaps
-//! a child as soon as it exits). The loop decides what to do.
+//! a child as soon as it exits). The loop decides what to do: stop (SIGTERM,
+//! SIGINT), reload (SIGHUP), or say how it is (SIGUSR1).
 
 use crate::sys;
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,6 +14,7 @@ pub struct Signals {
     /// The number of the first SIGTERM or SIGINT, 0 until then.
     stop: Arc<AtomicUsize>,
     hup: Arc<AtomicBool>,
+    usr1: Arc<AtomicBool>,
     read: OwnedFd,
 }
 
@@ -25,12 +27,20 @@ impl Signals {
             signal_hook::flag::register_usize(sig, Arc::clone(&stop), sig as usize)?;
             signal_hook::low_level::pipe::register_raw(sig, write.try_clone()?)?;
         }
-        signal_hook::flag::register(SIGHUP, Arc::clone(&hup))?;
-        signal_hook::low_level::pipe::register_raw(SIGHUP, write.try_clone()?)?;
+        let usr1 = Arc::new(AtomicBool::new(false));
+        for (sig, flag) in [(SIGHUP, &hup), (SIGUSR1, &usr1)] {
+            signal_hook::flag::register(sig, Arc::clone(flag))?;
+            signal_hook::low_level::pipe::register_raw(sig, write.try_clone()?)?;
+        }
         // A child that exits wakes the loop to reap it (children get default
         // dispositions back before exec).
         signal_hook::low_level::pipe::register_raw(SIGCHLD, write)?;
-        Ok(Signals { stop, hup, read })
+        Ok(Signals {
+            stop,
+            hup,
+            usr1,
+            read,
+        })
     }
 
     /// The stop signal's name once SIGTERM or SIGINT arrived.
@@ -45,6 +55,11 @@ impl Signals {
     /// True once per SIGHUP (several before the loop looks count as one).
     pub fn take_hup(&self) -> bool {
         self.hup.swap(false, Ordering::SeqCst)
+    }
+
+    /// True once per SIGUSR1 (several before the loop looks count as one).
+    pub fn take_usr1(&self) -> bool {
+        self.usr1.swap(false, Ordering::SeqCst)
     }
 
     /// Sleeps up to `ms` or until a signal arrives.

@@ -1,7 +1,7 @@
 //! The performance budget: a cycle without a process scan reads a handful of
 //! files and allocates nothing in steady state. A counting global allocator
 //! measures the cycles of a
-//! real `Agent` on a fixture /proc tree (log file, metrics file and state on, the
+//! real `Agent` on a fixture /proc tree (log file, metrics file, status file and state on, the
 //! watched mount and cleanup paths found local in the tree's mountinfo, the
 //! shipped cleanup rules' shape: `disk_high` with the disk below its limit, the
 //! agent's memory cgroup read and the watched mount's forecast kept, a
@@ -108,7 +108,7 @@ fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
     }
     let p = |r: &str| t.join(r).display().to_string();
     let text = format!(
-        "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\n{agent}\n\
+        "[agent]\nlog_file = {}\nsyslog = no\nstate_dir = {}\nmetrics_file = {}\nstatus_file = {}\n{agent}\n\
          [paths]\nproc = {}\npasswd = {}\ncgroup = {}\n[disk]\nmounts = {}\n[audit]\nbash_history = yes\nusers = root\nlog_file = {}\n\
          [thresholds]\n{thresholds}\n\
          [alert]\ncommand = /bin/true\nmin_level = critical\n\
@@ -117,6 +117,7 @@ fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
         p("agent.log"),
         p("state"),
         p("metrics.prom"),
+        p("agent.status"),
         p("proc"),
         p("etc/passwd"),
         p("cg"),
@@ -168,6 +169,13 @@ fn a_cycle_without_a_scan_allocates_nothing() {
         !t.read("agent.log").contains("event=error"),
         "{}",
         t.read("agent.log")
+    );
+    // The status file was written by the cycles counted.
+    assert!(
+        t.read("agent.status")
+            .contains("\nline SYSTEM-AGENT OK - all checks ok | cpu=10.0%;"),
+        "{}",
+        t.read("agent.status")
     );
     // The audit looked at the history every cycle (its offset is saved).
     assert!(

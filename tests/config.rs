@@ -213,6 +213,7 @@ syslog_socket = /run/systemd/journal/dev-log
 syslog_facility = local3
 state_dir = /srv/state#1
 metrics_file = /var/lib/node_exporter/system_agent.prom
+status_file = /run/aion/agent.status
 dry_run = yes
 top = 12
 
@@ -499,9 +500,10 @@ fn interval_outside_10ms_to_24h_is_a_range_error() {
 
 #[test]
 fn log_file_and_metrics_file_take_an_absolute_path_or_empty_for_off() {
-    for key in ["log_file", "metrics_file"] {
+    for key in ["log_file", "metrics_file", "status_file"] {
         let get = |c: &Config| match key {
             "log_file" => c.agent.log_file.clone(),
+            "status_file" => c.agent.status_file.clone(),
             _ => c.agent.metrics_file.clone(),
         };
         assert_eq!(get(&val("agent", key, "")), None, "{key}");
@@ -521,7 +523,7 @@ fn log_file_and_metrics_file_reject_relative_paths() {
         bad("agent", "log_file", "agent.log"),
         "/etc/a.ini:2: agent.log_file: not an absolute path: \"agent.log\""
     );
-    for key in ["log_file", "metrics_file"] {
+    for key in ["log_file", "metrics_file", "status_file"] {
         rejects(
             "agent",
             key,
@@ -1573,11 +1575,12 @@ fn changed_keys_lists_exactly_the_differing_keys_in_file_order() {
     let c = ok("[disk]\nmounts = / /var\n\
                 [thresholds]\nswap_warn = 50\ncpu_crit = 91\n\
                 [agent]\nsyslog_facility = local0\ninterval = 5s\nmetrics_file = /m\n\
-                [paths]\nproc = /proc\n");
+                status_file =\n[paths]\nproc = /proc\n");
     let want = [
         "agent.interval",
         "agent.syslog_facility",
         "agent.metrics_file",
+        "agent.status_file",
         "thresholds.cpu_crit",
         "thresholds.swap_warn",
         "disk.mounts",

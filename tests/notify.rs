@@ -31,11 +31,13 @@ fn host(tag: &str, extra: &str) -> (TempDir, PathBuf) {
     t.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
     let p = |rel: &str| t.join(rel).display().to_string();
     let ini = format!(
-        "[agent]\ninterval = 200ms\nlog_file = {log}\nsyslog = no\nstate_dir = {state}\n\n\
+        "[agent]\ninterval = 200ms\nlog_file = {log}\nsyslog = no\nstate_dir = {state}\n\
+         status_file = {status}\n\n\
          [paths]\nproc = {proc}\npasswd = {passwd}\n\n[disk]\nmounts =\n\n\
          [audit]\nbash_history = no\n\n{extra}",
         log = p("agent.log"),
         state = p("state"),
+        status = p("agent.status"),
         proc = p("proc"),
         passwd = p("etc/passwd"),
     );

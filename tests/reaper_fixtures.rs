@@ -21,11 +21,18 @@ fn victim(h: &Host, name: &str) -> Child {
     let exe = h.path(&format!("bin/{name}"));
     std::fs::create_dir_all(h.path("bin")).expect("mkdir bin");
     std::fs::copy("/bin/sleep", &exe).expect("copy sleep");
-    Command::new(&exe)
-        .arg("1000")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn the victim")
+    // Another test thread's fork can hold the copy's descriptor open for a moment
+    // (until its exec closes it), so exec may say ETXTBSY: try again, bounded.
+    for _ in 0..100 {
+        match Command::new(&exe).arg("1000").stdin(Stdio::null()).spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("spawn the victim: {e}"),
+        }
+    }
+    panic!("spawn the victim: text file busy 100 times")
 }
 
 /// Ends the victim with SIGKILL and returns the signal that ended it: a fatal

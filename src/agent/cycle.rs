@@ -38,6 +38,7 @@ impl Agent {
         self.step(signals, |f| &mut f.alerts);
         self.stats.cycles += 1;
         self.step(signals, |f| &mut f.metrics_file);
+        self.step(signals, |f| &mut f.status_file);
         self.keep_state();
         self.end_cycle(started);
     }

@@ -1,11 +1,12 @@
 //! The agent: what every step shares (the config, the loggers, state_dir and its
 //! lock, the samplers, the Reading and the judged metrics, the effects) and the
 //! features, driven in `cycle.rs` by one short function that names the steps in
-//! order; `run.rs` runs it as the service loop or as one `--once` check, and
-//! `reload.rs` takes a new configuration on SIGHUP. Single-threaded and
-//! synchronous: the loop sleeps in `poll` on the signal pipe (and the output of
-//! its children) until the next cycle is due, so signals act at once and a slow
-//! cycle skips missed slots instead of bursting.
+//! order; `run.rs` runs it as the service loop or as one `--once` check;
+//! `reload.rs` takes a new configuration on SIGHUP, and `status.rs` says how it
+//! is on SIGUSR1. Single-threaded and synchronous: the loop sleeps in `poll` on
+//! the signal pipe (and the output of its children) until the next cycle is due,
+//! so signals act at once and a slow cycle skips missed slots instead of
+//! bursting.
 //!
 //! Each feature lives in `features/` (see its doc for how one is added); the
 //! loop drives them all through the `Feature` trait.
@@ -13,6 +14,7 @@
 mod cycle;
 mod reload;
 mod run;
+mod status;
 
 use crate::cgroup::{self, Cgroup};
 use crate::config::{Config, MemScope, Origin};
@@ -24,6 +26,7 @@ use crate::features::cleanup::Cleanup;
 use crate::features::deleted::DeletedOpen;
 use crate::features::metrics::MetricsFile;
 use crate::features::reaper::{self, Reaper};
+use crate::features::status::StatusFile;
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
 use crate::features::{Cx, Feature, Findings, Slot, Stats};
@@ -80,11 +83,13 @@ pub struct Features {
     pub tasks: Slot<Tasks>,
     pub alerts: Slot<Alerts>,
     pub metrics_file: Slot<MetricsFile>,
+    pub status_file: Slot<StatusFile>,
 }
 
 impl Features {
-    /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 8] {
+    /// Every feature, for what applies to all: reload, save, poll, tend, stop,
+    /// status.
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 9] {
         [
             &mut self.top,
             &mut self.reaper,
@@ -94,6 +99,7 @@ impl Features {
             &mut self.tasks,
             &mut self.alerts,
             &mut self.metrics_file,
+            &mut self.status_file,
         ]
     }
 }

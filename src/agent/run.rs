@@ -38,6 +38,9 @@ impl Agent {
                 self.reload();
                 notify.reloaded(&mut self.log);
             }
+            if signals.take_usr1() {
+                self.log_status(signals, next);
+            }
             let now = sys::monotonic_ns();
             if now >= next {
                 self.cycle(Some(signals));

@@ -38,6 +38,9 @@ section! {
         metrics_file: Option<PathBuf> = "", Optional(AbsPath),
             "Prometheus text file (node_exporter's textfile collector), rewritten each \
              cycle. Empty: off.";
+        status_file: Option<PathBuf> = "/var/lib/aion/system_agent.status", Optional(AbsPath),
+            "The service's last status line, rewritten each cycle (mode 0644) for \
+             --status, which NRPE or cron may run as another user. Empty: off.";
         dry_run: bool = "no", Flag,
             "Decide and log every action with dry_run=yes, perform none (--dry-run).";
         top: u32 = "5", Int(0, 100),

@@ -1,9 +1,9 @@
 //! Features: what the agent does with a cycle's Reading beyond judging it (the
 //! top processes, the reaper, cleanup, the shell-history audit, the idle-time
-//! tasks, alerts, the metrics file). Each lives in one place and owns its state:
-//! what it remembers between cycles, its pure decisions, and its step. The loop
-//! (`agent`) drives every feature through one small trait, `Feature`, and hands
-//! it a `Cx`: everything a step may use, and nothing else.
+//! tasks, alerts, the metrics and status files). Each lives in one place and
+//! owns its state: what it remembers between cycles, its pure decisions, and its
+//! step. The loop (`agent`) drives every feature through one small trait,
+//! `Feature`, and hands it a `Cx`: everything a step may use, and nothing else.
 //!
 //! # Adding a feature, say `[foo]`
 //!
@@ -18,8 +18,9 @@
 //!    step), `save` (persist what changed), `reload` (a new config was accepted:
 //!    carry state over by name, forget what no longer applies), `reopen_logs`
 //!    (a log of its own, reopened on every SIGHUP: `audit/`), `users_loaded`
-//!    (what it derives from passwd), and `poll` / `tend` / `stop` for children
-//!    it runs. A feature is only stepped while the agent holds the state_dir lock.
+//!    (what it derives from passwd), `poll` / `tend` / `stop` for children it
+//!    runs, and `status` (its `event=status` line on SIGUSR1: its timers and
+//!    counts). A feature is only stepped while the agent holds the state_dir lock.
 //! 3. **Cx.** A step reads `cx.cfg`, `cx.reading` and `cx.metrics`, logs with
 //!    `cx.log`, shares the cycle's process scan (`cx.scan.this_cycle`), asks
 //!    `cx.mounts` whether a path's mount answers, names users with `cx.users`,
@@ -42,21 +43,23 @@
 //!    `Features::all` (reload, save, poll, tend and stop go through it), and one
 //!    line in `Agent::cycle` at its place in the order: sample → judge →
 //!    transitions → sample line → top → reaper → cleanup → deleted-open files →
-//!    audit → tasks → alerts → metrics file → state.
+//!    audit → tasks → alerts → metrics file → status file → state.
 
 pub mod alerts;
 pub mod audit;
 pub mod cleanup;
 pub mod deleted;
 pub mod metrics;
+mod outfile;
 pub mod reaper;
+pub mod status;
 pub mod tasks;
 pub mod top;
 
 use crate::config::Config;
 use crate::effects::Effects;
 use crate::judge::Metric;
-use crate::log::Logger;
+use crate::log::{Event, Level, Logger};
 use crate::mounts::Mounts;
 use crate::passwd::Users;
 use crate::reading::Reading;
@@ -104,6 +107,12 @@ pub trait Feature {
 
     /// The agent stops: ends its children.
     fn stop(&mut self, _cx: &mut Cx) {}
+
+    /// SIGUSR1: one `event=status feature=NAME` line (`Cx::status`) with what it
+    /// keeps between cycles (timers, counts), when it has work.
+    fn status(&mut self, cx: &mut Cx) {
+        cx.status(self.name()).emit();
+    }
 }
 
 /// A feature and whether it has loaded what it saved (so it is loaded once, right
@@ -160,6 +169,21 @@ impl<F: Feature + ?Sized> Slot<F> {
     pub fn stop(&mut self, cx: &mut Cx) {
         self.f.stop(cx);
     }
+
+    /// Its `status` line; `active=no` when it has no work, and no more than
+    /// `active=yes` before it has loaded what it saved.
+    pub fn status(&mut self, cx: &mut Cx) {
+        match (self.f.wanted(cx), self.loaded) {
+            (true, true) => self.f.status(cx),
+            (true, false) => cx.status(self.f.name()).emit(),
+            (false, _) => cx
+                .log
+                .event(Level::Info, "status")
+                .str("feature", self.f.name())
+                .str("active", "no")
+                .emit(),
+        }
+    }
 }
 
 /// What a step may use.
@@ -193,6 +217,14 @@ impl Cx<'_> {
     /// Waits `ms`, waking early for SIGTERM or SIGINT.
     pub fn pause(&self, ms: u64) {
         pause(self.signals, ms);
+    }
+
+    /// The start of a feature's `event=status` line: `feature=NAME active=yes`.
+    pub fn status(&mut self, name: &str) -> Event<'_> {
+        self.log
+            .event(Level::Info, "status")
+            .str("feature", name)
+            .str("active", "yes")
     }
 
     /// `--once` waiting for its children (see `wait_children`).

@@ -1,10 +1,12 @@
 //! What an operator reads, all from one cycle's `Reading` and judged metrics (so
 //! every output shows the same numbers): the `sample` log line, the `--once`
 //! status line with perfdata (Nagios plugin style), and the Prometheus text file
-//! for node_exporter's textfile collector (`prometheus`).
+//! for node_exporter's textfile collector (`prometheus`), and the status file
+//! the service leaves for `--status` (`status`).
 
 mod nagios;
 mod prometheus;
+pub mod status;
 
 pub use nagios::status_line;
 pub use prometheus::{Extra, prometheus};

@@ -114,7 +114,7 @@ fn describe(out: &mut String, m: &Metric, r: &Reading) {
 }
 
 /// One status line: no line breaks, and no `|` that would start perfdata early.
-fn sanitize(out: &mut String, s: &str) {
+pub(super) fn sanitize(out: &mut String, s: &str) {
     out.extend(
         s.chars()
             .map(|c| if c.is_control() || c == '|' { '?' } else { c }),

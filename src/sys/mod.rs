@@ -407,6 +407,13 @@ pub fn drop_capabilities() -> io::Result<()> {
     }
 }
 
+/// Sets the mode of an open file to exactly `mode` (`fchmod(2)`), whatever the
+/// umask took away when it was created.
+pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor the caller owns.
+    cvt(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
 /// Truncates a file to zero length (the offset is unchanged: use it on a descriptor
 /// that has not been written through yet).
 pub fn ftruncate(fd: RawFd) -> io::Result<()> {

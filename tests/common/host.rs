@@ -180,6 +180,7 @@ impl Host {
                 ("log_file", p("agent.log")),
                 ("syslog", "no".to_string()),
                 ("state_dir", p("state")),
+                ("status_file", p("agent.status")),
             ],
             ini.agent,
         );
@@ -315,7 +316,8 @@ impl Host {
 /// fixture's paths. Lines in `agent` and `audit` replace or add keys.
 #[derive(Default, Clone, Copy)]
 pub struct Ini<'a> {
-    /// `[agent]` lines over interval, log_file, syslog = no and state_dir.
+    /// `[agent]` lines over interval, log_file, syslog = no, state_dir and
+    /// status_file.
     pub agent: &'a str,
     /// The `[thresholds]` body; no such section when empty.
     pub thresholds: &'a str,

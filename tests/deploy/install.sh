@@ -34,6 +34,26 @@ case "$caps" in *"cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill,cap_s
 cmp -s "$BIN" "$R/opt/aion/bin/system-agent" || fail "installed binary differs from $BIN"
 ok "installed: modes, owners, capabilities"
 
+# What NRPE's nagios (not in group aion) may run: --status, from the copy without
+# capabilities, on the status file that aion replaces in /var/lib/aion.
+check /var/lib/aion "775 0:$AION_GID"
+check /opt/aion/bin/system-agent-status "755 0:0"
+assert_eq "capabilities of system-agent-status" "" "$(getcap "$R/opt/aion/bin/system-agent-status")"
+cmp -s "$BIN" "$R/opt/aion/bin/system-agent-status" || fail "system-agent-status differs from $BIN"
+STATUS=$R/var/lib/aion/system_agent.status
+setpriv --reuid="$AION_UID" --regid="$AION_GID" --clear-groups sh -c \
+    'umask 022; printf "system-agent-status 1\nsaved %s\ninterval 10000000000\nstate 1\nline %s\nend\n" \
+        "$(date +%s%N)" "SYSTEM-AGENT WARNING - mem 90.0%" > "$1.new" && mv "$1.new" "$1"' sh "$STATUS" ||
+    fail "aion cannot replace a file in /var/lib/aion"
+nobody() { runuser -u nobody -- "$@"; }
+rc=0
+out=$(nobody "$R/opt/aion/bin/system-agent-status" --status "$STATUS") || rc=$?
+assert_eq "--status as nobody" "1 SYSTEM-AGENT WARNING - mem 90.0%" "$rc $out"
+if nobody "$R/opt/aion/bin/system-agent" --version >/dev/null 2>&1; then
+    fail "a user outside group aion may run the binary that has capabilities"
+fi
+ok "--status: aion replaces the status file, anyone runs system-agent-status (no capabilities) on it"
+
 before=$(snapshot)
 "$REPO/scripts/install" --root "$R" --binary "$BIN" 2>/dev/null
 assert_eq "tree after a second install" "$before" "$(snapshot)"

@@ -88,7 +88,9 @@ check /opt/aion/bin/system-agent "750 root:aion"
 check /etc/aion/system_agent.ini "640 root:aion"
 check /etc/aion/system_agent.d "755 root:root"
 check /var/log/aion "750 aion:aion"
+check /var/lib/aion "775 root:aion"
 check /var/lib/aion/system_agent "700 aion:aion"
+check /opt/aion/bin/system-agent-status "755 root:root"
 check /lib/systemd/system/system-agent.service "644 root:root"
 check /usr/share/man/man8/system-agent.8.gz "644 root:root"
 check /usr/share/man/man5/system_agent.ini.5.gz "644 root:root"
@@ -97,6 +99,7 @@ there /etc/logrotate.d/system_agent /usr/share/doc/system-agent/copyright \
     /usr/share/doc/system-agent/examples/supervisor/conf.d/system_agent.conf \
     /usr/share/doc/system-agent/examples/cron.d/system_agent
 assert_eq "capabilities" "$CAPS" "$(in_root getcap /opt/aion/bin/system-agent)"
+assert_eq "capabilities of system-agent-status" "" "$(in_root getcap /opt/aion/bin/system-agent-status)"
 IFS=: read -r _ _ uid _ _ home shell <<<"$(in_root getent passwd aion)"
 [ -n "$uid" ] && [ "$uid" -lt 1000 ] || fail "user aion: uid [$uid], not a system user"
 assert_eq "aion's home and shell" "/var/lib/aion /usr/sbin/nologin" "$home $shell"
@@ -105,7 +108,14 @@ assert_eq "conffiles" "/etc/aion/system_agent.ini /etc/logrotate.d/system_agent"
     "$(in_root dpkg-query -W -f='${Conffiles}' system-agent | awk 'NF { printf "%s%s", sep, $1; sep = " " }')"
 in_root chroot --userspec=aion:aion / /opt/aion/bin/system-agent --check-config >/dev/null ||
     fail "the installed agent, as aion, rejects the installed config"
-ok "install: files, modes, owners, capabilities, user aion, unit enabled"
+# The service's status file (aion may replace it), read by --status as a user
+# outside group aion.
+in_root chroot --userspec=aion:aion / sh -c 'printf "system-agent-status 1\nsaved %s\ninterval 10000000000\nstate 0\nline SYSTEM-AGENT OK - all checks ok\nend\n" "$(date +%s%N)" > /var/lib/aion/.s && mv /var/lib/aion/.s /var/lib/aion/system_agent.status' ||
+    fail "aion cannot replace a file in /var/lib/aion"
+rc=0
+out=$(in_root chroot --userspec=nobody:nogroup / /opt/aion/bin/system-agent-status --status) || rc=$?
+assert_eq "--status as nobody" "0 SYSTEM-AGENT OK - all checks ok" "$rc $out"
+ok "install: files, modes, owners, capabilities, user aion, unit enabled, --status for anyone"
 
 # man finds the pages; mandb as the shipped [task.mandb] runs it (as user man)
 # indexes them.

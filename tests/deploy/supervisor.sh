@@ -2,7 +2,8 @@
 # Supervisor: a real supervisord (private config, temp dir) runs the agent from the
 # shipped program section after `scripts/install --root`, with the paths moved by the
 # substitution documented in the README. RUNNING; restarted after kill -9; HUP
-# reloads; stop exits 0 within stopwaitsecs with event=stop; no child left;
+# reloads; the status file read by --status as another user; USR1 logs the
+# status lines; stop exits 0 within stopwaitsecs with event=stop; no child left;
 # nothing on stdout or stderr.
 source "$(dirname "$0")/lib.bash"
 setup supervisor
@@ -54,6 +55,27 @@ ok "restarted after kill -9 ($pid -> $pid2)"
 ctl signal HUP system_agent >/dev/null
 wait_until 30 "event=reload after supervisorctl signal HUP" grep -q "event=reload" "$LOG"
 ok "signal HUP reloads"
+
+# The service's status file, read by --status as a user outside group aion with
+# the copy that has no capabilities (as NRPE runs it), says what the file says.
+STATUS=$T/var/lib/aion/system_agent.status
+wait_until 30 "the status file" test -s "$STATUS"
+as_nobody_status() {  # one --status run whose file did not change meanwhile
+    local before
+    before=$(cat "$STATUS")
+    rc=0
+    out=$(runuser -u nobody -- "$T/opt/aion/bin/system-agent-status" --status "$STATUS") || rc=$?
+    [ "$before" = "$(cat "$STATUS")" ] && [ -n "$out" ]
+}
+wait_until 30 "a --status run over an unchanged file" as_nobody_status
+grep -qxF "line $out" "$STATUS" || fail "--status said [$out], the file: $(cat "$STATUS")"
+grep -qx "state $rc" "$STATUS" || fail "--status exited $rc, the file: $(cat "$STATUS")"
+assert_eq "status file mode and owner" "644 aion" "$(stat -c '%a %U' "$STATUS")"
+ok "--status as nobody: $out (exit $rc)"
+
+ctl signal USR1 system_agent >/dev/null
+wait_until 30 "event=status after supervisorctl signal USR1" grep -q "event=status feature=status_file" "$LOG"
+ok "signal USR1 logs the status lines"
 
 children=$(ps -o pid= --ppid "$pid2" | wc -l || true)
 assert_eq "children of the agent" 0 "$children"

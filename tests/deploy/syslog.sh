@@ -31,6 +31,7 @@ syslog = yes
 syslog_socket = $T/log.sock
 syslog_facility = local3
 state_dir = $T/state
+status_file = $T/agent.status
 top = 0
 [thresholds]
 mem_warn = 0

@@ -169,6 +169,39 @@ fn decide_one(
     }
 }
 
+/// What the records hold at a time, for the `event=status` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timers {
+    /// Metrics told at a level (not recovered since).
+    pub alerting: usize,
+    /// The soonest reminder of those (wall clock ns).
+    pub next_reminder_ns: Option<u64>,
+    /// Metrics with an alert sent within `cooldown`: the same alert again waits.
+    pub cooling: usize,
+    /// Metrics whose last delivery failed, waiting to try again.
+    pub retrying: usize,
+}
+
+/// What `told` holds at `now_ns` with this `cooldown_ns`.
+pub fn timers(told: &[Told], cooldown_ns: u64, now_ns: u64) -> Timers {
+    let mut out = Timers::default();
+    for t in told {
+        if t.level != 0 {
+            out.alerting += 1;
+            let at = t.at_ns.saturating_add(cooldown_ns);
+            out.next_reminder_ns = Some(out.next_reminder_ns.map_or(at, |n| n.min(at)));
+        }
+        let recent = |at: u64| at != 0 && at <= now_ns && now_ns - at < cooldown_ns;
+        if t.alert_at_ns.iter().any(|&at| recent(at)) {
+            out.cooling += 1;
+        }
+        if t.retry_at_ns > now_ns {
+            out.retrying += 1;
+        }
+    }
+    out
+}
+
 /// What was told per metric key, and when. A dry run keeps its own (it tells
 /// nobody, so it must not use up the real alert's cooldown).
 pub const KIND: StoreKind = StoreKind {
@@ -350,6 +383,34 @@ mod tests {
             );
             assert_eq!((n.len(), &t[0]), (usize::from(sent), &after), "row {i}");
         }
+    }
+
+    #[test]
+    fn timers_say_who_is_reminded_when_and_who_waits() {
+        const M: u64 = 60_000_000_000;
+        let told = |level, at_ns, alert_at_ns, retry_at_ns| Told {
+            key: "k".into(),
+            level,
+            at_ns,
+            alert_at_ns,
+            retry_at_ns,
+        };
+        let records = [
+            told(2, 100 * M, [10 * M, 100 * M], 0),
+            told(1, 80 * M, [80 * M, 0], 130 * M),
+            told(0, 90 * M, [20 * M, 50 * M], 0),
+            told(0, 0, [0, 0], 0),
+        ];
+        assert_eq!(
+            timers(&records, 60 * M, 129 * M),
+            Timers {
+                alerting: 2,
+                next_reminder_ns: Some(140 * M),
+                cooling: 2,
+                retrying: 1,
+            }
+        );
+        assert_eq!(timers(&[], 60 * M, 129 * M), Timers::default());
     }
 
     #[test]

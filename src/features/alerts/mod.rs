@@ -133,6 +133,28 @@ impl Feature for Alerts {
             .save(&decide::KIND, cx.log, |out| decide::format(out, told));
     }
 
+    /// `alerting=N [next_reminder_in=S] cooling=N retrying=N deliveries=N`: metrics
+    /// told at a level and the soonest reminder (seconds), those whose alert
+    /// waits out its `cooldown`, those waiting to retry a failed delivery, and
+    /// the deliveries running.
+    fn status(&mut self, cx: &mut Cx) {
+        let now = sys::realtime_ns();
+        let cooldown = cx.cfg.alert.cooldown.as_nanos() as u64;
+        let t = decide::timers(&self.told, cooldown, now);
+        let e = cx.status(self.name()).u64("alerting", t.alerting as u64);
+        let e = match t.next_reminder_ns {
+            Some(at) => e.u64(
+                "next_reminder_in",
+                at.saturating_sub(now).div_ceil(1_000_000_000),
+            ),
+            None => e,
+        };
+        e.u64("cooling", t.cooling as u64)
+            .u64("retrying", t.retrying as u64)
+            .u64("deliveries", self.deliveries.len() as u64)
+            .emit();
+    }
+
     fn poll(&self, set: &mut PollSet) {
         for d in &self.deliveries {
             set.add_child(&d.child);

@@ -129,3 +129,39 @@ fn other_names_are_told_but_never_truncated() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_status_lists_deleted_files_held_open_even_below_disk_warn() {
+    let mut b = bench("deleted-status", "");
+    let mut child = holder(&b);
+    let pid = child.id();
+    let mut feature = DeletedOpen::default();
+    at(&mut b, Status::Ok);
+    feature.step(&mut b.cx());
+    feature.status(&mut b.cx());
+    let path = b.dir.join("held.log").display().to_string();
+    let mount = b.dir.display().to_string();
+    let lines = b.events("status");
+    let ours: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(&format!(" pid={pid} ")))
+        .collect();
+    assert_eq!(
+        ours,
+        [&format!(
+            "level=info event=status feature=deleted_open mount={mount} pid={pid} name=sleep \
+             fd=0 bytes=1048576 path={path}"
+        )]
+    );
+    assert!(
+        lines[0].starts_with(
+            "level=info event=status feature=deleted_open active=yes full_mounts=0 files="
+        ),
+        "{lines:?}"
+    );
+    // A status neither tells nor truncates.
+    assert_eq!(b.events("deleted_open"), Vec::<String>::new());
+    assert_eq!(b.effects.take(), vec![]);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -121,6 +121,33 @@ impl Feature for Reaper {
         self.refused = None;
     }
 
+    /// `pending=N [next_kill_in=S] tracked=N settled=N`: SIGTERMs waiting for
+    /// `grace` and when the first runs out (seconds; the SIGKILL goes at the
+    /// cycle after), processes whose time in their state is being counted, and
+    /// processes already dealt with.
+    fn status(&mut self, cx: &mut Cx) {
+        let now = sys::realtime_ns();
+        let grace = cx.cfg.reaper.grace.as_nanos() as u64;
+        let next = self
+            .pending
+            .iter()
+            .map(|p| p.sent_ns.saturating_add(grace))
+            .min();
+        let e = cx
+            .status(self.name())
+            .u64("pending", self.pending.len() as u64);
+        let e = match next {
+            Some(at) => e.u64(
+                "next_kill_in",
+                at.saturating_sub(now).div_ceil(1_000_000_000),
+            ),
+            None => e,
+        };
+        e.u64("tracked", self.clock.since.len() as u64)
+            .u64("settled", self.settled.len() as u64)
+            .emit();
+    }
+
     /// `--once`: what the next run needs to go on counting and escalating.
     fn save(&mut self, cx: &mut Cx, _force: bool) {
         if !cx.once {

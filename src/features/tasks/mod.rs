@@ -132,6 +132,30 @@ impl Feature for Tasks {
         self.changed(cx);
     }
 
+    /// `tasks=N [running=NAME pid=PID] [next=NAME due_in=S idle=K idle_cycles=M]`:
+    /// the task running, and the one due soonest beside it (`due_in=0`: due,
+    /// waiting for its idle cycles), in seconds.
+    fn status(&mut self, cx: &mut Cx) {
+        let now = sys::realtime_ns();
+        let tasks = &cx.cfg.tasks;
+        let running = self.running.as_ref();
+        let next = schedule::soonest(tasks, &self.states, running.map(|r| r.name.as_str()), now);
+        let e = cx.status(self.name()).u64("tasks", tasks.len() as u64);
+        let e = match running {
+            Some(r) => e.str("running", &r.name).i64("pid", r.child.pid as i64),
+            None => e,
+        };
+        let e = match next {
+            Some((i, at)) => e
+                .str("next", &tasks[i].name)
+                .u64("due_in", at.saturating_sub(now).div_ceil(1_000_000_000))
+                .u64("idle", u64::from(self.states[i].idle))
+                .u64("idle_cycles", u64::from(tasks[i].idle_cycles)),
+            None => e,
+        };
+        e.emit();
+    }
+
     /// Stops a running task with the agent: every child is reaped before exit.
     fn stop(&mut self, cx: &mut Cx) {
         if let Some(mut r) = self.running.take() {

@@ -87,14 +87,45 @@ pub fn forget_future(states: &mut [TaskState], now_ns: u64) {
 /// its last success; and not retried sooner than `RETRY_AFTER` (or `every`) after
 /// a failed start. A time in the future counts as never.
 pub fn is_due(t: &Task, s: &TaskState, now_ns: u64) -> bool {
+    now_ns >= due_at(t, s, now_ns)
+}
+
+/// When `t` is due (wall clock ns), as `is_due` decides at `now_ns`: `every`
+/// after its last success (never succeeded: at once), and not before
+/// `RETRY_AFTER` (or `every`) after a failed start.
+pub fn due_at(t: &Task, s: &TaskState, now_ns: u64) -> u64 {
     let (success, attempt) = (
         past(s.last_success_ns, now_ns),
         past(s.last_attempt_ns, now_ns),
     );
-    let since = |at: u64| Duration::from_nanos(now_ns.saturating_sub(at));
-    let succeeded_long_ago = success == 0 || since(success) >= t.every;
-    let failed_recently = attempt > success && since(attempt) < t.every.min(RETRY_AFTER);
-    succeeded_long_ago && !failed_recently
+    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let after_success = match success {
+        0 => 0,
+        at => at.saturating_add(ns(t.every)),
+    };
+    let after_failure = if attempt > success {
+        attempt.saturating_add(ns(t.every.min(RETRY_AFTER)))
+    } else {
+        0
+    };
+    after_success.max(after_failure)
+}
+
+/// The task due soonest, but `running` (by name), if any: its index and when it
+/// is due.
+pub fn soonest(
+    tasks: &[Task],
+    states: &[TaskState],
+    running: Option<&str>,
+    now_ns: u64,
+) -> Option<(usize, u64)> {
+    tasks
+        .iter()
+        .zip(states)
+        .enumerate()
+        .filter(|(_, (t, _))| Some(t.name.as_str()) != running)
+        .map(|(i, (t, s))| (i, due_at(t, s, now_ns)))
+        .min_by_key(|&(_, at)| at)
 }
 
 /// The first task that is due and has had its idle cycles, if any.
@@ -229,6 +260,55 @@ mod tests {
         assert!(is_due(&t, &s, 4600 * S));
         let short = task(60, 20.0, 0);
         assert!(is_due(&short, &s, 1060 * S));
+    }
+
+    #[test]
+    fn due_at_is_when_is_due_turns_true() {
+        let tasks = [task(3600, 20.0, 0), task(60, 20.0, 0)];
+        let rows = [
+            (0, 0),
+            (1000 * S, 1000 * S),
+            (0, 1000 * S),
+            (1000 * S, 2000 * S),
+        ];
+        for (success, attempt) in rows {
+            for t in &tasks {
+                let s = TaskState {
+                    last_success_ns: success,
+                    last_attempt_ns: attempt,
+                    ..TaskState::default()
+                };
+                let now = 5000 * S;
+                let at = due_at(t, &s, now);
+                for probe in [at.saturating_sub(1), at, at + 1] {
+                    let probe = probe.max(attempt);
+                    assert_eq!(
+                        is_due(t, &s, probe),
+                        probe >= at,
+                        "{success} {attempt} {probe}"
+                    );
+                }
+            }
+        }
+        // Never run: due at once; run a minute ago: due `every` after; failed
+        // a minute ago: an hour after (or `every`, if shorter).
+        let s = |success, attempt| TaskState {
+            last_success_ns: success,
+            last_attempt_ns: attempt,
+            ..TaskState::default()
+        };
+        assert_eq!(due_at(&tasks[0], &s(0, 0), 100 * S), 0);
+        assert_eq!(due_at(&tasks[0], &s(40 * S, 40 * S), 100 * S), 3640 * S);
+        assert_eq!(due_at(&tasks[0], &s(0, 40 * S), 100 * S), 3640 * S);
+        assert_eq!(due_at(&tasks[1], &s(0, 40 * S), 100 * S), 100 * S);
+        let mut named = tasks.clone();
+        named[1].name = "u".into();
+        let states = [s(40 * S, 40 * S), s(0, 0)];
+        assert_eq!(soonest(&named, &states, None, 100 * S), Some((1, 0)));
+        assert_eq!(
+            soonest(&named, &states, Some("u"), 100 * S),
+            Some((0, 3640 * S))
+        );
     }
 
     /// Times in the future count as never, in the decision and in the state saved
