@@ -98,6 +98,11 @@ pub trait Feature {
     /// Its running children: descriptors to wake for and the next deadline.
     fn poll(&self, _set: &mut PollSet) {}
 
+    /// What its descriptors in `set` reported on the wake-up just ended (read
+    /// before `tend`; for a descriptor whose event is used up by the poll that
+    /// reports it, as a PSI trigger's is).
+    fn woke(&mut self, _set: &PollSet) {}
+
     /// Looks after its children after a wake-up (output, timeouts, exits).
     fn tend(&mut self, _cx: &mut Cx) {}
 
@@ -150,6 +155,10 @@ impl<F: Feature + ?Sized> Slot<F> {
 
     pub fn poll(&self, set: &mut PollSet) {
         self.f.poll(set);
+    }
+
+    pub fn woke(&mut self, set: &PollSet) {
+        self.f.woke(set);
     }
 
     pub fn tend(&mut self, cx: &mut Cx) {
@@ -277,9 +286,11 @@ impl Findings {
 }
 
 /// What the service loop sleeps on between cycles: the descriptors of running
-/// children (their output) and the earliest deadline among them.
+/// children (their output), of a victim waiting to exit (its pidfd) and of a PSI
+/// trigger, and the earliest deadline among their owners; after the sleep, what
+/// each descriptor reported.
 pub struct PollSet {
-    fds: [RawFd; 7],
+    pfds: [libc::pollfd; 7],
     n: usize,
     /// Monotonic ns to wake at, at the latest.
     pub until: u64,
@@ -287,8 +298,13 @@ pub struct PollSet {
 
 impl PollSet {
     pub fn new(until: u64) -> PollSet {
+        let none = libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        };
         PollSet {
-            fds: [-1; 7],
+            pfds: [none; 7],
             n: 0,
             until,
         }
@@ -301,29 +317,45 @@ impl PollSet {
         c.poll_fds().for_each(|fd| self.add_fd(fd));
     }
 
-    /// A descriptor to wake for (beyond the first seven, the deadline still holds).
+    /// A descriptor to wake for when it is readable (beyond the first seven, the
+    /// deadline still holds).
     pub fn add_fd(&mut self, fd: RawFd) {
-        if self.n < self.fds.len() {
-            self.fds[self.n] = fd;
+        self.add(fd, libc::POLLIN);
+    }
+
+    /// A descriptor to wake for when it has urgent data (`POLLPRI`: a PSI trigger
+    /// that fired).
+    pub fn add_urgent(&mut self, fd: RawFd) {
+        self.add(fd, libc::POLLPRI);
+    }
+
+    fn add(&mut self, fd: RawFd, events: i16) {
+        if self.n < self.pfds.len() {
+            self.pfds[self.n] = libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            };
             self.n += 1;
         }
     }
 
-    pub fn fds(&self) -> &[RawFd] {
-        &self.fds[..self.n]
+    /// The descriptors, for `poll(2)`, which leaves each one's `revents`.
+    pub fn polled(&mut self) -> &mut [libc::pollfd] {
+        &mut self.pfds[..self.n]
     }
 
-    /// Sleeps up to `ms` or until a descriptor is readable (no signal pipe).
-    fn wait(&self, ms: i32) {
-        let mut pfds = [libc::pollfd {
-            fd: -1,
-            events: libc::POLLIN,
-            revents: 0,
-        }; 7];
-        for (p, &fd) in pfds.iter_mut().zip(self.fds()) {
-            p.fd = fd;
-        }
-        sys::poll(&mut pfds[..self.n], ms);
+    /// What `fd` reported in the last poll (0: nothing, or not in the set).
+    pub fn revents(&self, fd: RawFd) -> i16 {
+        self.pfds[..self.n]
+            .iter()
+            .find(|p| p.fd == fd)
+            .map_or(0, |p| p.revents)
+    }
+
+    /// Sleeps up to `ms` or until a descriptor is ready (no signal pipe).
+    fn wait(&mut self, ms: i32) {
+        sys::poll(self.polled(), ms);
     }
 }
 
