@@ -17,10 +17,11 @@
 //! loop and in a `--once` run:
 //!
 //! ```text
-//! wake (poll on the signal pipe and children, timeout = time to the next cycle)
+//! wake (poll on the signal pipe, children and a PSI trigger, timeout = time to
+//!       the next cycle or to a feature's deadline)
 //!  → sample /proc and statvfs into the Reading → judge (levels, hysteresis)
 //!  → alert / recovered events → sample event
-//!  → top → reaper → cleanup → audit → tasks → alerts → metrics file
+//!  → top → relief → reaper → cleanup → audit → tasks → alerts → metrics file
 //!  → state_dir
 //! ```
 //!

@@ -22,6 +22,7 @@ use crate::features::audit::Audit;
 use crate::features::cleanup::Cleanup;
 use crate::features::metrics::MetricsFile;
 use crate::features::reaper::{self, Reaper};
+use crate::features::relief::Relief;
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
 use crate::features::{Cx, Feature, Findings, Slot, Stats};
@@ -71,6 +72,7 @@ impl Options {
 #[derive(Default)]
 pub struct Features {
     pub top: Slot<Top>,
+    pub relief: Slot<Relief>,
     pub reaper: Slot<Reaper>,
     pub cleanup: Slot<Cleanup>,
     pub audit: Slot<Audit>,
@@ -81,9 +83,10 @@ pub struct Features {
 
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 7] {
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 8] {
         [
             &mut self.top,
+            &mut self.relief,
             &mut self.reaper,
             &mut self.cleanup,
             &mut self.audit,
@@ -166,6 +169,7 @@ impl Agent {
             log,
         };
         agent.load_users();
+        agent.features.relief.f.arm(&agent.cfg, once);
         for f in agent.features.all() {
             f.reopen_logs(&agent.cfg);
         }
@@ -290,6 +294,7 @@ impl Agent {
                 "no (start-time check, then kill)"
             }
         });
+        let relief = self.features.relief.f.watching();
         self.log
             .event(level, "start")
             .str("version", env!("CARGO_PKG_VERSION"))
@@ -305,6 +310,8 @@ impl Agent {
             .opt("caps_dropped", self.caps_dropped.as_deref())
             .opt("limited", limited.as_deref())
             .opt("pidfd", pidfd)
+            .opt("relief", relief.map(|r| r.0))
+            .opt("relief_no_trigger", relief.and_then(|r| r.1))
             .u64("users", self.users.len() as u64)
             .str("actions", actions)
             .opt("actions_off", self.actions_off.as_deref())

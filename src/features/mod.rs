@@ -1,6 +1,6 @@
 //! Features: what the agent does with a cycle's Reading beyond judging it (the
-//! top processes, the reaper, cleanup, the shell-history audit, the idle-time
-//! tasks, alerts, the metrics file). Each lives in one place and owns its state:
+//! top processes, memory relief, the reaper, cleanup, the shell-history audit,
+//! the idle-time tasks, alerts, the metrics file). Each lives in one place and owns its state:
 //! what it remembers between cycles, its pure decisions, and its step. The loop
 //! (`agent`) drives every feature through one small trait, `Feature`, and hands
 //! it a `Cx`: everything a step may use, and nothing else.
@@ -41,14 +41,15 @@
 //! 6. **The cycle.** One field in `agent::Features`, one entry in
 //!    `Features::all` (reload, save, poll, tend and stop go through it), and one
 //!    line in `Agent::cycle` at its place in the order: sample → judge →
-//!    transitions → sample line → top → reaper → cleanup → audit → tasks →
-//!    alerts → metrics file → state.
+//!    transitions → sample line → top → relief → reaper → cleanup → audit →
+//!    tasks → alerts → metrics file → state.
 
 pub mod alerts;
 pub mod audit;
 pub mod cleanup;
 pub mod metrics;
 pub mod reaper;
+pub mod relief;
 pub mod tasks;
 pub mod top;
 
