@@ -94,7 +94,8 @@ impl Agent {
             self.log_stop(sig);
         }
         let mut line = String::new();
-        let status = report::status_line(&mut line, &self.metrics, &self.reading);
+        let relief = self.cfg.relief.enabled.then_some(&self.cfg.relief);
+        let status = report::status_line(&mut line, &self.metrics, &self.reading, relief);
         out!("{line}");
         status
     }

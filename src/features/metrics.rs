@@ -55,6 +55,7 @@ impl Feature for MetricsFile {
         let extra = report::Extra {
             cycles: cx.stats.cycles,
             cycle_seconds: cx.stats.last_cycle_seconds,
+            relief: cx.cfg.relief.enabled,
         };
         report::prometheus(&mut self.text, cx.metrics, cx.reading, &extra);
         file.write(self.text.as_bytes(), false, cx.log);

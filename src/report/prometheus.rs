@@ -16,6 +16,8 @@ pub struct Extra {
     pub cycles: u64,
     /// How long the previous cycle took.
     pub cycle_seconds: f64,
+    /// Memory relief is on: MemAvailable, what it judges, in bytes as well.
+    pub relief: bool,
 }
 
 /// Writes the whole file into `out` (cleared first; its storage is reused).
@@ -24,7 +26,7 @@ pub fn prometheus(out: &mut String, metrics: &[Metric], r: &Reading, x: &Extra) 
     let mut t = Text(out);
     t.gauge("build_info", "The agent's version, in the label; always 1.");
     t.line("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-    host(&mut t, r);
+    host(&mut t, r, x.relief);
     disks(&mut t, metrics, r);
     pressure(&mut t, r);
     t.gauge(
@@ -53,7 +55,7 @@ pub fn prometheus(out: &mut String, metrics: &[Metric], r: &Reading, x: &Extra) 
     );
 }
 
-fn host(t: &mut Text, r: &Reading) {
+fn host(t: &mut Text, r: &Reading, relief: bool) {
     if let Some(c) = r.cpu_percent {
         t.single(
             "cpu_used_ratio",
@@ -67,6 +69,13 @@ fn host(t: &mut Text, r: &Reading) {
             "memory_used_ratio",
             "Memory in use (total minus available), share of the total (0-1).",
             ratio(p, 1),
+        );
+    }
+    if let Some(m) = r.mem().filter(|_| relief) {
+        t.single(
+            "memory_available_bytes",
+            "MemAvailable: memory available for new work without swapping.",
+            (m.available_kb * 1024) as f64,
         );
     }
     if let Some(p) = r.swap_percent {

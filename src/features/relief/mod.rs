@@ -180,6 +180,19 @@ impl Feature for Relief {
         }
     }
 
+    /// The agent stops: the process signalled is told of as it is now.
+    fn stop(&mut self, cx: &mut Cx) {
+        let now = sys::monotonic_ns();
+        if let Some(p) = self.pending.as_mut()
+            && p.exited.is_none()
+            && !p.alive()
+        {
+            p.exited = Some(now);
+        }
+        let mem = self.host.as_mut().and_then(|h| h.meminfo().ok());
+        self.done(cx, now, mem);
+    }
+
     /// Between cycles: the process signalled, then a check when the trigger fired
     /// or one is due.
     fn tend(&mut self, cx: &mut Cx) {
