@@ -71,6 +71,13 @@ fn scenario(tag: &str, relief: &str) -> Option<Scenario> {
     Some(s)
 }
 
+/// Runs `body` after the scenario helpers and `HOGS` in the scenario `tag` (see
+/// `scenario`); `None` when skipped.
+fn with_hogs(tag: &str, relief: &str, body: &str) -> Option<Outcome> {
+    let s = scenario(tag, relief)?;
+    Some(s.run(&format!("{HOGS}\n{body}")))
+}
+
 /// The lines of `event` without `ts=`, and without the figures that depend on
 /// this machine (rss, oom_score, the memory and PSI figures, how long it took).
 fn lines(log: &str, event: &str) -> Vec<String> {
@@ -92,6 +99,23 @@ fn lines(log: &str, event: &str) -> Vec<String> {
                 .join(" ")
         })
         .collect()
+}
+
+/// Asserts the `event` lines of the scenario's log (see `lines`) are `want`.
+fn expect_lines(o: &Outcome, event: &str, want: &[String]) {
+    assert_eq!(lines(&o.log, event), want, "{}", o.context);
+}
+
+/// The relief line of the hog `pid` (bob's) sent `action` for MemAvailable.
+fn hog_line(pid: i32, action: &str) -> String {
+    format!(
+        "level=warn event=relief pid={pid} name=hog user=bob reason=mem_available action={action}"
+    )
+}
+
+/// The relief_done line of the hog `pid`, which exited after `signal`.
+fn done_line(pid: i32, signal: &str) -> String {
+    format!("level=info event=relief_done pid={pid} name=hog signal={signal} exited=yes")
 }
 
 /// How many `event=sample` lines come before the first line with `needle`.
@@ -213,11 +237,7 @@ fn fs_type(p: &Path) -> String {
 
 #[test]
 fn a_hog_below_the_limit_is_stopped_between_cycles_and_the_protected_survive() {
-    let Some(s) = scenario("hog", "avoid = bigavoid\ngrace = 5s\n") else {
-        return;
-    };
-    let o = s.run(&format!(
-        r#"{HOGS}
+    let body = r#"
 fixed bigavoid 1000 400
 fixed keeper 1000 400
 fixed rootbig 0 400
@@ -229,11 +249,13 @@ touch "$T/run/go"
 poll dead "$H"
 status hog_status "$H"
 poll logged "event=relief_done" || problem no_relief_done
-for k in bigavoid keeper rootbig; do record "alive_$k" "${{P[$k]}}"; done
+for k in bigavoid keeper rootbig; do record "alive_$k" "${P[$k]}"; done
 stop_agent
-for k in bigavoid keeper rootbig; do kill -KILL "${{P[$k]}}"; done
-"#
-    ));
+for k in bigavoid keeper rootbig; do kill -KILL "${P[$k]}"; done
+"#;
+    let Some(o) = with_hogs("hog", "avoid = bigavoid\ngrace = 5s\n", body) else {
+        return;
+    };
     let hog = o.pid("hog");
     o.expect("hog_status", "143");
     for k in ["bigavoid", "keeper", "rootbig"] {
@@ -241,22 +263,8 @@ for k in bigavoid keeper rootbig; do kill -KILL "${{P[$k]}}"; done
     }
     o.expect("agent_rc", "0");
     let log = &o.log;
-    assert_eq!(
-        lines(log, "relief"),
-        [format!(
-            "level=warn event=relief pid={hog} name=hog user=bob reason=mem_available action=term"
-        )],
-        "{}",
-        o.context
-    );
-    assert_eq!(
-        lines(log, "relief_done"),
-        [format!(
-            "level=info event=relief_done pid={hog} name=hog signal=term exited=yes"
-        )],
-        "{}",
-        o.context
-    );
+    expect_lines(&o, "relief", &[hog_line(hog, "term")]);
+    expect_lines(&o, "relief_done", &[done_line(hog, "term")]);
     // Woken between the first cycle and the second.
     assert_eq!(samples_before(log, " event=relief "), 1, "{}", o.context);
     // It watched with the kernel's trigger where this kernel has PSI.
@@ -277,11 +285,7 @@ for k in bigavoid keeper rootbig; do kill -KILL "${{P[$k]}}"; done
 
 #[test]
 fn without_psi_a_hog_that_ignores_sigterm_is_killed_after_grace() {
-    let Some(s) = scenario("grace", "grace = 1s\n") else {
-        return;
-    };
-    let o = s.run(&format!(
-        r#"{HOGS}
+    let body = r#"
 # A kernel without PSI, as the agent sees it.
 mount -t tmpfs none /proc/pressure
 limit
@@ -294,32 +298,19 @@ poll dead "$H"
 status hog_status "$H"
 poll logged "event=relief_done" || problem no_relief_done
 stop_agent
-"#
-    ));
+"#;
+    let Some(o) = with_hogs("grace", "grace = 1s\n", body) else {
+        return;
+    };
     let hog = o.pid("hog");
     o.expect("hog_status", "137");
     let log = &o.log;
-    assert_eq!(
-        lines(log, "relief"),
-        [
-            format!(
-                "level=warn event=relief pid={hog} name=hog user=bob reason=mem_available action=term"
-            ),
-            format!(
-                "level=warn event=relief pid={hog} name=hog reason=\"still running 1s after SIGTERM\" action=kill"
-            ),
-        ],
-        "{}",
-        o.context
+    let kill = format!(
+        "level=warn event=relief pid={hog} name=hog reason=\"still running 1s after SIGTERM\" \
+         action=kill"
     );
-    assert_eq!(
-        lines(log, "relief_done"),
-        [format!(
-            "level=info event=relief_done pid={hog} name=hog signal=kill exited=yes"
-        )],
-        "{}",
-        o.context
-    );
+    expect_lines(&o, "relief", &[hog_line(hog, "term"), kill]);
+    expect_lines(&o, "relief_done", &[done_line(hog, "kill")]);
     assert_eq!(samples_before(log, " event=relief "), 1, "{}", o.context);
     assert_eq!(field(log, " event=start ", "relief"), "poll");
     assert!(
@@ -333,11 +324,7 @@ stop_agent
 
 #[test]
 fn a_once_run_stops_the_hog_and_sees_it_exit() {
-    let Some(s) = scenario("once", "") else {
-        return;
-    };
-    let o = s.run(&format!(
-        r#"{HOGS}
+    let body = r#"
 limit
 hog 1001
 touch "$T/run/go"
@@ -345,28 +332,16 @@ poll grep_out hog crossed || problem not_crossed
 once; out rc $?
 poll dead "$H"
 status hog_status "$H"
-"#
-    ));
+"#;
+    let Some(o) = with_hogs("once", "", body) else {
+        return;
+    };
     o.expect_nagios("rc");
     o.expect("hog_status", "143");
     let hog = o.pid("hog");
-    assert_eq!(
-        lines(&o.log, "relief"),
-        [format!(
-            "level=warn event=relief pid={hog} name=hog user=bob reason=mem_available action=term"
-        )],
-        "{}",
-        o.context
-    );
+    expect_lines(&o, "relief", &[hog_line(hog, "term")]);
     // The run waited for the exit.
-    assert_eq!(
-        lines(&o.log, "relief_done"),
-        [format!(
-            "level=info event=relief_done pid={hog} name=hog signal=term exited=yes"
-        )],
-        "{}",
-        o.context
-    );
+    expect_lines(&o, "relief_done", &[done_line(hog, "term")]);
 }
 
 // 3. Real memory stalls: the PSI trigger.
@@ -465,14 +440,10 @@ rm -f "$T/run/big"
         "{}",
         o.context
     );
-    assert_eq!(
-        lines(log, "relief"),
-        [format!(
-            "level=warn event=relief pid={stress} name=stress user=bob reason=psi_trigger action=term"
-        )],
-        "{}",
-        o.context
+    let line = format!(
+        "level=warn event=relief pid={stress} name=stress user=bob reason=psi_trigger action=term"
     );
+    expect_lines(&o, "relief", &[line]);
     // The trigger woke it between cycles: before the second sample line.
     assert_eq!(samples_before(log, " event=relief "), 1, "{}", o.context);
 }

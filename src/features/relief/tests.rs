@@ -55,59 +55,50 @@ fn shape(line: &str) -> String {
         .join(" ")
 }
 
-#[test]
-fn memory_short_chooses_the_preferred_process_once_per_min_interval() {
-    let name = format!("rlf{}", std::process::id());
-    let mut b = Bench::new("relief-short", &ini(&name, ""));
+/// Memory short on a bench with `more` in `[relief]` and this test's own sleeper,
+/// preferred, among the candidates; `steps` steps. Returns the sleeper's pid and
+/// name, what the effects were asked, and the relief lines (`shape`).
+fn short(tag: &str, more: &str, steps: usize) -> (i32, String, Vec<Asked>, Vec<String>) {
+    let name = format!("{tag}{}", std::process::id());
+    let mut b = Bench::new(&format!("relief-{tag}"), &ini(&name, more));
     let mut child = sleeper(&b.dir, &name);
-    let pid = child.id() as i32;
     memory(&mut b, 10);
     let mut slot = Slot::new(Relief::default());
     slot.f.arm(&b.cfg, true);
-    step(&mut b, &mut slot);
-    step(&mut b, &mut slot);
+    for _ in 0..steps {
+        step(&mut b, &mut slot);
+    }
     let asked = b.effects.take();
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(
-        asked,
-        [Asked::Signal {
-            pid,
-            sig: libc::SIGTERM
-        }]
-    );
-    let lines: Vec<String> = b.events("relief").iter().map(|l| shape(l)).collect();
-    assert_eq!(
-        lines,
-        [format!(
-            "level=warn event=relief pid={pid} name={name} mem_available=10240 swap_free=0 \
-             reason=mem_available action=term dry_run=yes"
-        )]
-    );
+    let lines = b.events("relief").iter().map(|l| shape(l)).collect();
+    (child.id() as i32, name, asked, lines)
+}
+
+/// The relief line `short` gives for `action`, in a dry run.
+fn relief_line(pid: i32, name: &str, action: &str) -> String {
+    format!(
+        "level=warn event=relief pid={pid} name={name} mem_available=10240 swap_free=0 \
+         reason=mem_available action={action} dry_run=yes"
+    )
+}
+
+#[test]
+fn memory_short_chooses_the_preferred_process_once_per_min_interval() {
+    let (pid, name, asked, lines) = short("rlf", "", 2);
+    let term = Asked::Signal {
+        pid,
+        sig: libc::SIGTERM,
+    };
+    assert_eq!(asked, [term]);
+    assert_eq!(lines, [relief_line(pid, &name, "term")]);
 }
 
 #[test]
 fn action_log_only_says_what_it_would_choose() {
-    let name = format!("rlg{}", std::process::id());
-    let mut b = Bench::new("relief-log", &ini(&name, "action = log\n"));
-    let mut child = sleeper(&b.dir, &name);
-    let pid = child.id() as i32;
-    memory(&mut b, 10);
-    let mut slot = Slot::new(Relief::default());
-    slot.f.arm(&b.cfg, true);
-    step(&mut b, &mut slot);
-    let asked = b.effects.take();
-    let _ = child.kill();
-    let _ = child.wait();
+    let (pid, name, asked, lines) = short("rlg", "action = log\n", 1);
     assert_eq!(asked, []);
-    let lines: Vec<String> = b.events("relief").iter().map(|l| shape(l)).collect();
-    assert_eq!(
-        lines,
-        [format!(
-            "level=warn event=relief pid={pid} name={name} mem_available=10240 swap_free=0 \
-             reason=mem_available action=log dry_run=yes"
-        )]
-    );
+    assert_eq!(lines, [relief_line(pid, &name, "log")]);
 }
 
 #[test]
