@@ -70,7 +70,8 @@ pub struct Relief {
     next_check: u64,
     /// The trigger fired on the last wake-up.
     fired: bool,
-    /// When the last process was chosen (monotonic ns), for `min_interval`.
+    /// When a process was last chosen, or a choice tried (monotonic ns), for
+    /// `min_interval`.
     last_choice: Option<u64>,
     /// The process signalled, until it exits or relief stops waiting for it.
     pending: Option<Pending>,
@@ -183,10 +184,10 @@ impl Feature for Relief {
     /// The agent stops: the process signalled is told of as it is now.
     fn stop(&mut self, cx: &mut Cx) {
         let now = sys::monotonic_ns();
-        if let Some(p) = self.pending.as_mut()
-            && p.exited.is_none()
-            && !p.alive()
-        {
+        let Some(p) = self.pending.as_mut() else {
+            return;
+        };
+        if p.exited.is_none() && !p.alive() {
             p.exited = Some(now);
         }
         let mem = self.host.as_mut().and_then(|h| h.meminfo().ok());
@@ -299,6 +300,9 @@ impl Relief {
             Scan::Cycle => cx.scan.this_cycle(cx.once).map(drop),
             Scan::Now => cx.scan.scan_now(cx.once).map(drop),
         };
+        // What follows counts as a choice for `min_interval`, whatever comes of it:
+        // a shortage that lasts does not rescan /proc every check.
+        self.last_choice = Some(now);
         if let Err(e) = scanned {
             cx.log.error(crate::log::Level::Error, "scan", e).emit();
             return;
@@ -322,7 +326,6 @@ impl Relief {
         let name = scanner.name(&scanner.procs()[victim.index]).to_vec();
         // Signalled in the agent's own namespace: only a pid read from its own procfs.
         let own = ownproc::prove(dir, sys::getpid(), &mut self.buf);
-        self.last_choice = Some(now);
         let chosen = Chosen {
             victim,
             name,

@@ -10,11 +10,25 @@ use crate::features::bench::Bench;
 use std::path::Path;
 use std::process::{Child, Command};
 
-/// A copy of sleep named `name` in `dir`, started (the name is its comm).
+/// A copy of sleep named `name` in `dir`, started (the name is its comm), and
+/// running: relief passes over a process without resident memory, as one is
+/// right after its exec.
 fn sleeper(dir: &Path, name: &str) -> Child {
     let bin = dir.join(name);
     std::fs::copy("/bin/sleep", &bin).expect("copy sleep");
-    Command::new(&bin).arg("100").spawn().expect("spawn")
+    let child = Command::new(&bin).arg("100").spawn().expect("spawn");
+    let statm = format!("/proc/{}/statm", child.id());
+    let resident = || {
+        let text = std::fs::read_to_string(&statm).unwrap_or_default();
+        text.split(' ').nth(1).and_then(|r| r.parse::<u64>().ok())
+    };
+    for _ in 0..10_000 {
+        if resident().is_some_and(|r| r > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child
 }
 
 /// `[relief]` on, memory short whatever the host has (below 100%), this test's
