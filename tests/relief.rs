@@ -186,15 +186,7 @@ fn relief_adds_memory_available_and_psi_to_the_status_line_and_metrics_file() {
 fn a_once_run_on_a_directory_that_is_not_the_agents_procfs_only_reports() {
     let h = Host::new("relief-fixture");
     h.mem(99);
-    h.process(
-        4321,
-        "4321 (bloat) R 1 4321 4321 0 -1 0 0 0 0 0 50 5 0 0 20 0 1 0 5000 900000000 200000 0 0\n"
-            .to_string(),
-        "Name:\tbloat\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0\n",
-        "bloat\0--big\0",
-    );
-    h.write("proc/4321/oom_score", "901\n");
-    h.write("proc/4321/oom_score_adj", "0\n");
+    bloat(&h);
     let extra = "[reaper]\nscope = all\n\n[relief]\nenabled = yes\n";
     let cfg = h.config(Ini::extra(extra));
     let run = h.once_seeded(&cfg, &[]);
@@ -217,6 +209,50 @@ fn a_once_run_on_a_directory_that_is_not_the_agents_procfs_only_reports() {
         field(&log, " event=relief ", "mem_available"),
         (10486u64 * 1024).to_string()
     );
+}
+
+#[test]
+fn a_reload_that_turns_relief_on_arms_it_and_says_why_there_is_no_trigger() {
+    let h = Host::new("relief-reload");
+    bloat(&h);
+    let off = h.config(Ini::extra("[reaper]\nscope = all\n"));
+    let svc = h.spawn(&off);
+    h.wait_cycles(2);
+    h.config(Ini::extra(
+        "[reaper]\nscope = all\n\n[relief]\nenabled = yes\nmem_available_below = 100%\n",
+    ));
+    svc.signal(libc::SIGHUP);
+    h.must_see(" event=relief ", 1);
+    let log = h.log();
+    let start = log.lines().next().unwrap_or("");
+    assert!(!start.contains(" relief="), "{start}");
+    // No PSI in the fixture: said once, then MemAvailable is read instead.
+    assert_eq!(
+        h.events(" what=relief "),
+        [format!(
+            "level=warn event=error what=relief error=\"cannot open {}: No such file or \
+             directory\" effect=\"MemAvailable read every check_interval at the latest\"",
+            h.p("proc/pressure/memory")
+        )]
+    );
+    let relief = h.events(" event=relief ");
+    assert!(relief[0].starts_with("level=warn event=relief pid=4321 name=bloat user=alice "));
+    assert!(relief[0].contains(" reason=mem_available action=log log_only="));
+    drop(svc);
+}
+
+/// A fixture process of alice's, `bloat` (4321): 200,000 pages resident,
+/// `oom_score` 901.
+fn bloat(h: &Host) {
+    h.process(
+        4321,
+        "4321 (bloat) R 1 4321 4321 0 -1 0 0 0 0 0 50 5 0 0 20 0 1 0 5000 900000000 200000 0 0\n"
+            .to_string(),
+        "Name:\tbloat\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0\n",
+        "bloat\0--big\0",
+    );
+    h.write("proc/4321/oom_score", "901\n");
+    h.write("proc/4321/oom_score_adj", "0\n");
 }
 
 fn page_size() -> u64 {
