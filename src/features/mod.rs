@@ -18,8 +18,10 @@
 //!    step), `save` (persist what changed), `reload` (a new config was accepted:
 //!    carry state over by name, forget what no longer applies), `reopen_logs`
 //!    (a log of its own, reopened on every SIGHUP: `audit/`), `users_loaded`
-//!    (what it derives from passwd), and `poll` / `tend` / `stop` for children
-//!    it runs. A feature is only stepped while the agent holds the state_dir lock.
+//!    (what it derives from passwd), and `poll` / `woke` / `tend` / `stop` for
+//!    children it runs or descriptors it waits on between cycles (`relief/`: a
+//!    PSI trigger and the pidfd of a process it signalled). A feature is only
+//!    stepped while the agent holds the state_dir lock.
 //! 3. **Cx.** A step reads `cx.cfg`, `cx.reading` and `cx.metrics`, logs with
 //!    `cx.log`, shares the cycle's process scan (`cx.scan.this_cycle`), asks
 //!    `cx.mounts` whether a path's mount answers, names users with `cx.users`,
