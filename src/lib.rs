@@ -18,11 +18,12 @@
 //! loop and in a `--once` run:
 //!
 //! ```text
-//! wake (poll on the signal pipe and children, timeout = time to the next cycle)
+//! wake (poll on the signal pipe, children and a PSI trigger, timeout = time to
+//!       the next cycle or to a feature's deadline)
 //!  → sample /proc and statvfs into the Reading → judge (levels, hysteresis)
 //!  → alert / recovered events → sample event
-//!  → top → reaper → cleanup → deleted-open files → audit → tasks → alerts
-//!  → metrics file → status file → state_dir
+//!  → top → relief → reaper → cleanup → deleted-open files → audit → tasks
+//!  → alerts → metrics file → status file → state_dir
 //! ```
 //!
 //! Each step after the sample line is a feature that owns its state

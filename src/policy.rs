@@ -40,7 +40,7 @@ pub const CAP_SETUID: u32 = 7;
 pub fn needed_capabilities(cfg: &Config) -> u64 {
     let bit = |b: u32| 1u64 << b;
     let mut m = 0;
-    if cfg.reaper.enabled && !cfg.reap.is_empty() {
+    if cfg.reaper.enabled && !cfg.reap.is_empty() || relief_signals(cfg) {
         m |= bit(CAP_KILL);
     }
     if !cfg.cleanup.is_empty() {
@@ -53,6 +53,11 @@ pub fn needed_capabilities(cfg: &Config) -> u64 {
         m |= bit(CAP_SETUID) | bit(CAP_SETGID);
     }
     m
+}
+
+/// Whether memory relief is on and may signal (not only log).
+fn relief_signals(cfg: &Config) -> bool {
+    cfg.relief.enabled && cfg.relief.action != crate::config::Action::Log
 }
 
 /// For a process that is not root, which configured features its missing
@@ -73,6 +78,15 @@ pub fn privilege_limits(uid: u32, caps: u64, cfg: &Config) -> Vec<String> {
         if !m.is_empty() {
             out.push(format!(
                 "reaper: no {}, signals only uid {uid}'s processes",
+                m.join(",")
+            ));
+        }
+    }
+    if relief_signals(cfg) {
+        let m = missing(&[(CAP_KILL, "cap_kill")]);
+        if !m.is_empty() {
+            out.push(format!(
+                "relief: no {}, signals only uid {uid}'s processes",
                 m.join(",")
             ));
         }
@@ -131,5 +145,22 @@ mod tests {
             may_keep_capabilities(100, p, Some((0, 0o100664))),
             Err("/etc/aion/a.ini is writable by group or others (mode 664)".to_string())
         );
+    }
+
+    #[test]
+    fn memory_relief_that_signals_needs_cap_kill() {
+        let kill = 1u64 << CAP_KILL;
+        let mut cfg = Config::default();
+        assert_eq!(needed_capabilities(&cfg) & kill, 0);
+        cfg.relief.enabled = true;
+        assert_eq!(needed_capabilities(&cfg) & kill, kill);
+        let line = "relief: no cap_kill, signals only uid 100's processes".to_string();
+        assert!(privilege_limits(100, 0, &cfg).contains(&line));
+        assert!(!privilege_limits(100, kill, &cfg).contains(&line));
+        assert!(privilege_limits(0, 0, &cfg).is_empty());
+        // Only logging signals nothing.
+        cfg.relief.action = crate::config::Action::Log;
+        assert_eq!(needed_capabilities(&cfg) & kill, 0);
+        assert!(!privilege_limits(100, 0, &cfg).contains(&line));
     }
 }

@@ -70,6 +70,21 @@ impl Signals {
     /// Sleeps up to `ms`, until a signal arrives, or until one of `fds` (a child's
     /// output) is readable.
     pub fn wait_or(&self, ms: u64, fds: &[std::os::fd::RawFd]) {
+        let mut pfds = [libc::pollfd {
+            fd: -1,
+            events: libc::POLLIN,
+            revents: 0,
+        }; 7];
+        let n = fds.len().min(pfds.len());
+        for (slot, &fd) in pfds[..n].iter_mut().zip(fds) {
+            slot.fd = fd;
+        }
+        self.wait_polled(ms, &mut pfds[..n]);
+    }
+
+    /// Sleeps up to `ms`, until a signal arrives, or until one of `fds` is ready
+    /// for its `events` (at most seven); each gets its `revents`.
+    pub fn wait_polled(&self, ms: u64, fds: &mut [libc::pollfd]) {
         let ms = ms.min(i32::MAX as u64) as i32;
         let mut pfds = [libc::pollfd {
             fd: -1,
@@ -78,10 +93,11 @@ impl Signals {
         }; 8];
         pfds[0].fd = self.read.as_raw_fd();
         let n = 1 + fds.len().min(pfds.len() - 1);
-        for (slot, &fd) in pfds[1..n].iter_mut().zip(fds) {
-            slot.fd = fd;
-        }
+        pfds[1..n].copy_from_slice(&fds[..n - 1]);
         let r = sys::poll(&mut pfds[..n], ms);
+        for (f, p) in fds.iter_mut().zip(&pfds[1..n]) {
+            f.revents = if r > 0 { p.revents } else { 0 };
+        }
         if r > 0 && pfds[0].revents != 0 {
             sys::drain(self.read.as_raw_fd());
         }

@@ -6,8 +6,10 @@
 //! shipped cleanup rules' shape: `disk_high` with the disk below its limit, the
 //! agent's memory cgroup read and the watched mount's forecast kept, a
 //! history audited that does not grow, a task not due, an alert command with
-//! nothing to tell), after a few warm-up cycles have grown its buffers. The scan cycle is held to the
-//! same, and so is the service's `WATCHDOG=1` to systemd after each cycle.
+//! nothing to tell, memory relief on with memory not short), after a few warm-up
+//! cycles have grown its buffers. The scan cycle is held to the same, and so are
+//! the service's `WATCHDOG=1` to systemd after each cycle and memory relief's
+//! checks between cycles.
 
 mod common;
 
@@ -113,7 +115,8 @@ fn agent(t: &TempDir, thresholds: &str, agent: &str) -> Agent {
          [thresholds]\n{thresholds}\n\
          [alert]\ncommand = /bin/true\nmin_level = critical\n\
          [task.never]\ncommand = /bin/true\nwhen_cpu_below = 0\n\
-         [cleanup.logs]\npaths = {}\nmatch = *.gz\n[cleanup.tmp]\npaths = {} {}\nrecursive = yes\n",
+         [cleanup.logs]\npaths = {}\nmatch = *.gz\n[cleanup.tmp]\npaths = {} {}\nrecursive = yes\n\
+         [relief]\nenabled = yes\n",
         p("agent.log"),
         p("state"),
         p("metrics.prom"),
@@ -262,4 +265,37 @@ fn logging_json_lines_allocates_nothing_either() {
         ),
         "{log}"
     );
+}
+
+#[test]
+fn a_memory_relief_check_between_cycles_allocates_nothing() {
+    use system_agent::features::relief::decide::Limits;
+    use system_agent::features::relief::watch::Host;
+    let t = TempDir::new("alloc-relief");
+    t.write("proc/meminfo", proc_meminfo(50));
+    t.write(
+        "proc/pressure/memory",
+        "some avg10=1.00 avg60=0.50 avg300=0.10 total=12345
+         full avg10=0.50 avg60=0.20 avg300=0.10 total=2345
+",
+    );
+    let cfg = Config::default().relief;
+    let mut host = Host::new(&t.join("proc"));
+    let mut check = || {
+        let m = host.meminfo().expect("meminfo");
+        let l = Limits::of(&cfg, &m);
+        let psi = host.psi_full();
+        (l.short(&m, psi, false), l.next_check_ms(&m, 100, true))
+    };
+    let warm = check();
+    let mut seen = Vec::with_capacity(1000);
+    let count = allocations(|| {
+        for _ in 0..1000 {
+            seen.push(check());
+        }
+    });
+    assert_eq!(count, 0);
+    // Half of 1 GiB available, 5% the limit: not short, checked again in 79 ms.
+    assert_eq!(warm, (None, (524_288 - 52_428) / 6000));
+    assert!(seen.iter().all(|s| *s == warm));
 }

@@ -115,12 +115,52 @@ fn shipped() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Keys the shipped file sets, on purpose, to something else than their default:
+/// (section, the shipped line, the line of the default).
+const SHIPPED_NOT_DEFAULT: &[(&str, &str, &str)] = &[
+    // Memory relief first says what it would choose before it is let act.
+    ("[relief]", "action = log", "action = term"),
+];
+
+/// The shipped file with the lines of `SHIPPED_NOT_DEFAULT` set to the defaults.
+fn shipped_defaults() -> String {
+    let mut out = String::new();
+    let mut section = "";
+    for line in shipped().lines() {
+        if line.starts_with('[') {
+            section = line;
+        }
+        let line = SHIPPED_NOT_DEFAULT
+            .iter()
+            .find(|(s, shipped, _)| *s == section && *shipped == line)
+            .map_or(line, |(_, _, default)| default);
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn shipped_ini_sets_on_purpose_only_the_keys_it_says() {
+    let text = shipped();
+    for (section, line, _) in SHIPPED_NOT_DEFAULT {
+        let name = section.trim_matches(['[', ']']);
+        assert!(
+            documented(&text, name).iter().any(|l| l == line),
+            "etc/system_agent.ini: {section} should set \"{line}\""
+        );
+    }
+    let c = ok(&text);
+    assert!(!c.relief.enabled);
+    assert_eq!(c.relief.action, Action::Log);
+}
+
 /// The shipped file's settings in its fixed sections (not its example rules),
 /// comments dropped: what `to_ini()` prints for the built-in defaults.
 fn default_ini() -> String {
     let mut out = String::new();
     let mut keep = false;
-    for line in shipped().lines() {
+    for line in shipped_defaults().lines() {
         if line.starts_with('[') {
             keep = !line.contains('.');
             if keep && !out.is_empty() {
@@ -254,6 +294,20 @@ grace = 30s
 protect = sshd systemd*
 scope = all
 
+[relief]
+enabled = yes
+mem_available_below = 512M
+swap_free_below = 2.5%
+psi_memory_full_above =
+pick = rss
+prefer = stress* make
+avoid = postgres
+user = alice bob
+action = kill
+grace = 2s
+min_interval = 1m
+check_interval = 250ms
+
 [audit]
 bash_history = no
 users = alice bob
@@ -307,7 +361,7 @@ action = kill
 fn default_config_is_the_shipped_ini_without_its_rules() {
     let c = Config::default();
     assert_eq!(c.file, None);
-    let shipped = ok(&shipped());
+    let shipped = ok(&shipped_defaults());
     assert_eq!(
         (
             shipped.cleanup.len(),
@@ -378,7 +432,7 @@ fn printed_defaults_parse_back_to_the_defaults() {
 
 #[test]
 fn shipped_ini_documents_every_key_with_its_default() {
-    let text = shipped();
+    let text = shipped_defaults();
     for k in config::keys() {
         let want = match k.default {
             "" => format!("{} =", k.key),
@@ -2322,4 +2376,93 @@ fn forecast_window_truncate_deleted_cgroup_and_mem_scope() {
         "/etc/a.ini:2: cleanup.x.when: invalid when \"disk_full\" (expected disk_high, \
          disk_filling or always)"
     );
+}
+
+// ---------------------------------------------------------------- [relief]
+
+#[test]
+fn relief_amounts_are_a_percentage_or_a_size() {
+    use system_agent::config::MemAmount;
+    for (v, want) in [
+        ("5%", MemAmount::Percent(5.0)),
+        ("5", MemAmount::Percent(5.0)),
+        ("2.5%", MemAmount::Percent(2.5)),
+        ("0", MemAmount::Percent(0.0)),
+        ("512M", MemAmount::Bytes(512 << 20)),
+        ("2G", MemAmount::Bytes(2 << 30)),
+        ("64k", MemAmount::Bytes(64 << 10)),
+    ] {
+        let c = val("relief", "mem_available_below", v);
+        assert_eq!(c.relief.mem_available_below, want, "{v}");
+        let c = val("relief", "swap_free_below", v);
+        assert_eq!(c.relief.swap_free_below, Some(want), "{v}");
+    }
+    assert_eq!(
+        val("relief", "swap_free_below", "").relief.swap_free_below,
+        None
+    );
+    rejects(
+        "relief",
+        "mem_available_below",
+        &["", "101%", "-5%", "5 %", "1.5G", "12X", "lots"],
+        |v| {
+            format!(
+                "invalid amount \"{v}\" (expected a percentage such as 5% or a size such as 512M)"
+            )
+        },
+    );
+    // A percentage is of the total; a size is itself, in KiB as meminfo counts.
+    assert_eq!(MemAmount::Percent(5.0).kib(24_000_000), 1_200_000);
+    assert_eq!(MemAmount::Bytes(512 << 20).kib(24_000_000), 512 << 10);
+}
+
+#[test]
+fn relief_keys_and_their_ranges() {
+    use system_agent::config::Pick;
+    let c = ok(
+        "[relief]\nenabled = yes\npick = rss\nprefer = a*, b\navoid = c\n\
+                user = alice\naction = kill\npsi_memory_full_above = 25%\n",
+    );
+    let r = &c.relief;
+    assert!(r.enabled);
+    assert_eq!((r.pick, r.action), (Pick::Rss, Action::Kill));
+    let globs = |g: &[Glob]| -> Vec<String> { g.iter().map(|g| g.as_str().to_string()).collect() };
+    assert_eq!(globs(&r.prefer), ["a*", "b"]);
+    assert_eq!(globs(&r.avoid), ["c"]);
+    assert_eq!(r.users, ["alice"]);
+    assert_eq!(r.psi_memory_full_above, Some(25.0));
+    let d = Config::default().relief;
+    assert!(!d.enabled);
+    assert_eq!((d.pick, d.action), (Pick::OomScore, Action::Term));
+    assert_eq!(d.psi_memory_full_above, Some(10.0));
+    assert_eq!((d.grace, d.min_interval), (secs(5), secs(10)));
+    assert_eq!(d.check_interval, ms(100));
+    assert_eq!(
+        val("relief", "psi_memory_full_above", "")
+            .relief
+            .psi_memory_full_above,
+        None
+    );
+    rejects("relief", "pick", &["largest"], |v| {
+        format!("invalid pick \"{v}\" (expected oom_score or rss)")
+    });
+    rejects("relief", "action", &["stop"], |v| {
+        format!("invalid action \"{v}\" (expected term, kill or log)")
+    });
+    assert_eq!(
+        val("relief", "check_interval", "10ms")
+            .relief
+            .check_interval,
+        ms(10)
+    );
+    assert_eq!(
+        val("relief", "check_interval", "10s").relief.check_interval,
+        secs(10)
+    );
+    for v in ["5ms", "11s"] {
+        assert!(
+            bad("relief", "check_interval", v).starts_with("/etc/a.ini:2: relief.check_interval: "),
+            "{v}"
+        );
+    }
 }

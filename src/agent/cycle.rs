@@ -30,6 +30,7 @@ impl Agent {
         report::sample_line(&mut self.log, &self.reading, &self.metrics);
         self.log_source_errors();
         self.step(signals, |f| &mut f.top);
+        self.step(signals, |f| &mut f.relief);
         self.step(signals, |f| &mut f.reaper);
         self.step(signals, |f| &mut f.cleanup);
         self.step(signals, |f| &mut f.deleted);

@@ -26,6 +26,7 @@ use crate::features::cleanup::Cleanup;
 use crate::features::deleted::DeletedOpen;
 use crate::features::metrics::MetricsFile;
 use crate::features::reaper::{self, Reaper};
+use crate::features::relief::Relief;
 use crate::features::status::StatusFile;
 use crate::features::tasks::Tasks;
 use crate::features::top::Top;
@@ -76,6 +77,7 @@ impl Options {
 #[derive(Default)]
 pub struct Features {
     pub top: Slot<Top>,
+    pub relief: Slot<Relief>,
     pub reaper: Slot<Reaper>,
     pub cleanup: Slot<Cleanup>,
     pub deleted: Slot<DeletedOpen>,
@@ -89,9 +91,10 @@ pub struct Features {
 impl Features {
     /// Every feature, for what applies to all: reload, save, poll, tend, stop,
     /// status.
-    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 9] {
+    pub fn all(&mut self) -> [&mut Slot<dyn Feature>; 10] {
         [
             &mut self.top,
+            &mut self.relief,
             &mut self.reaper,
             &mut self.cleanup,
             &mut self.deleted,
@@ -184,6 +187,7 @@ impl Agent {
         agent.reading.forecast_window_ns = agent.cfg.disk.forecast_window.as_nanos() as u64;
         agent.configure_cgroup();
         agent.load_users();
+        agent.features.relief.f.arm(&agent.cfg, once);
         for f in agent.features.all() {
             f.reopen_logs(&agent.cfg);
         }
@@ -329,6 +333,7 @@ impl Agent {
                 "no (start-time check, then kill)"
             }
         });
+        let relief = self.features.relief.f.watching();
         self.log
             .event(level, "start")
             .str("version", env!("CARGO_PKG_VERSION"))
@@ -345,6 +350,8 @@ impl Agent {
             .opt("caps_dropped", self.caps_dropped.as_deref())
             .opt("limited", limited.as_deref())
             .opt("pidfd", pidfd)
+            .opt("relief", relief.map(|r| r.0))
+            .opt("relief_no_trigger", relief.and_then(|r| r.1))
             .u64("users", self.users.len() as u64)
             .str("actions", actions)
             .opt("actions_off", self.actions_off.as_deref())

@@ -67,15 +67,19 @@ impl Agent {
     }
 
     /// Sleeps until `next` (the next cycle, or the systemd watchdog's due time), a
-    /// signal (SIGCHLD included), a child's output or its timeout, then looks
-    /// after the children.
+    /// signal (SIGCHLD included), a descriptor a feature waits on (a child's
+    /// output, a PSI trigger, a victim's exit) or a feature's deadline, then lets
+    /// the features look after what woke them.
     fn sleep(&mut self, signals: &Signals, now: u64, next: u64) {
         let mut set = PollSet::new(next);
         for f in self.features.all() {
             f.poll(&mut set);
         }
         let ms = set.until.saturating_sub(now).div_ceil(1_000_000);
-        signals.wait_or(ms, set.fds());
+        signals.wait_polled(ms, set.polled());
+        for f in self.features.all() {
+            f.woke(&set);
+        }
         self.each_feature(Some(signals), |f, cx| f.tend(cx));
     }
 
@@ -96,7 +100,8 @@ impl Agent {
             self.log_stop(sig);
         }
         let mut line = String::new();
-        let status = report::status_line(&mut line, &self.metrics, &self.reading);
+        let relief = self.cfg.relief.enabled.then_some(&self.cfg.relief);
+        let status = report::status_line(&mut line, &self.metrics, &self.reading, relief);
         out!("{line}");
         status
     }

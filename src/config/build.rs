@@ -14,7 +14,7 @@ use super::source::Layer;
 use super::table::{Key, Rule, Section, Written};
 use super::{
     Agent, Alert, Audit, CleanupRule, Config, ConfigError, Disk, Paths, RULE_SECTIONS, RawSection,
-    ReapRule, Reaper, SECTIONS, Task, Thresholds, lower_is_worse, value,
+    ReapRule, Reaper, Relief, SECTIONS, Task, Thresholds, lower_is_worse, value,
 };
 use std::path::Path;
 
@@ -97,6 +97,7 @@ impl Builder<'_> {
             Thresholds::NAME => self.keys(s, &mut cfg.thresholds),
             Disk::NAME => self.keys(s, &mut cfg.disk),
             Reaper::NAME => self.keys(s, &mut cfg.reaper),
+            Relief::NAME => self.keys(s, &mut cfg.relief),
             Audit::NAME => self.keys(s, &mut cfg.audit),
             Alert::NAME => self.keys(s, &mut cfg.alert),
             _ => self.unknown_section(s),

@@ -4,10 +4,10 @@
 
 use super::kinds::{
     AbsPath, BytesOver0, Choice, Command, Flag, Globs, Int, Load, LogLevel, MaybeCommand, Mounts,
-    Optional, Percent, Required, Seconds, SyslogFacility, Time, TimeIn, TimeOver0,
+    Optional, Percent, Required, Seconds, SyslogFacility, Time, TimeIn, TimeOver0, Words,
 };
 use super::table::{Kind, Written, initial, key, key_name, section};
-use super::{AlertLevel, Facility, LogFormat, MemScope, Scope, value};
+use super::{Action, AlertLevel, Facility, LogFormat, MemScope, Scope, value};
 use crate::glob::Glob;
 use crate::log::Level;
 use std::path::PathBuf;
@@ -121,6 +121,102 @@ section! {
         scope: Scope = "root", Choice { what: "scope", names: &Scope::ALL },
             "root: only processes whose root directory is the agent's; all: every process.";
     }
+}
+
+section! {
+    /// `[relief]`: memory relief, one process stopped before memory runs out (see
+    /// `features::relief`).
+    pub struct Relief in [relief] {
+        enabled: bool = "no", Flag,
+            "Stop one process when memory runs short; off unless enabled.";
+        mem_available_below: MemAmount = "5%", Amount,
+            "Memory is short while MemAvailable is below this: a percentage of MemTotal \
+             (a bare number is one) or a size such as 512M.";
+        swap_free_below: Option<MemAmount> = "", Optional(Amount),
+            "When set, memory is short only while free swap is below this as well (a \
+             percentage of SwapTotal or a size; no swap counts as none free). Empty: swap \
+             is not looked at.";
+        psi_memory_full_above: Option<f64> = "10", Optional(Percent),
+            "Memory is also short while PSI memory full avg10 is above this percentage, and \
+             when the kernel's PSI trigger sees that share of full stall within 2 s. Empty: \
+             off (and no trigger).";
+        pick: Pick = "oom_score", Choice { what: "pick", names: &Pick::ALL },
+            "oom_score: the highest /proc/PID/oom_score is chosen; rss: the largest resident \
+             size.";
+        prefer: Vec<Glob> = "", Globs,
+            "Process names (globs) chosen first, while any of them is a candidate.";
+        avoid: Vec<Glob> = "", Globs,
+            "Process names (globs) chosen only when no other candidate is left.";
+        users as "user": Vec<String> = "", Words,
+            "User names whose processes may be chosen. Empty: any user but root.";
+        action: Action = "term", Choice { what: "action", names: &Action::ALL },
+            "term (SIGTERM, then SIGKILL after grace while memory is still short), kill, or \
+             log (report only).";
+        grace: Duration = "5s", Time,
+            "Between SIGTERM and SIGKILL for action = term.";
+        min_interval: Duration = "10s", Time,
+            "At most one process is chosen per min_interval.";
+        check_interval: Duration = "100ms", TimeIn("10ms", "10s"),
+            "Without a PSI trigger, the longest time between two MemAvailable checks \
+             between cycles, 10ms to 10s.";
+    }
+}
+
+/// An amount of memory: a share of a total, or a size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MemAmount {
+    Percent(f64),
+    Bytes(u64),
+}
+
+impl MemAmount {
+    /// In KiB (the unit of /proc/meminfo), a percentage taken of `total_kb`.
+    pub fn kib(self, total_kb: u64) -> u64 {
+        match self {
+            MemAmount::Percent(p) => (total_kb as f64 * p / 100.0) as u64,
+            MemAmount::Bytes(b) => b / 1024,
+        }
+    }
+}
+
+/// A `MemAmount` as written: a size when it ends in a unit letter (`512M`),
+/// otherwise a percentage (`5%`, `5`).
+pub struct Amount;
+
+impl Kind<MemAmount> for Amount {
+    fn read(&self, w: Written) -> Result<MemAmount, String> {
+        let v = w.value;
+        let sized = v.ends_with(|c: char| c.is_ascii_alphabetic());
+        let amount = match sized {
+            true => value::size(v).map(MemAmount::Bytes),
+            false => value::percent(v).map(MemAmount::Percent),
+        };
+        amount.map_err(|_| {
+            format!(
+                "invalid amount \"{v}\" (expected a percentage such as 5% or a size such as 512M)"
+            )
+        })
+    }
+
+    fn print(&self, a: &MemAmount) -> String {
+        match *a {
+            MemAmount::Percent(p) => format!("{}%", value::fmt_number(p)),
+            MemAmount::Bytes(b) => value::fmt_size(b),
+        }
+    }
+}
+
+/// How memory relief ranks the candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The kernel's own badness, `/proc/PID/oom_score` (which `oom_score_adj` moves).
+    OomScore,
+    /// The resident set size.
+    Rss,
+}
+
+impl Pick {
+    pub const ALL: [(Pick, &'static str); 2] = [(Pick::OomScore, "oom_score"), (Pick::Rss, "rss")];
 }
 
 section! {

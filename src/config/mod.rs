@@ -22,7 +22,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use crate::log::LogFormat;
-pub use keys::{Agent, Alert, Audit, Disk, Paths, Reaper, Thresholds, is_address};
+pub use keys::{
+    Agent, Alert, Audit, Disk, MemAmount, Paths, Pick, Reaper, Relief, Thresholds, is_address,
+};
 pub use load::dropin_dir;
 pub use origin::{Origin, Origins, Source};
 pub use rules::{CleanupRule, ReapRule, Task};
@@ -49,6 +51,7 @@ pub struct Config {
     pub cleanup: Vec<CleanupRule>,
     pub reaper: Reaper,
     pub reap: Vec<ReapRule>,
+    pub relief: Relief,
     pub tasks: Vec<Task>,
     pub audit: Audit,
     pub alert: Alert,
@@ -280,6 +283,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     (Thresholds::NAME, Thresholds::NAMES),
     (Disk::NAME, Disk::NAMES),
     (Reaper::NAME, Reaper::NAMES),
+    (Relief::NAME, Relief::NAMES),
     (Audit::NAME, Audit::NAMES),
     (Alert::NAME, Alert::NAMES),
 ];
@@ -320,6 +324,7 @@ pub fn keys() -> Vec<KeyDoc> {
     docs::<Thresholds>(&mut out, Thresholds::NAME);
     docs::<Disk>(&mut out, Disk::NAME);
     docs::<Reaper>(&mut out, Reaper::NAME);
+    docs::<Relief>(&mut out, Relief::NAME);
     docs::<Audit>(&mut out, Audit::NAME);
     docs::<Alert>(&mut out, Alert::NAME);
     docs::<CleanupRule>(&mut out, &rule(CleanupRule::NAME));
@@ -412,6 +417,7 @@ impl Config {
         add(&mut out, Thresholds::NAME, &self.thresholds);
         add(&mut out, Disk::NAME, &self.disk);
         add(&mut out, Reaper::NAME, &self.reaper);
+        add(&mut out, Relief::NAME, &self.relief);
         add(&mut out, Audit::NAME, &self.audit);
         add(&mut out, Alert::NAME, &self.alert);
         for t in &self.tasks {
@@ -522,6 +528,7 @@ mod tests {
         round_trips(&c.thresholds, true);
         round_trips(&c.disk, true);
         round_trips(&c.reaper, true);
+        round_trips(&c.relief, true);
         round_trips(&c.audit, true);
         round_trips(&c.alert, true);
         // A rule's defaults may print shorter (`every = 24h` prints as `1d`).
@@ -585,6 +592,7 @@ mod tests {
                 "[thresholds]",
                 "[disk]",
                 "[reaper]",
+                "[relief]",
                 "[audit]",
                 "[alert]",
                 "[cleanup.NAME]",

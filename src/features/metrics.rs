@@ -45,6 +45,7 @@ impl Feature for MetricsFile {
         let extra = report::Extra {
             cycles: cx.stats.cycles,
             cycle_seconds: cx.stats.last_cycle_seconds,
+            relief: cx.cfg.relief.enabled,
         };
         report::prometheus(&mut self.text, cx.metrics, cx.reading, &extra);
         self.file.write(path, self.text.as_bytes(), cx.log);

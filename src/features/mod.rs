@@ -1,9 +1,10 @@
 //! Features: what the agent does with a cycle's Reading beyond judging it (the
-//! top processes, the reaper, cleanup, the shell-history audit, the idle-time
-//! tasks, alerts, the metrics and status files). Each lives in one place and
-//! owns its state: what it remembers between cycles, its pure decisions, and its
-//! step. The loop (`agent`) drives every feature through one small trait,
-//! `Feature`, and hands it a `Cx`: everything a step may use, and nothing else.
+//! top processes, memory relief, the reaper, cleanup, the shell-history audit,
+//! the idle-time tasks, alerts, the metrics and status files). Each lives in one
+//! place and owns its state: what it remembers between cycles, its pure
+//! decisions, and its step. The loop (`agent`) drives every feature through one
+//! small trait, `Feature`, and hands it a `Cx`: everything a step may use, and
+//! nothing else.
 //!
 //! # Adding a feature, say `[foo]`
 //!
@@ -18,9 +19,11 @@
 //!    step), `save` (persist what changed), `reload` (a new config was accepted:
 //!    carry state over by name, forget what no longer applies), `reopen_logs`
 //!    (a log of its own, reopened on every SIGHUP: `audit/`), `users_loaded`
-//!    (what it derives from passwd), `poll` / `tend` / `stop` for children it
-//!    runs, and `status` (its `event=status` line on SIGUSR1: its timers and
-//!    counts). A feature is only stepped while the agent holds the state_dir lock.
+//!    (what it derives from passwd), `poll` / `woke` / `tend` / `stop` for
+//!    children it runs or descriptors it waits on between cycles (`relief/`: a
+//!    PSI trigger and the pidfd of a process it signalled), and `status` (its
+//!    `event=status` line on SIGUSR1: its timers and counts). A feature is only
+//!    stepped while the agent holds the state_dir lock.
 //! 3. **Cx.** A step reads `cx.cfg`, `cx.reading` and `cx.metrics`, logs with
 //!    `cx.log`, shares the cycle's process scan (`cx.scan.this_cycle`), asks
 //!    `cx.mounts` whether a path's mount answers, names users with `cx.users`,
@@ -42,8 +45,8 @@
 //! 6. **The cycle.** One field in `agent::Features`, one entry in
 //!    `Features::all` (reload, save, poll, tend and stop go through it), and one
 //!    line in `Agent::cycle` at its place in the order: sample → judge →
-//!    transitions → sample line → top → reaper → cleanup → deleted-open files →
-//!    audit → tasks → alerts → metrics file → status file → state.
+//!    transitions → sample line → top → relief → reaper → cleanup → deleted-open
+//!    files → audit → tasks → alerts → metrics file → status file → state.
 
 pub mod alerts;
 pub mod audit;
@@ -52,6 +55,7 @@ pub mod deleted;
 pub mod metrics;
 mod outfile;
 pub mod reaper;
+pub mod relief;
 pub mod status;
 pub mod tasks;
 pub mod top;
@@ -101,6 +105,11 @@ pub trait Feature {
 
     /// Its running children: descriptors to wake for and the next deadline.
     fn poll(&self, _set: &mut PollSet) {}
+
+    /// What its descriptors in `set` reported on the wake-up just ended (read
+    /// before `tend`; for a descriptor whose event is used up by the poll that
+    /// reports it, as a PSI trigger's is).
+    fn woke(&mut self, _set: &PollSet) {}
 
     /// Looks after its children after a wake-up (output, timeouts, exits).
     fn tend(&mut self, _cx: &mut Cx) {}
@@ -160,6 +169,10 @@ impl<F: Feature + ?Sized> Slot<F> {
 
     pub fn poll(&self, set: &mut PollSet) {
         self.f.poll(set);
+    }
+
+    pub fn woke(&mut self, set: &PollSet) {
+        self.f.woke(set);
     }
 
     pub fn tend(&mut self, cx: &mut Cx) {
@@ -342,9 +355,11 @@ impl Findings {
 }
 
 /// What the service loop sleeps on between cycles: the descriptors of running
-/// children (their output) and the earliest deadline among them.
+/// children (their output), of a victim waiting to exit (its pidfd) and of a PSI
+/// trigger, and the earliest deadline among their owners; after the sleep, what
+/// each descriptor reported.
 pub struct PollSet {
-    fds: [RawFd; 7],
+    pfds: [libc::pollfd; 7],
     n: usize,
     /// Monotonic ns to wake at, at the latest.
     pub until: u64,
@@ -352,8 +367,13 @@ pub struct PollSet {
 
 impl PollSet {
     pub fn new(until: u64) -> PollSet {
+        let none = libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        };
         PollSet {
-            fds: [-1; 7],
+            pfds: [none; 7],
             n: 0,
             until,
         }
@@ -366,29 +386,45 @@ impl PollSet {
         c.poll_fds().for_each(|fd| self.add_fd(fd));
     }
 
-    /// A descriptor to wake for (beyond the first seven, the deadline still holds).
+    /// A descriptor to wake for when it is readable (beyond the first seven, the
+    /// deadline still holds).
     pub fn add_fd(&mut self, fd: RawFd) {
-        if self.n < self.fds.len() {
-            self.fds[self.n] = fd;
+        self.add(fd, libc::POLLIN);
+    }
+
+    /// A descriptor to wake for when it has urgent data (`POLLPRI`: a PSI trigger
+    /// that fired).
+    pub fn add_urgent(&mut self, fd: RawFd) {
+        self.add(fd, libc::POLLPRI);
+    }
+
+    fn add(&mut self, fd: RawFd, events: i16) {
+        if self.n < self.pfds.len() {
+            self.pfds[self.n] = libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            };
             self.n += 1;
         }
     }
 
-    pub fn fds(&self) -> &[RawFd] {
-        &self.fds[..self.n]
+    /// The descriptors, for `poll(2)`, which leaves each one's `revents`.
+    pub fn polled(&mut self) -> &mut [libc::pollfd] {
+        &mut self.pfds[..self.n]
     }
 
-    /// Sleeps up to `ms` or until a descriptor is readable (no signal pipe).
-    fn wait(&self, ms: i32) {
-        let mut pfds = [libc::pollfd {
-            fd: -1,
-            events: libc::POLLIN,
-            revents: 0,
-        }; 7];
-        for (p, &fd) in pfds.iter_mut().zip(self.fds()) {
-            p.fd = fd;
-        }
-        sys::poll(&mut pfds[..self.n], ms);
+    /// What `fd` reported in the last poll (0: nothing, or not in the set).
+    pub fn revents(&self, fd: RawFd) -> i16 {
+        self.pfds[..self.n]
+            .iter()
+            .find(|p| p.fd == fd)
+            .map_or(0, |p| p.revents)
+    }
+
+    /// Sleeps up to `ms` or until a descriptor is ready (no signal pipe).
+    fn wait(&mut self, ms: i32) {
+        sys::poll(self.polled(), ms);
     }
 }
 

@@ -43,7 +43,8 @@ impl Feature for StatusFile {
     }
 
     fn step(&mut self, cx: &mut Cx) {
-        let state = report::status_line(&mut self.line, cx.metrics, cx.reading);
+        let relief = cx.cfg.relief.enabled.then_some(&cx.cfg.relief);
+        let state = report::status_line(&mut self.line, cx.metrics, cx.reading, relief);
         let told = status::Told {
             saved_ns: cx.reading.wall_ns,
             interval_ns: cx.cfg.agent.interval.as_nanos() as u64,

@@ -7,9 +7,11 @@
 //! filling. Load is the
 //! host's load average in the text as in perfdata. The whole line stays within
 //! 4,096 bytes, what the guidelines say Nagios reads of a plugin's output: a longer
-//! one keeps the state and the worst items, and says how many it left out.
+//! one keeps the state and the worst items, and says how many it left out. With
+//! `[relief]` on, perfdata also shows what memory relief judges: MemAvailable in
+//! bytes (its limit as the range it must stay in) and PSI memory full avg10.
 
-use crate::config::MemScope;
+use crate::config::{MemScope, Relief};
 use crate::judge::{Kind, Metric, Status};
 use crate::reading::Reading;
 use std::fmt::Write as _;
@@ -27,16 +29,31 @@ const NOTE_ROOM: usize = 64;
 /// `SYSTEM-AGENT CRITICAL - disk / 96% | cpu=12.0%;80;90 mem=40.1%;85;95 disk_root=96%;85;95 load1=0.52`
 ///
 /// The text lists the metrics that are not OK, worst first; perfdata lists cpu, mem,
-/// swap (when limited), each mount's disk, load1 and each mount's inodes. Returns the
+/// swap (when limited), each mount's disk, load1 and each mount's inodes, then with
+/// `relief` (`[relief]`, when on) mem_available and psi_memory_full. Returns the
 /// overall status, whose discriminant is the exit code. `out` is cleared first and
 /// its storage reused.
-pub fn status_line(out: &mut String, metrics: &[Metric], r: &Reading) -> Status {
+pub fn status_line(
+    out: &mut String,
+    metrics: &[Metric],
+    r: &Reading,
+    relief: Option<&Relief>,
+) -> Status {
     let overall = crate::judge::overall(metrics);
     out.clear();
     let _ = write!(out, "SYSTEM-AGENT {} - ", overall.nagios());
     problems(out, metrics, r);
-    perfdata(out, metrics, r);
+    let v = View { metrics, r, relief };
+    perfdata(out, &v);
     overall
+}
+
+/// What perfdata is made of.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    metrics: &'a [Metric],
+    r: &'a Reading,
+    relief: Option<&'a Relief>,
 }
 
 /// The metrics that are not OK, worst first, as many as `MAX_TEXT` holds, then
@@ -135,9 +152,9 @@ fn cut(out: &mut String, max: usize) {
 /// they fit, in their usual order, with a note in the text saying how many are
 /// left out. Sizes are measured by writing an item and taking it back, so nothing
 /// is allocated beyond `out`.
-fn perfdata(out: &mut String, metrics: &[Metric], r: &Reading) {
+fn perfdata(out: &mut String, v: &View) {
     let (mut need, mut count) = (0, 0);
-    for p in items(metrics, r) {
+    for p in items(v) {
         need += p.len(out);
         count += 1;
     }
@@ -147,11 +164,9 @@ fn perfdata(out: &mut String, metrics: &[Metric], r: &Reading) {
     };
     if fixed + need > MAX_LINE {
         let room = MAX_LINE.saturating_sub(fixed + NOTE_ROOM);
-        keep = Keep::worst_first(out, metrics, r, room);
+        keep = Keep::worst_first(out, v, room);
         let mut probe = keep;
-        let kept = items(metrics, r)
-            .filter(|p| probe.take(p.rank, p.len(out)))
-            .count();
+        let kept = items(v).filter(|p| probe.take(p.rank, p.len(out))).count();
         let _ = write!(
             out,
             "; {} of {count} perfdata items left out ({MAX_LINE}-byte limit)",
@@ -159,7 +174,7 @@ fn perfdata(out: &mut String, metrics: &[Metric], r: &Reading) {
         );
     }
     out.push_str(" |");
-    for p in items(metrics, r) {
+    for p in items(v) {
         if keep.take(p.rank, p.len(out)) {
             p.write(out);
         }
@@ -175,11 +190,11 @@ struct Keep {
 
 impl Keep {
     /// Fills `room` with the items of the worst rank first, then the next.
-    fn worst_first(out: &mut String, metrics: &[Metric], r: &Reading, mut room: usize) -> Keep {
+    fn worst_first(out: &mut String, v: &View, mut room: usize) -> Keep {
         let mut keep = Keep { room: [0; 4] };
         for rank in (0..4u8).rev() {
             keep.room[usize::from(rank)] = room;
-            for p in items(metrics, r).filter(|p| p.rank == rank) {
+            for p in items(v).filter(|p| p.rank == rank) {
                 let n = p.len(out);
                 if n <= room {
                     room -= n;
@@ -213,8 +228,10 @@ struct Perf<'a> {
 }
 
 /// The items in their usual order: cpu, mem, swap, each disk, load1 (the host's
-/// load average, its per-CPU limits scaled to the host), each mount's inodes.
-fn items<'a>(metrics: &'a [Metric], r: &'a Reading) -> impl Iterator<Item = Perf<'a>> {
+/// load average, its per-CPU limits scaled to the host), each mount's inodes, then
+/// relief's figures when it is on.
+fn items<'a>(v: &View<'a>) -> impl Iterator<Item = Perf<'a>> + use<'a> {
+    let (metrics, r) = (v.metrics, v.r);
     let load = metrics.iter().find(|m| m.kind == Kind::Load);
     let host = |v: Option<f64>| v.map(|v| r.whole_host(v));
     let load1 = Perf {
@@ -247,6 +264,38 @@ fn items<'a>(metrics: &'a [Metric], r: &'a Reading) -> impl Iterator<Item = Perf
         .chain(std::iter::once(load1))
         .chain(inodes.map(of))
         .chain(etas.map(of))
+        .chain(v.relief.into_iter().flat_map(move |c| relief_items(c, r)))
+}
+
+/// mem_available in bytes (its limit as a floor) and, where the kernel has PSI,
+/// psi_memory_full (full avg10, its limit as crit): what memory relief judges.
+fn relief_items<'a>(cfg: &'a Relief, r: &'a Reading) -> impl Iterator<Item = Perf<'a>> + use<'a> {
+    let mem = r.mem().copied();
+    let available = Perf {
+        label: "mem_available",
+        value: mem.map(|m| (m.available_kb * 1024) as f64),
+        decimals: 0,
+        unit: "B",
+        warn: None,
+        crit: mem.map(|m| (cfg.mem_available_below.kib(m.total_kb) * 1024) as f64),
+        below: true,
+        rank: 0,
+    };
+    let memory = crate::sample::PRESSURE_KINDS
+        .iter()
+        .position(|k| *k == "memory")
+        .and_then(|i| r.host.pressure[i]);
+    let psi = memory.and_then(|p| p.full).map(|full| Perf {
+        label: "psi_memory_full",
+        value: Some(full.avg10),
+        decimals: 2,
+        unit: "%",
+        warn: None,
+        crit: cfg.psi_memory_full_above,
+        below: false,
+        rank: 0,
+    });
+    std::iter::once(available).chain(psi)
 }
 
 impl Perf<'_> {
@@ -354,7 +403,7 @@ mod tests {
         let mut metrics = metrics_for(&cfg);
         judge(&r, &mut metrics);
         let mut out = String::new();
-        let status = status_line(&mut out, &metrics, &r);
+        let status = status_line(&mut out, &metrics, &r, None);
         (status, out)
     }
 
@@ -482,6 +531,57 @@ mod tests {
         );
         assert!(perf.starts_with(" cpu=10.0%;80;90 mem=50.0%;85;95 disk_srv_000=5%;85;95 "));
         assert!(perf.ends_with(&format!(" disk_srv_{:03}=5%;85;95", kept - 3)));
+    }
+
+    #[test]
+    fn relief_on_adds_mem_available_and_psi_memory_full() {
+        use crate::procfs::meminfo::Meminfo;
+        use crate::procfs::pressure::{Pressure, PressureLine};
+        let mut cfg = Config::default();
+        cfg.disk.mounts.clear();
+        let mut r = Reading::new(&[]);
+        r.host.stat = Ok(Default::default());
+        r.host.mem = Ok(Meminfo {
+            total_kb: 1_000_000,
+            available_kb: 400_000,
+            swap_total_kb: 0,
+            swap_free_kb: 0,
+        });
+        r.host.load = Ok(LoadAvg {
+            one: 0.52,
+            five: 0.5,
+            fifteen: 0.5,
+        });
+        let full = PressureLine {
+            avg10: 12.5,
+            ..PressureLine::default()
+        };
+        r.host.pressure[1] = Some(Pressure {
+            some: full,
+            full: Some(full),
+        });
+        (r.cpu_percent, r.mem_percent) = (Some(10.0), Some(60.0));
+        let mut metrics = metrics_for(&cfg);
+        judge(&r, &mut metrics);
+        let mut out = String::new();
+        let plain = "SYSTEM-AGENT OK - all checks ok | cpu=10.0%;80;90 mem=60.0%;85;95 load1=0.52";
+        assert_eq!(status_line(&mut out, &metrics, &r, None), Status::Ok);
+        assert_eq!(out, plain);
+        status_line(&mut out, &metrics, &r, Some(&cfg.relief));
+        // Its limits: 5% of MemTotal as the floor, 10% full stall as crit.
+        assert_eq!(
+            out,
+            format!("{plain} mem_available=409600000B;;51200000: psi_memory_full=12.50%;;10")
+        );
+        // No PSI: no psi_memory_full; no meminfo: mem_available unknown.
+        r.host.pressure[1] = None;
+        r.host.mem = Err(Error::io(
+            "read",
+            "/proc/meminfo",
+            std::io::Error::from_raw_os_error(libc::EIO),
+        ));
+        status_line(&mut out, &metrics, &r, Some(&cfg.relief));
+        assert!(out.ends_with(" load1=0.52 mem_available=U"), "{out}");
     }
 
     /// One problem longer than the text may be: cut on a character boundary.

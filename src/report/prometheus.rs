@@ -17,6 +17,8 @@ pub struct Extra {
     pub cycles: u64,
     /// How long the previous cycle took.
     pub cycle_seconds: f64,
+    /// Memory relief is on: MemAvailable, what it judges, in bytes as well.
+    pub relief: bool,
 }
 
 /// Writes the whole file into `out` (cleared first; its storage is reused).
@@ -25,7 +27,7 @@ pub fn prometheus(out: &mut String, metrics: &[Metric], r: &Reading, x: &Extra) 
     let mut t = Text(out);
     t.gauge("build_info", "The agent's version, in the label; always 1.");
     t.line("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-    host(&mut t, r);
+    host(&mut t, r, x.relief);
     disks(&mut t, metrics, r);
     pressure(&mut t, r);
     t.gauge(
@@ -54,7 +56,7 @@ pub fn prometheus(out: &mut String, metrics: &[Metric], r: &Reading, x: &Extra) 
     );
 }
 
-fn host(t: &mut Text, r: &Reading) {
+fn host(t: &mut Text, r: &Reading, relief: bool) {
     if let Some(c) = r.cpu_percent {
         t.single(
             "cpu_used_ratio",
@@ -71,6 +73,13 @@ fn host(t: &mut Text, r: &Reading) {
         );
     }
     cgroup(t, r);
+    if let Some(m) = r.mem().filter(|_| relief) {
+        t.single(
+            "memory_available_bytes",
+            "MemAvailable: memory available for new work without swapping.",
+            (m.available_kb * 1024) as f64,
+        );
+    }
     if let Some(p) = r.swap_percent {
         t.single(
             "swap_used_ratio",

@@ -8,7 +8,8 @@ setup privileges
 ensure_host_aion
 "$REPO/scripts/install" --root "$T" --binary "$BIN" 2>/dev/null
 # The shipped config (cleanup rules on) with the reaper enabled and one rule, so
-# both features that need capabilities are configured.
+# both features that need capabilities are configured (memory relief is enabled
+# too, as shipped: action = log, which needs none).
 move_paths "$T" -e 's/^syslog = yes$/syslog = no/' -e 's/^enabled = no$/enabled = yes/' \
     "$T/etc/aion/system_agent.ini" > "$T/agent.ini"
 printf '\n[reap.none]\nmatch = no-such-process\naction = log\n' >> "$T/agent.ini"
@@ -24,7 +25,7 @@ start_line() {  # start_line BINARY [CONFIG]: the start event of one --once run 
 
 line=$(start_line "$T/opt/aion/bin/system-agent")
 case "$line" in
-    *" uid=$uid "*" caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill,cap_setgid,cap_setuid pidfd=yes users="*" actions=on") ;;
+    *" uid=$uid "*" caps=cap_dac_override,cap_dac_read_search,cap_fowner,cap_kill,cap_setgid,cap_setuid pidfd=yes relief=once users="*" actions=on") ;;
     *) fail "as aion with capabilities: $line" ;;
 esac
 ok "as aion with the installed capabilities: every feature, nothing limited"
@@ -34,7 +35,7 @@ install -o 0 -g aion -m 0750 "$T/opt/aion/bin/system-agent" "$T/opt/aion/bin/pla
 line=$(start_line "$T/opt/aion/bin/plain")
 limited="reaper: no cap_kill, signals only uid $uid's processes; task mandb: no cap_setuid,cap_setgid, cannot run as man; audit: no cap_dac_read_search, reads only uid $uid's history; cleanup: no cap_dac_override,cap_fowner,cap_dac_read_search, reads and removes only what uid $uid may"
 case "$line" in
-    *" uid=$uid "*" caps=none limited=\"$limited\" pidfd=yes users="*" actions=on") ;;
+    *" uid=$uid "*" caps=none limited=\"$limited\" pidfd=yes relief=once users="*" actions=on") ;;
     *) fail "as aion without capabilities: $line" ;;
 esac
 ok "as aion without them: caps=none and exactly which features are limited, and why"
