@@ -317,6 +317,7 @@ fn sigusr1_logs_status_lines_and_rewrites_the_file_without_a_cycle() {
             "level=info event=status metric=cpu value=10.0 level=ok state=ok threshold=80 held=1 for_cycles=3".into(),
             "level=info event=status metric=mem value=96.0 level=critical state=ok threshold=95 held=1 for_cycles=3".into(),
             "level=info event=status feature=top active=no".into(),
+            "level=info event=status feature=relief active=no".into(),
             "level=info event=status feature=reaper active=no".into(),
             "level=info event=status feature=cleanup active=no".into(),
             "level=info event=status feature=deleted_open active=no".into(),
