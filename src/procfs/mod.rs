@@ -1,7 +1,7 @@
 //! Pure parsers for the /proc files the agent reads. Each takes the bytes of one file
 //! and returns plain numbers; none opens a file, allocates per call, or can panic on
-//! any input (see the randomized test in `tests/parsers.rs`). Reading is elsewhere
-//! (`sample.rs`, `scan.rs`), so every parser is tested on fixture files.
+//! any input (see the randomized tests in `tests/fuzz_parsers.rs`). Reading is
+//! elsewhere (`sample.rs`, `scan.rs`), so every parser is tested on fixture files.
 
 pub mod cgroup;
 pub mod loadavg;

@@ -1,5 +1,6 @@
-//! The fixed-seed fuzz engine shared by `tests/parsers.rs` (every parser and the
-//! config) and `tests/fuzz_state.rs` (state files as the agent reads them):
+//! The fixed-seed fuzz engine shared by `tests/fuzz_parsers.rs` (every parser),
+//! `tests/fuzz_config.rs` (the config) and `tests/fuzz_state.rs` (state files as
+//! the agent reads them):
 //! SplitMix64, and mutations that matter to line- and field-based text formats.
 //! `scripts/fuzz` runs them long by setting `SA_FUZZ_ROUNDS`.
 #![allow(dead_code)]

@@ -5,12 +5,19 @@
 //! disk cleanup (`cleanup`: file trees with ages), the reaper's scenarios
 //! (`reaper`), idle-time tasks (`tasks`). Polls are bounded, never a bare sleep;
 //! no helper bounds how long something took: a limit here only stops a hang.
+//! The helpers of one family of test files (`config` for tests/config_*.rs;
+//! `logfmt`, the strict log readers, and `hostile`, the host that logs every event
+//! with hostile input, for tests/logfmt_*.rs) are used by their path, not
+//! re-exported: their short names would crowd every test.
 #![allow(dead_code, unused_imports)]
 
 pub mod alerts;
 pub mod audit;
 pub mod cleanup;
+pub mod config;
 pub mod host;
+pub mod hostile;
+pub mod logfmt;
 pub mod ns;
 pub mod procs;
 pub mod reaper;

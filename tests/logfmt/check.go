@@ -1,7 +1,7 @@
 // Command check decodes logfmt from stdin with go-logfmt, the strict decoder that
 // go-kit, Prometheus and Loki's `| logfmt` use, and fails (exit 1) on any decode
 // error or on a value that is not valid UTF-8. For each record (line) it prints one
-// line of space-separated KEY:VALUE pairs, both in hex, so tests/logfmt.rs can
+// line of space-separated KEY:VALUE pairs, both in hex, so tests/common/logfmt.rs can
 // compare the decoded bytes exactly.
 package main
 
