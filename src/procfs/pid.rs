@@ -53,15 +53,34 @@ impl PidStat<'_> {
     }
 }
 
+/// The last `byte` in `s`, looked for eight bytes at a time: the name's closing
+/// parenthesis sits near the start of a stat line of some 300 bytes, and a scan
+/// looks for it once per process (a byte-by-byte `rposition` was a third of the
+/// parse).
+fn rfind_byte(s: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = ONES.wrapping_mul(byte as u64);
+    let mut end = s.len();
+    while let Some(chunk) = end.checked_sub(8).map(|start| &s[start..end]) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // A zero byte in `x` is a match; this is nonzero exactly when there is one.
+        let x = u64::from_ne_bytes(word) ^ pattern;
+        if x.wrapping_sub(ONES) & !x & HIGH != 0 {
+            break;
+        }
+        end -= 8;
+    }
+    s[..end].iter().rposition(|&c| c == byte)
+}
+
 pub fn parse_pid_stat(buf: &[u8]) -> Result<PidStat<'_>, ParseError> {
     let open = buf
         .iter()
         .position(|&c| c == b'(')
         .ok_or(ParseError("no '(' before the name"))?;
-    let close = buf
-        .iter()
-        .rposition(|&c| c == b')')
-        .ok_or(ParseError("no ')' after the name"))?;
+    let close = rfind_byte(buf, b')').ok_or(ParseError("no ')' after the name"))?;
     if close < open {
         return Err(ParseError("')' before '('"));
     }
@@ -70,13 +89,22 @@ pub fn parse_pid_stat(buf: &[u8]) -> Result<PidStat<'_>, ParseError> {
         .ok_or(ParseError("pid is not a number"))?;
     let name = &buf[open + 1..close];
     // Fields from 3 (state) on; index 0 here is field 3.
+    // The fields by hand rather than with `fields`: a scan parses one line per
+    // process, and this loop takes half the time of `split` + `filter`.
     let mut f = [&b""[..]; 22];
     let mut n = 0;
-    for field in fields(&buf[close + 1..]) {
-        if n == f.len() {
+    let mut rest = &buf[close + 1..];
+    while n < f.len() {
+        let Some(start) = rest.iter().position(|c| !c.is_ascii_whitespace()) else {
             break;
-        }
-        f[n] = field;
+        };
+        rest = &rest[start..];
+        let end = rest
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(rest.len());
+        f[n] = &rest[..end];
+        rest = &rest[end..];
         n += 1;
     }
     if n < f.len() {
@@ -199,5 +227,35 @@ pub fn cmdline_display(buf: &[u8], out: &mut Vec<u8>) {
     }
     while out.last() == Some(&b' ') {
         out.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfind_byte;
+
+    /// Every length up to a few words, the byte at every place, once or twice,
+    /// with neighbours one bit away: the same answer as `rposition`.
+    #[test]
+    fn rfind_byte_agrees_with_rposition() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for other in [0u8, b'(', 0x28, 0x2b, 0xa9, 0xff] {
+                    let mut s = vec![other; len];
+                    if at < len {
+                        s[at] = b')';
+                    }
+                    if at > 3 {
+                        s[at / 2] = b')';
+                    }
+                    let want = s.iter().rposition(|&c| c == b')');
+                    assert_eq!(
+                        rfind_byte(&s, b')'),
+                        want,
+                        "len {len} at {at} other {other}"
+                    );
+                }
+            }
+        }
     }
 }
