@@ -533,6 +533,14 @@ pub fn page_size() -> u64 {
     if v > 0 { v as u64 } else { 4096 }
 }
 
+/// Gives the heap's free pages back to the kernel (glibc's `malloc_trim`). A
+/// vector that grows leaves its old, smaller buffer behind as free heap, still
+/// resident; after a scan that grew its records this returns that memory.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
+    unsafe { libc::malloc_trim(0) };
+}
+
 /// The host name from `uname(2)` (not from NSS, which a static binary cannot use).
 pub fn hostname() -> String {
     // SAFETY: zeroed utsname is a valid out-parameter.
