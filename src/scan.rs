@@ -123,14 +123,6 @@ impl Scanner {
     }
 
     /// Scans all processes; `now_ns` is the clock the CPU% window is measured on.
-    fn capacities(&self) -> [usize; 3] {
-        [
-            self.procs.capacity(),
-            self.prev.capacity(),
-            self.names.capacity(),
-        ]
-    }
-
     /// The current records become the previous ones first.
     pub fn scan(&mut self, now_ns: u64) -> Result<(), Error> {
         let capacity = self.capacities();
@@ -172,6 +164,15 @@ impl Scanner {
             sys::release_free_heap();
         }
         Ok(())
+    }
+
+    /// What the record buffers can hold: when a scan changes it, they grew.
+    fn capacities(&self) -> [usize; 3] {
+        [
+            self.procs.capacity(),
+            self.prev.capacity(),
+            self.names.capacity(),
+        ]
     }
 
     /// The current records become the previous ones (for CPU%), and the current
