@@ -199,6 +199,8 @@ pub struct Store {
     files: Outputs,
     /// The text being written (its storage reused).
     text: String,
+    /// The path of the file being written (its storage reused).
+    path_buf: PathBuf,
 }
 
 impl Store {
@@ -209,6 +211,7 @@ impl Store {
             lock: None,
             files: Outputs::new("state", 0o600),
             text: String::new(),
+            path_buf: PathBuf::new(),
         }
     }
 
@@ -309,8 +312,16 @@ impl Store {
         if !self.locked() {
             return false;
         }
-        let path = self.path(kind);
-        self.files.write(&path, text.as_bytes(), true, log)
+        // The path in a kept buffer: the service rewrites `state` whenever a
+        // hysteresis counter moves, and a cycle allocates nothing.
+        // Built as `path` builds it.
+        self.path_buf.as_mut_os_string().clear();
+        self.path_buf.push(&self.dir);
+        self.path_buf.push(kind.name);
+        if kind.acts && self.dry_run {
+            self.path_buf.as_mut_os_string().push(".dry-run");
+        }
+        self.files.write(&self.path_buf, text.as_bytes(), true, log)
     }
 
     /// Once the lock is ours: removes the temporary files a crash left behind
