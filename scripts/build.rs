@@ -14,8 +14,8 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let gnu = env::var("CARGO_CFG_TARGET_ENV").is_ok_and(|e| e == "gnu");
-    let crt_static = env::var("CARGO_CFG_TARGET_FEATURE")
-        .is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
+    let crt_static =
+        env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
     let release = env::var("PROFILE").is_ok_and(|p| p == "release");
     if !gnu || crt_static || !release {
         return;
