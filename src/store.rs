@@ -244,10 +244,18 @@ impl Store {
     /// The path of a file of `kind`: its dry-run copy in a dry run, when it
     /// records actions.
     pub fn path(&self, kind: &Kind) -> PathBuf {
+        let mut path = PathBuf::new();
+        self.path_into(kind, &mut path);
+        path
+    }
+
+    /// `path` into `buf`, reusing its storage.
+    fn path_into(&self, kind: &Kind, buf: &mut PathBuf) {
+        buf.as_mut_os_string().clear();
+        buf.push(&self.dir);
+        buf.push(kind.name);
         if kind.acts && self.dry_run {
-            self.dir.join(format!("{}.dry-run", kind.name))
-        } else {
-            self.dir.join(kind.name)
+            buf.as_mut_os_string().push(".dry-run");
         }
     }
 
@@ -314,14 +322,11 @@ impl Store {
         }
         // The path in a kept buffer: the service rewrites `state` whenever a
         // hysteresis counter moves, and a cycle allocates nothing.
-        // Built as `path` builds it.
-        self.path_buf.as_mut_os_string().clear();
-        self.path_buf.push(&self.dir);
-        self.path_buf.push(kind.name);
-        if kind.acts && self.dry_run {
-            self.path_buf.as_mut_os_string().push(".dry-run");
-        }
-        self.files.write(&self.path_buf, text.as_bytes(), true, log)
+        let mut path = std::mem::take(&mut self.path_buf);
+        self.path_into(kind, &mut path);
+        let written = self.files.write(&path, text.as_bytes(), true, log);
+        self.path_buf = path;
+        written
     }
 
     /// Once the lock is ours: removes the temporary files a crash left behind
